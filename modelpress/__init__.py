@@ -1,0 +1,47 @@
+"""modelpress: compress, convert and serve TensorFlow/Keras models on edge devices and GPU servers.
+
+The public Python API. Nothing heavy is imported here: TensorFlow loads only when a function that
+needs it is called, so ``import modelpress`` stays cheap on a device that only serves::
+
+    import modelpress
+    artifact = modelpress.convert("model.keras", profile="raspberry-pi-4", out="build/rpi",
+                                  calibration="calib.npz")
+    print(artifact.manifest.fidelity)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from modelpress.errors import ModelpressError
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; resolved on first use
+_LAZY = {
+    "convert": "modelpress.api",
+    "inspect": "modelpress.api",
+    "load_model": "modelpress.api",
+    "compress": "modelpress.api",
+    "evaluate": "modelpress.api",
+    "deploy": "modelpress.api",
+    "Artifact": "modelpress.converters.artifact",
+    "DeviceProfile": "modelpress.device_profiles",
+    "load_profile": "modelpress.device_profiles",
+    "builtin_profiles": "modelpress.device_profiles",
+    "Manifest": "modelpress.manifest",
+    "read_manifest": "modelpress.manifest",
+    "create_app": "modelpress.runtime",
+}
+
+__all__ = ["ModelpressError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelpress' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

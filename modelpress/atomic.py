@@ -1,0 +1,77 @@
+"""Atomic writes: nobody ever sees a half-written artifact.
+
+A folder is built under a hidden temporary name beside its destination and renamed into place in one
+step; a file likewise::
+
+    with atomic_directory("artifacts/rpi") as tmp:
+        (tmp / "model.tflite").write_bytes(data)
+        write_manifest(tmp, manifest)
+    # artifacts/rpi now exists, complete; on an exception nothing is left behind
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from modelpress.errors import UsageError
+
+TEMP_PREFIX = ".modelpress-tmp-"
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def atomic_directory(dest: str | Path, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a private temporary folder that becomes ``dest`` when the block succeeds.
+
+    An existing ``dest`` is replaced only when ``overwrite`` is true; it is moved aside first and
+    removed after the new folder is in place, so a reader finds either the old or the new one.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and not overwrite:
+        raise UsageError(f"{dest} already exists; choose another --out or remove it")
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"{dest} exists and is a file; --out must name a folder")
+    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=dest.parent))
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + "old-", dir=dest.parent))
+            os.replace(dest, old / dest.name)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write_bytes(dest: str | Path, data: bytes) -> Path:
+    """Write a file through a temporary sibling and one rename."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return dest

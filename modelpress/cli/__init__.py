@@ -1,0 +1,1 @@
+"""The click command line. Commands parse arguments, call the Python API and print; no logic here."""

@@ -1,0 +1,87 @@
+"""The ``modelpress`` command: a group that turns every ModelpressError into one clean line.
+
+Each command group lives in its own module and imports TensorFlow only inside its commands, so
+``modelpress serve`` and ``modelpress profiles`` work on a device that has no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+
+import click
+
+from modelpress import __version__
+from modelpress.errors import ModelpressError
+
+# command name -> (module, attribute); loaded when the command runs or --help lists it
+COMMANDS = {
+    "profiles": ("modelpress.cli.profiles", "profiles"),
+    "convert": ("modelpress.cli.convert", "convert"),
+    "inspect": ("modelpress.cli.convert", "inspect_cmd"),
+    "compress": ("modelpress.cli.compress", "compress"),
+    "evaluate": ("modelpress.cli.compress", "evaluate"),
+    "serve": ("modelpress.cli.serve", "serve"),
+    "demo": ("modelpress.cli.demo", "demo"),
+}
+
+
+class ModelpressGroup(click.Group):
+    """Lazy subcommands, and expected failures printed as ``Error: ...`` with the error's exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name, (module, _) in COMMANDS.items() if importlib.util.find_spec(module))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        try:
+            module = importlib.import_module(entry[0])
+        except ModuleNotFoundError:
+            return None
+        return getattr(module, entry[1])
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ModelpressError as err:
+            click.secho(f"Error: {err}", fg="red", err=True)
+            ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; nothing half-written was left behind.", err=True)
+            ctx.exit(130)
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ start-up chatter off the user's terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+
+@click.group(cls=ModelpressGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="modelpress")
+@click.option("-v", "--verbose", is_flag=True, help="Log what modelpress does (INFO level).")
+def cli(verbose: bool) -> None:
+    """Compress, convert and serve TensorFlow/Keras models on edge devices and GPU servers.
+
+    \b
+    A typical trip:
+      modelpress profiles list
+      modelpress convert model.keras --profile raspberry-pi-4 --calibration calib.npz --out build/rpi
+      modelpress inspect build/rpi
+      modelpress serve repo/ --port 8500
+
+    Run `modelpress COMMAND --help` for each command's options and examples.
+    """
+    quiet_tensorflow()
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    cli()

@@ -1,0 +1,142 @@
+"""The model package format: the one contract between the converters and the runtime.
+
+A model package is a folder holding the model file, ``modelpress.json`` (this module's
+:class:`Manifest`) and optionally ``labels.txt``. Pure Python: no TensorFlow is imported here, so the
+runtime on a device can read packages too::
+
+    from modelpress.manifest import read_manifest
+    manifest = read_manifest("artifacts/rpi/")
+    print(manifest.inputs[0].shape, manifest.quantization, manifest.fidelity["top1_agreement"])
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelpress.errors import ArtifactError
+
+MANIFEST_NAME = "modelpress.json"
+LABELS_NAME = "labels.txt"
+FORMAT_ID = "modelpress.package/1"
+MODEL_FORMATS = ("tflite", "saved_model")
+
+
+@dataclass
+class TensorSpec:
+    """One input or output tensor. ``shape`` uses -1 for a dynamic (batch) dimension."""
+
+    name: str
+    shape: list[int]
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale is not None and self.scale != 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str) -> TensorSpec:
+        missing = [key for key in ("name", "shape", "dtype") if key not in data]
+        if missing:
+            raise ArtifactError(f"{where} lacks {', '.join(missing)}; every tensor needs name, shape and dtype")
+        return cls(
+            name=str(data["name"]),
+            shape=[int(d) for d in data["shape"]],
+            dtype=str(data["dtype"]),
+            scale=None if data.get("scale") is None else float(data["scale"]),
+            zero_point=None if data.get("zero_point") is None else int(data["zero_point"]),
+        )
+
+
+@dataclass
+class Manifest:
+    """What ``modelpress.json`` holds. ``model_file`` is relative to the package folder."""
+
+    name: str
+    model_format: str
+    model_file: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    version: str = "1"
+    profile: dict[str, Any] = field(default_factory=dict)
+    quantization: str = "none"
+    calibration: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    artifact: dict[str, Any] = field(default_factory=dict)
+    fidelity: dict[str, Any] = field(default_factory=dict)
+    ops: list[str] = field(default_factory=list)
+    tool_versions: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    labels_file: str | None = None
+    notes: list[str] = field(default_factory=list)
+    format: str = FORMAT_ID
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = MANIFEST_NAME) -> Manifest:
+        if not isinstance(data, dict):
+            raise ArtifactError(f"{where} must hold a JSON object, found {type(data).__name__}")
+        if data.get("format") != FORMAT_ID:
+            raise ArtifactError(
+                f"{where} has format {data.get('format')!r}; expected {FORMAT_ID!r} "
+                "(re-create the package with `modelpress convert`)"
+            )
+        required = ("name", "model_format", "model_file", "inputs", "outputs")
+        missing = [key for key in required if key not in data]
+        if missing:
+            raise ArtifactError(f"{where} lacks {', '.join(missing)}; re-create it with `modelpress convert`")
+        if data["model_format"] not in MODEL_FORMATS:
+            raise ArtifactError(
+                f"{where}: model_format {data['model_format']!r} is not one of {', '.join(MODEL_FORMATS)}"
+            )
+        known = {f for f in cls.__dataclass_fields__}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["inputs"] = [TensorSpec.from_dict(t, f"{where} inputs[{i}]") for i, t in enumerate(data["inputs"])]
+        kwargs["outputs"] = [
+            TensorSpec.from_dict(t, f"{where} outputs[{i}]") for i, t in enumerate(data["outputs"])
+        ]
+        return cls(**kwargs)
+
+    def labels(self, folder: str | Path) -> list[str] | None:
+        """The class labels shipped with the package, or None."""
+        if not self.labels_file:
+            return None
+        path = Path(folder) / self.labels_file
+        if not path.is_file():
+            raise ArtifactError(f"{path} is named in the manifest but missing")
+        return [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    """Read and check a package folder's manifest; the model file it names must exist."""
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise ArtifactError(f"{folder} is not a model package: {MANIFEST_NAME} is missing")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ArtifactError(f"{path} is not valid JSON ({err}); re-create the package") from None
+    manifest = Manifest.from_dict(data, where=str(path))
+    model_path = folder / manifest.model_file
+    if Path(manifest.model_file).is_absolute() or ".." in Path(manifest.model_file).parts:
+        raise ArtifactError(f"{path}: model_file {manifest.model_file!r} must be a path inside the package")
+    if not model_path.exists():
+        raise ArtifactError(f"{path} names model file {manifest.model_file!r}, which is missing")
+    return manifest
+
+
+def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
+    """Write the manifest into a folder that is still private (see :mod:`modelpress.atomic`)."""
+    path = Path(folder) / MANIFEST_NAME
+    path.write_text(manifest.to_json() + "\n", encoding="utf-8")
+    return path

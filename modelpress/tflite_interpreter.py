@@ -1,0 +1,205 @@
+"""Run a .tflite model: the one interpreter wrapper that verification and the runtime share.
+
+The interpreter comes from ai-edge-litert, else tflite_runtime, else tf.lite (in that order; a
+candidate that imports but cannot create an interpreter, as tflite_runtime 2.14 under NumPy 2, is
+skipped). Quantized inputs and outputs are converted from and to real values with the model's own
+scale and zero point, unless the caller passes the model's integer dtype::
+
+    model = TFLiteModel("artifact/model.tflite", threads=4)
+    probs = model.predict([x_float32])[0]          # quantizes x, dequantizes the output
+    raw = model.predict([x_int8], dequantize=False)  # the model's own integers
+
+Not thread-safe: one TFLiteModel per concurrent worker (see runtime's interpreter pool).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelpress.errors import ArtifactError, BadRequestError
+
+log = logging.getLogger(__name__)
+
+_INTERPRETER: tuple[Any, Any, str] | None = None
+_SKIPPED: set[str] = set()
+
+DELEGATE_LIBRARIES = {
+    "edgetpu": ("libedgetpu.so.1", "libedgetpu.1.dylib", "edgetpu.dll"),
+    "gpu": ("libtensorflowlite_gpu_delegate.so",),
+}
+
+
+def _candidates():
+    def litert():
+        from ai_edge_litert.interpreter import Interpreter, load_delegate
+
+        return Interpreter, load_delegate, "ai-edge-litert"
+
+    def tflite_runtime():
+        from tflite_runtime.interpreter import Interpreter, load_delegate
+
+        return Interpreter, load_delegate, "tflite_runtime"
+
+    def tf_lite():
+        import tensorflow as tf
+
+        return tf.lite.Interpreter, tf.lite.experimental.load_delegate, "tf.lite"
+
+    return (litert, tflite_runtime, tf_lite)
+
+
+def interpreter_backend() -> tuple[Any, Any, str]:
+    """(Interpreter class, load_delegate function, backend name) of the first working candidate."""
+    global _INTERPRETER
+    if _INTERPRETER is not None:
+        return _INTERPRETER
+    errors = []
+    for candidate in _candidates():
+        try:
+            interpreter_cls, load_delegate, name = candidate()
+        except Exception as err:  # ImportError, or a broken install
+            errors.append(f"{candidate.__name__}: {type(err).__name__}: {err}")
+            continue
+        if name in _SKIPPED:
+            errors.append(f"{name}: cannot create an interpreter")
+            continue
+        _INTERPRETER = (interpreter_cls, load_delegate, name)
+        return _INTERPRETER
+    raise ArtifactError(
+        "no TFLite interpreter is available (" + "; ".join(errors) + "); install one with "
+        "`pip install ai-edge-litert`"
+    )
+
+
+def _delegates(delegate: str | None, load_delegate) -> list[Any]:
+    if not delegate or delegate in ("none", "xnnpack"):
+        return []  # XNNPACK is applied by default for float and int8 CPU kernels
+    libraries = DELEGATE_LIBRARIES.get(delegate)
+    if not libraries:
+        log.warning("delegate %r has no loader on this platform; running on the CPU", delegate)
+        return []
+    for library in libraries:
+        try:
+            return [load_delegate(library)]
+        except (OSError, ValueError, RuntimeError):
+            continue
+    log.warning("delegate %r asked for but %s not found; running on the CPU instead", delegate,
+                " / ".join(libraries))
+    return []
+
+
+class TFLiteModel:
+    """A loaded .tflite model with real-valued predict on a batch."""
+
+    def __init__(self, model: str | Path | bytes, threads: int = 1, delegate: str | None = None):
+        kwargs: dict[str, Any] = {"num_threads": int(threads)}
+        if isinstance(model, (bytes, bytearray)):
+            kwargs["model_content"] = bytes(model)
+            self.source = "<bytes>"
+        else:
+            path = Path(model)
+            if not path.is_file():
+                raise ArtifactError(f"TFLite model {path} does not exist")
+            kwargs["model_path"] = str(path)
+            self.source = str(path)
+        while True:
+            interpreter_cls, load_delegate, self.backend = interpreter_backend()
+            delegates = _delegates(delegate, load_delegate)
+            if delegates:
+                kwargs["experimental_delegates"] = delegates
+            try:
+                self._interpreter = interpreter_cls(**kwargs)
+                break
+            except AttributeError as err:
+                # tflite_runtime 2.14 built against NumPy 1 fails here under NumPy 2: try the next one.
+                if self.backend == "tf.lite":
+                    raise ArtifactError(f"cannot create a TFLite interpreter: {err}") from None
+                log.warning("%s cannot create an interpreter (%s); trying the next backend", self.backend, err)
+                _skip_backend(self.backend)
+            except ValueError as err:
+                raise ArtifactError(f"{self.source} is not a valid TFLite model: {err}") from None
+        try:
+            self._interpreter.allocate_tensors()
+        except RuntimeError as err:
+            raise ArtifactError(f"{self.source} cannot be prepared by the TFLite interpreter: {err}") from None
+        self.input_details = self._interpreter.get_input_details()
+        self.output_details = self._interpreter.get_output_details()
+        self._shapes = [tuple(d["shape"]) for d in self.input_details]
+
+    @property
+    def inputs(self) -> list[dict[str, Any]]:
+        return self.input_details
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        return self.output_details
+
+    def _prepare(self, index: int, value: np.ndarray) -> np.ndarray:
+        detail = self.input_details[index]
+        dtype = np.dtype(detail["dtype"])
+        value = np.asarray(value)
+        signature = detail.get("shape_signature", detail["shape"])
+        if value.ndim != len(signature):
+            raise BadRequestError(
+                f"input {detail['name']!r} expects {len(signature)} dimensions "
+                f"{_shape_text(signature)}, got shape {list(value.shape)}"
+            )
+        for axis, (want, got) in enumerate(zip(signature, value.shape)):
+            if axis > 0 and want > 0 and want != got:
+                raise BadRequestError(
+                    f"input {detail['name']!r} expects shape {_shape_text(signature)}, got {list(value.shape)}"
+                )
+        scale, zero_point = detail["quantization"]
+        if value.dtype == dtype:
+            return value
+        if np.issubdtype(dtype, np.integer) and scale:
+            if not np.issubdtype(value.dtype, np.number):
+                raise BadRequestError(f"input {detail['name']!r} needs numbers, got {value.dtype}")
+            info = np.iinfo(dtype)
+            q = np.round(value.astype(np.float32) / scale + zero_point)
+            return np.clip(q, info.min, info.max).astype(dtype)
+        try:
+            return value.astype(dtype)
+        except (TypeError, ValueError):
+            raise BadRequestError(f"input {detail['name']!r} needs {dtype.name}, got {value.dtype}") from None
+
+    def predict(self, inputs: Sequence[np.ndarray], dequantize: bool = True) -> list[np.ndarray]:
+        """Run one batch. ``inputs`` follow the model's input order; outputs follow its output order."""
+        if len(inputs) != len(self.input_details):
+            raise BadRequestError(f"the model takes {len(self.input_details)} input(s), got {len(inputs)}")
+        prepared = [self._prepare(i, value) for i, value in enumerate(inputs)]
+        resized = False
+        for i, value in enumerate(prepared):
+            if tuple(value.shape) != self._shapes[i]:
+                self._interpreter.resize_tensor_input(self.input_details[i]["index"], list(value.shape))
+                self._shapes[i] = tuple(value.shape)
+                resized = True
+        if resized:
+            self._interpreter.allocate_tensors()
+        for i, value in enumerate(prepared):
+            self._interpreter.set_tensor(self.input_details[i]["index"], value)
+        self._interpreter.invoke()
+        results = []
+        for detail in self.output_details:
+            out = self._interpreter.get_tensor(detail["index"])
+            scale, zero_point = detail["quantization"]
+            if dequantize and scale and np.issubdtype(out.dtype, np.integer):
+                out = (out.astype(np.float32) - zero_point) * np.float32(scale)
+            results.append(np.array(out, copy=True))
+        return results
+
+
+def _shape_text(shape) -> str:
+    return "[" + ", ".join("None" if int(d) < 0 else str(int(d)) for d in shape) + "]"
+
+
+def _skip_backend(name: str) -> None:
+    """Forget a backend that imported but cannot create an interpreter, so the next one is tried."""
+    global _INTERPRETER
+    _SKIPPED.add(name)
+    _INTERPRETER = None
