@@ -1,0 +1,218 @@
+"""Load a trained model of any supported kind and remember which Keras flavour it is.
+
+Kinds: Keras 3 ``.keras`` (loaded in safe mode by default), legacy Keras 2 ``.h5`` (Keras 3 where it
+loads, tf_keras otherwise) and SavedModel folders. Imports TensorFlow, lazily::
+
+    source = load_model("model.keras")
+    source.flavor        # 'keras3', 'tf_keras' or 'saved_model'
+    source.predict(x)    # numpy in, numpy out, whichever kind it is
+    save_model(source.model, "out/model.keras")   # same flavour as the input, written atomically
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelpress.errors import ModelLoadError
+
+FLAVORS = ("keras3", "tf_keras", "saved_model")
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_EXPECTED = "a Keras 3 .keras file, a Keras 2 .h5/.hdf5 file or a SavedModel folder"
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, or of a folder's files (relative names and contents, in sorted order)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for item in files:
+        if path.is_dir():
+            digest.update(str(item.relative_to(path)).encode())
+        with open(item, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def keras_flavor(model: Any) -> str:
+    """'keras3' or 'tf_keras' for a model object, from the package its class comes from."""
+    for cls in type(model).__mro__:
+        module = cls.__module__
+        if module.startswith("tf_keras") or module.startswith("keras.src.engine") or ".legacy" in module:
+            return "tf_keras"
+        if module.startswith("keras"):
+            return "keras3"
+    raise ModelLoadError(f"{type(model).__name__} is not a Keras model; expected {_EXPECTED}")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to convert or compress. ``model`` is a Keras model or a loaded SavedModel."""
+
+    model: Any
+    flavor: str
+    path: Path | None = None
+    sha256: str | None = None
+
+    @property
+    def is_keras(self) -> bool:
+        return self.flavor in ("keras3", "tf_keras")
+
+    @property
+    def name(self) -> str:
+        if self.path is not None:
+            return self.path.stem if self.path.is_file() else self.path.name
+        return getattr(self.model, "name", "model") or "model"
+
+    def signature(self):
+        """The SavedModel's serving function (SavedModels only)."""
+        signatures = getattr(self.model, "signatures", {})
+        if "serving_default" not in signatures:
+            raise ModelLoadError(f"{self.path} has no 'serving_default' signature; export it with one")
+        return signatures["serving_default"]
+
+    def input_shapes(self) -> list[list[int | None]]:
+        if self.is_keras:
+            return [list(t.shape) for t in _as_list(self.model.inputs)]
+        fn = self.signature()
+        return [list(spec.shape) for spec in fn.structured_input_signature[1].values()]
+
+    def predict(self, x: np.ndarray | list[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """Float outputs for a batch (first output for multi-output models)."""
+        inputs = x if isinstance(x, list) else [x]
+        n = len(inputs[0])
+        results = []
+        for start in range(0, n, batch_size):
+            chunk = [np.asarray(a[start:start + batch_size], dtype=np.float32) for a in inputs]
+            if self.is_keras:
+                out = self.model(chunk if len(chunk) > 1 else chunk[0], training=False)
+            else:
+                fn = self.signature()
+                names = list(fn.structured_input_signature[1].keys())
+                out = fn(**dict(zip(names, chunk)))
+                out = out[sorted(out.keys())[0]] if isinstance(out, dict) else out
+            if isinstance(out, (list, tuple)):
+                out = out[0]
+            results.append(np.asarray(out))
+        return np.concatenate(results, axis=0)
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _load_keras3(path: Path, safe_mode: bool):
+    import keras
+
+    return keras.saving.load_model(path, compile=True, safe_mode=safe_mode)
+
+
+def _load_tf_keras(path: Path):
+    import tf_keras
+
+    return tf_keras.models.load_model(path, compile=True)
+
+
+def _explain(path: Path, err: Exception) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if "safe_mode" in str(err) or "Lambda" in str(err):
+        return (f"{path} contains a Lambda layer or other arbitrary code, which safe mode refuses to run; "
+                "if you trust the file, pass --unsafe (safe_mode=False in Python)")
+    return f"cannot load {path}: {text}"
+
+
+def load_model(source: str | Path | Any, safe_mode: bool = True, flavor: str | None = None) -> LoadedModel:
+    """Load a model file or folder, or wrap a Keras model object already in memory.
+
+    ``flavor="tf_keras"`` loads an .h5 file with tf_keras even where Keras 3 could read it (the
+    compressor does this to reach tfmot); by default Keras 3 is tried first.
+    """
+    if flavor not in (None, "keras3", "tf_keras"):
+        raise ModelLoadError(f"flavor {flavor!r} is not one of keras3, tf_keras")
+    if not isinstance(source, (str, os.PathLike)):
+        return LoadedModel(model=source, flavor=keras_flavor(source))
+    path = Path(source)
+    if not path.exists():
+        raise ModelLoadError(f"model {path} does not exist; expected {_EXPECTED}")
+    digest = file_sha256(path)
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise ModelLoadError(f"{path} is a folder but not a SavedModel (no saved_model.pb inside); "
+                                 f"expected {_EXPECTED}")
+        import tensorflow as tf
+
+        try:
+            model = tf.saved_model.load(str(path))
+        except Exception as err:
+            raise ModelLoadError(_explain(path, err)) from None
+        loaded = LoadedModel(model=model, flavor="saved_model", path=path, sha256=digest)
+        loaded.signature()
+        return loaded
+    head = path.read_bytes()[:8]
+    suffix = path.suffix.lower()
+    if suffix == ".keras":
+        if not zipfile.is_zipfile(path):
+            raise ModelLoadError(f"{path} is not a valid .keras file (not a zip archive): corrupt or truncated")
+        try:
+            return LoadedModel(_load_keras3(path, safe_mode), "keras3", path, digest)
+        except Exception as err:
+            if _is_keras2_zip(path):
+                raise ModelLoadError(f"{path} was saved by tf_keras (Keras 2) in the .keras format, which only "
+                                     "Keras 2 reads; re-save it as .h5 from tf_keras") from None
+            raise ModelLoadError(_explain(path, err)) from None
+    if suffix in (".h5", ".hdf5"):
+        if head != _HDF5_SIGNATURE:
+            raise ModelLoadError(f"{path} is not an HDF5 file (bad signature): corrupt, truncated or misnamed")
+        first_error: Exception | None = None
+        if flavor != "tf_keras":
+            try:
+                return LoadedModel(_load_keras3(path, safe_mode), "keras3", path, digest)
+            except Exception as err:
+                first_error = err
+        try:
+            return LoadedModel(_load_tf_keras(path), "tf_keras", path, digest)
+        except Exception as err:
+            raise ModelLoadError(_explain(path, first_error or err)) from None
+    if suffix == ".tflite":
+        raise ModelLoadError(f"{path} is already a TFLite model; convert starts from {_EXPECTED} "
+                             "(use `modelpress inspect` to look inside a .tflite file)")
+    raise ModelLoadError(f"unsupported model file {path} ({suffix or 'no extension'}); expected {_EXPECTED}")
+
+
+def _is_keras2_zip(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            import json
+
+            meta = json.loads(archive.read("metadata.json"))
+        return str(meta.get("keras_version", "")).startswith("2.")
+    except Exception:
+        return False
+
+
+def save_model(model: Any, dest: str | Path) -> Path:
+    """Save a Keras model atomically in its own flavour (.keras for Keras 3, .h5 for tf_keras)."""
+    dest = Path(dest)
+    flavor = keras_flavor(model)
+    if flavor == "tf_keras" and dest.suffix != ".h5":
+        dest = dest.with_suffix(".h5")
+    if flavor == "keras3" and dest.suffix not in (".keras", ".h5"):
+        dest = dest.with_suffix(".keras")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=".modelpress-tmp-", dir=dest.parent))
+    try:
+        tmp = tmpdir / dest.name
+        model.save(tmp)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return dest
