@@ -35,7 +35,7 @@ _LAZY = {
     "create_app": "modelpress.runtime",
 }
 
-__all__ = ["ModelpressError", "__version__", *_LAZY]
+__all__ = ["ModelpressError", "__version__", *sorted(_LAZY)]  # noqa: PLE0604
 
 
 def __getattr__(name: str) -> Any:

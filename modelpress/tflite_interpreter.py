@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from modelpress.errors import ArtifactError, BadRequestError
+from modelpress.manifest import TensorSpec
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class TFLiteModel:
             raise ArtifactError(f"{self.source} cannot be prepared by the TFLite interpreter: {err}") from None
         self.input_details = self._interpreter.get_input_details()
         self.output_details = self._interpreter.get_output_details()
+        _use_signature_names(self._interpreter, self.input_details, self.output_details)
         self._shapes = [tuple(d["shape"]) for d in self.input_details]
 
     @property
@@ -138,6 +140,13 @@ class TFLiteModel:
     @property
     def outputs(self) -> list[dict[str, Any]]:
         return self.output_details
+
+    def input_specs(self) -> list[TensorSpec]:
+        """Inputs as manifest TensorSpecs (-1 for a dynamic dimension, scale/zero point if quantized)."""
+        return [_spec(d) for d in self.input_details]
+
+    def output_specs(self) -> list[TensorSpec]:
+        return [_spec(d) for d in self.output_details]
 
     def _prepare(self, index: int, value: np.ndarray) -> np.ndarray:
         detail = self.input_details[index]
@@ -168,11 +177,34 @@ class TFLiteModel:
         except (TypeError, ValueError):
             raise BadRequestError(f"input {detail['name']!r} needs {dtype.name}, got {value.dtype}") from None
 
+    @property
+    def fixed_batch(self) -> int | None:
+        """The batch size a static-shape model (Edge TPU, microcontroller) was converted with, else None."""
+        sizes = {int(d.get("shape_signature", d["shape"])[0]) for d in self.input_details
+                 if len(d.get("shape_signature", d["shape"]))}
+        return sizes.pop() if len(sizes) == 1 and min(sizes) > 0 else None
+
     def predict(self, inputs: Sequence[np.ndarray], dequantize: bool = True) -> list[np.ndarray]:
-        """Run one batch. ``inputs`` follow the model's input order; outputs follow its output order."""
+        """Run one batch. ``inputs`` follow the model's input order; outputs follow its output order.
+
+        A model converted with a fixed batch size runs a larger batch in slices of that size.
+        """
         if len(inputs) != len(self.input_details):
             raise BadRequestError(f"the model takes {len(self.input_details)} input(s), got {len(inputs)}")
         prepared = [self._prepare(i, value) for i, value in enumerate(inputs)]
+        fixed = self.fixed_batch
+        rows = {len(value) for value in prepared if value.ndim}
+        if fixed is not None and rows and rows != {fixed}:
+            total = rows.pop()
+            if rows or total % fixed:
+                raise BadRequestError(f"this model runs batches of exactly {fixed} (static shapes); "
+                                      f"send a multiple of {fixed} rows in every input")
+            parts = [self._invoke([value[i:i + fixed] for value in prepared], dequantize)
+                     for i in range(0, total, fixed)]
+            return [np.concatenate([part[k] for part in parts]) for k in range(len(self.output_details))]
+        return self._invoke(prepared, dequantize)
+
+    def _invoke(self, prepared: list[np.ndarray], dequantize: bool) -> list[np.ndarray]:
         resized = False
         for i, value in enumerate(prepared):
             if tuple(value.shape) != self._shapes[i]:
@@ -192,6 +224,32 @@ class TFLiteModel:
                 out = (out.astype(np.float32) - zero_point) * np.float32(scale)
             results.append(np.array(out, copy=True))
         return results
+
+
+def _spec(detail: dict[str, Any]) -> TensorSpec:
+    scale, zero_point = detail["quantization"]
+    return TensorSpec(
+        name=detail["name"], shape=[int(v) for v in detail.get("shape_signature", detail["shape"])],
+        dtype=np.dtype(detail["dtype"]).name,
+        scale=float(scale) if scale else None, zero_point=int(zero_point) if scale else None,
+    )
+
+
+def _use_signature_names(interpreter: Any, inputs: list[dict], outputs: list[dict]) -> None:
+    """Name tensors as the model's serving signature does ("input_layer", "output_0"), not by the
+    converter's internal names ("serving_default_input_layer:0"), when the model has one signature."""
+    try:
+        signatures = interpreter.get_signature_list()
+        if len(signatures) != 1:
+            return
+        runner = interpreter.get_signature_runner()
+        names_in = {d["index"]: name for name, d in runner.get_input_details().items()}
+        names_out = {d["index"]: name for name, d in runner.get_output_details().items()}
+    except (AttributeError, ValueError, RuntimeError):
+        return
+    for details, names in ((inputs, names_in), (outputs, names_out)):
+        for detail in details:
+            detail["name"] = names.get(detail["index"], detail["name"])
 
 
 def _shape_text(shape) -> str:

@@ -102,6 +102,11 @@ class DeviceProfile:
         return self.formats[0]
 
     @property
+    def static_batch(self) -> bool:
+        """Edge TPUs and microcontrollers need every shape fixed: convert with batch size 1."""
+        return self.hardware in ("edgetpu", "mcu")
+
+    @property
     def needs_calibration(self) -> bool:
         return self.quantization in ("int8", "int16x8")
 

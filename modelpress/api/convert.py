@@ -1,0 +1,130 @@
+"""``modelpress.convert`` and ``modelpress.inspect``: the conversion workflow for build scripts.
+
+    import modelpress
+    artifact = modelpress.convert("model.keras", profile="raspberry-pi-4", out="build/rpi",
+                                  calibration="calib.npz")
+    artifact.manifest.fidelity["top1_agreement"]     # e.g. 0.99
+    modelpress.inspect("build/rpi")["ops"]            # {'CONV_2D': 2, 'FULLY_CONNECTED': 1, ...}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelpress.converters.artifact import Artifact
+from modelpress.device_profiles import FORMATS, QUANTIZATIONS, DeviceProfile, load_profile
+from modelpress.errors import DataError, UsageError
+
+SPLIT_AT = 200  # with this many real samples or more, calibrate and verify on separate halves
+
+
+def _plan_dtypes(profile: DeviceProfile, quantization: str) -> tuple[str, str]:
+    integer = {"int8", "uint8", "int16"}
+    if quantization == "int8":
+        return profile.input_dtype, profile.output_dtype
+    if quantization == "int16x8":
+        return tuple("int16" if d in integer else "float32" for d in (profile.input_dtype, profile.output_dtype))
+    return "float32", "float32"
+
+
+def _resolve_format_and_quantization(profile: DeviceProfile, model_format: str | None,
+                                     quantization: str | None) -> tuple[str, str]:
+    fmt = model_format or profile.default_format
+    if fmt not in FORMATS:
+        raise UsageError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if fmt not in profile.formats:
+        raise UsageError(f"profile {profile.name} builds {', '.join(profile.formats)}; format {fmt!r} is not "
+                         "one of them")
+    if quantization is not None and quantization not in QUANTIZATIONS:
+        raise UsageError(f"quantization {quantization!r} is not one of {', '.join(QUANTIZATIONS)}")
+    if fmt == "saved_model":
+        if quantization not in (None, "none"):
+            raise UsageError(f"a SavedModel is float32; quantization {quantization!r} applies to --format tflite")
+        return fmt, "none"
+    quant = quantization or profile.quantization
+    if profile.hardware in ("edgetpu", "mcu") and quant != "int8":
+        raise UsageError(f"profile {profile.name} ({profile.hardware}) runs only full-integer models; "
+                         f"quantization must be int8, not {quant!r}")
+    return fmt, quant
+
+
+def _labels(labels: str | Path | list[str] | None) -> list[str] | None:
+    if labels is None or isinstance(labels, list):
+        return labels
+    path = Path(labels)
+    if not path.is_file():
+        raise DataError(f"labels file {path} does not exist; pass a text file with one class name a line")
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _samples(source, quant: str, calibration, verify_data, image_scale: str):
+    from modelpress.converters.calibration import RANDOM, Samples, load_samples
+    from modelpress.converters.package import RANDOM_VERIFY_SAMPLES, VERIFY_SAMPLES
+
+    shapes = source.input_shapes()
+    if len(shapes) != 1:
+        raise UsageError(f"the model has {len(shapes)} inputs; modelpress converts single-input models for now")
+    shape = shapes[0]
+    calib = load_samples(calibration, shape, image_scale=image_scale)
+    if quant in ("int8", "int16x8") and calib is None:
+        raise DataError(f"{quant} quantization needs calibration samples (100 to 500 real inputs): pass "
+                        "--calibration FILE.npz|FILE.npy|IMAGE_FOLDER (calibration= in Python); "
+                        "--calibration random works but gives a poor model")
+    verify = load_samples(verify_data, shape, count=VERIFY_SAMPLES, image_scale=image_scale)
+    if verify is None and calib is not None and not calib.is_random:
+        if len(calib) >= SPLIT_AT:
+            half = len(calib) // 2
+            verify = Samples(calib.x[half:half + VERIFY_SAMPLES], f"{calib.source} (held-out half)")
+            calib = Samples(calib.x[:half], f"{calib.source} (first half)")
+        else:
+            verify = Samples(calib.x[:VERIFY_SAMPLES], f"{calib.source} (same samples as calibration)")
+    if verify is None:
+        verify = load_samples(RANDOM, shape, count=RANDOM_VERIFY_SAMPLES)
+        verify.source = "random inputs"
+    return calib, verify
+
+
+def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
+            calibration: str | Path | np.ndarray | None = None, quantization: str | None = None,
+            model_format: str | None = None, verify_data: str | Path | np.ndarray | None = None,
+            labels: str | Path | list[str] | None = None, name: str | None = None, version: str = "1",
+            min_agreement: float | None = None, image_scale: str = "0..1", safe_mode: bool = True,
+            overwrite: bool = True) -> Artifact:
+    """Convert ``model`` for a device profile into a verified model package at ``out``.
+
+    ``model`` is a path (.keras, .h5, SavedModel folder) or a Keras model. The profile decides the
+    format, quantization and I/O dtypes; ``quantization`` and ``model_format`` override it where the
+    device allows. The artifact is run against its source on real samples (the held-out half of
+    ``calibration``, or ``verify_data``) and rejected below the profile's fidelity floor::
+
+        art = convert("model.keras", "coral-edgetpu", "build/coral", calibration="faces/")
+        art.manifest.fidelity["top1_agreement"], art.manifest.notes
+    """
+    from modelpress.converters.package import Plan, build_package
+    from modelpress.model_io import load_model
+
+    prof = load_profile(profile)
+    if min_agreement is not None:
+        if not 0.0 <= float(min_agreement) <= 1.0:
+            raise UsageError(f"min_agreement {min_agreement!r} must be between 0 and 1")
+        prof = dataclasses.replace(prof, min_top1_agreement=float(min_agreement))
+    fmt, quant = _resolve_format_and_quantization(prof, model_format, quantization)
+    source = load_model(model, safe_mode=safe_mode)
+    calib, verify = _samples(source, quant, calibration, verify_data, image_scale)
+    input_dtype, output_dtype = _plan_dtypes(prof, quant)
+    plan = Plan(profile=prof, model_format=fmt, quantization=quant, input_dtype=input_dtype,
+                output_dtype=output_dtype, calibration=calib, verification=verify,
+                name=name or source.name, version=str(version), labels=_labels(labels))
+    return build_package(source, plan, Path(out), overwrite=overwrite)
+
+
+def inspect(path: str | Path) -> dict[str, Any]:
+    """Describe a model package, a .tflite file or a Keras / SavedModel model, as a dict."""
+    from modelpress.converters.inspection import inspect_path
+
+    return inspect_path(Path(path))
+

@@ -1,0 +1,134 @@
+"""Sample data for calibration and verification: .npy / .npz files, a folder of images, or ``random``.
+
+    data = load_samples("calib.npz", input_shape=[None, 28, 28, 1])
+    data.x.shape, data.source, data.is_random
+
+Random data is only ever used when asked for by name: it calibrates int8 ranges badly, so it warns
+and the manifest records it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from modelpress.errors import DataError
+
+log = logging.getLogger(__name__)
+
+NPZ_KEYS = ("x_calib", "x", "x_val", "x_test", "x_train", "images", "inputs")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+IMAGE_SCALES = {"0..1": (0.0, 1.0), "-1..1": (-1.0, 1.0), "0..255": (0.0, 255.0)}
+RANDOM = "random"
+
+
+@dataclass
+class Samples:
+    x: np.ndarray
+    source: str
+    is_random: bool = False
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def describe(self) -> dict:
+        return {"source": self.source, "samples": len(self), "random": self.is_random}
+
+
+def _check_shape(x: np.ndarray, input_shape: list, source: str) -> np.ndarray:
+    want = [None if (d is None or d < 0) else int(d) for d in input_shape[1:]]
+    got = list(x.shape[1:])
+    if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
+        expected = "[N, " + ", ".join("?" if d is None else str(d) for d in want) + "]"
+        hint = ""
+        if int(np.prod([g for g in got])) == int(np.prod([w or 1 for w in want])):
+            hint = f" (same number of values: reshape it to {expected} before saving)"
+        raise DataError(f"{source} holds samples of shape {list(x.shape)}; the model expects {expected}{hint}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{source} holds {x.dtype} values; expected numbers")
+    return x.astype(np.float32)
+
+
+def _from_npz(path: Path) -> np.ndarray:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise DataError(f"cannot read {path} as .npz: {err}") from None
+    with archive:
+        keys = list(archive.keys())
+        for key in NPZ_KEYS:
+            if key in keys:
+                return archive[key]
+        if len(keys) == 1:
+            return archive[keys[0]]
+    raise DataError(f"{path} has arrays {', '.join(keys) or '(none)'}; name the samples one of "
+                    f"{', '.join(NPZ_KEYS)}")
+
+
+def _from_images(folder: Path, input_shape: list, scale: str) -> np.ndarray:
+    from PIL import Image
+
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    if len(input_shape) != 4:
+        raise DataError(f"a folder of images needs a model with input [N, H, W, C]; this one takes "
+                        f"{input_shape}")
+    height, width, channels = input_shape[1], input_shape[2], input_shape[3]
+    if channels not in (1, 3) or not height or not width:
+        raise DataError(f"images need an input with 1 or 3 channels and a fixed size; the model takes "
+                        f"{input_shape}")
+    low, high = IMAGE_SCALES[scale]
+    images = []
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img = img.convert("L" if channels == 1 else "RGB").resize((width, height))
+                arr = np.asarray(img, dtype=np.float32) / 255.0
+        except Exception as err:
+            raise DataError(f"cannot read image {path}: {err}") from None
+        images.append(arr.reshape(height, width, channels) * (high - low) + low)
+    return np.stack(images)
+
+
+def load_samples(data: str | Path | np.ndarray | None, input_shape: list, count: int | None = None,
+                 image_scale: str = "0..1", seed: int = 0) -> Samples | None:
+    """Samples shaped for the model's first input; None when ``data`` is None."""
+    if data is None:
+        return None
+    if image_scale not in IMAGE_SCALES:
+        raise DataError(f"image scale {image_scale!r} is not one of {', '.join(IMAGE_SCALES)}")
+    if isinstance(data, np.ndarray):
+        x, source = data, f"array {list(data.shape)}"
+    elif str(data) == RANDOM:
+        n = count or 100
+        shape = [n] + [d if d and d > 0 else 1 for d in input_shape[1:]]
+        log.warning("calibrating on %d random samples: int8 ranges will not match real data; "
+                    "pass real samples (.npy, .npz or a folder of images) for a faithful model", n)
+        x = np.random.default_rng(seed).random(shape, dtype=np.float32)
+        return Samples(x=x, source=RANDOM, is_random=True)
+    else:
+        path = Path(data)
+        source = str(path)
+        if not path.exists():
+            raise DataError(f"data {path} does not exist; pass a .npy or .npz file or a folder of images")
+        if path.is_dir():
+            x = _from_images(path, input_shape, image_scale)
+        elif path.suffix == ".npy":
+            try:
+                x = np.load(path, allow_pickle=False)
+            except Exception as err:
+                raise DataError(f"cannot read {path} as .npy: {err}") from None
+        elif path.suffix == ".npz":
+            x = _from_npz(path)
+        else:
+            raise DataError(f"unsupported data file {path}; pass a .npy or .npz file or a folder of images")
+    if x.ndim == 0 or len(x) == 0:
+        raise DataError(f"{source} holds no samples")
+    x = _check_shape(np.asarray(x), input_shape, source)
+    if count is not None:
+        x = x[:count]
+    return Samples(x=x, source=source)
