@@ -18,14 +18,15 @@ from modelpress.errors import ModelpressError
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it; resolved on first use
+# public name -> module that defines it (not its package: a submodule named like the function would
+# shadow it there); resolved on first use
 _LAZY = {
-    "convert": "modelpress.api",
-    "inspect": "modelpress.api",
-    "load_model": "modelpress.api",
-    "compress": "modelpress.api",
-    "evaluate": "modelpress.api",
-    "deploy": "modelpress.api",
+    "convert": "modelpress.api.convert",
+    "inspect": "modelpress.api.convert",
+    "load_model": "modelpress.model_io",
+    "compress": "modelpress.api.compress",
+    "evaluate": "modelpress.api.compress",
+    "deploy": "modelpress.api.deploy",
     "Artifact": "modelpress.converters.artifact",
     "DeviceProfile": "modelpress.device_profiles",
     "load_profile": "modelpress.device_profiles",

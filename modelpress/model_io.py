@@ -138,6 +138,8 @@ def load_model(source: str | Path | Any, safe_mode: bool = True, flavor: str | N
     """
     if flavor not in (None, "keras3", "tf_keras"):
         raise ModelLoadError(f"flavor {flavor!r} is not one of keras3, tf_keras")
+    if isinstance(source, LoadedModel):
+        return source
     if not isinstance(source, (str, os.PathLike)):
         return LoadedModel(model=source, flavor=keras_flavor(source))
     path = Path(source)

@@ -18,6 +18,7 @@ import numpy as np
 
 from modelpress.errors import ArtifactError
 
+_TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8"}
 _TYPE_BYTES = {  # tflite.TensorType values -> bytes per element
     0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 0, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 13: 0, 14: 4, 15: 0,
     16: 2, 17: 1, 18: 1,
@@ -31,6 +32,21 @@ class TFLiteGraph:
     activation_bytes: int = 0
     weight_bytes: int = 0
     tensor_count: int = 0
+    weight_types: set[str] = field(default_factory=set)
+    activation_types: set[str] = field(default_factory=set)
+
+    @property
+    def quantization(self) -> str:
+        """The quantization mode the tensor types imply: int8, int16x8, dynamic, float16 or none."""
+        if "int16" in self.activation_types:
+            return "int16x8"
+        if self.activation_types & {"int8", "uint8"}:
+            return "int8"
+        if "int8" in self.weight_types:
+            return "dynamic"
+        if "float16" in self.weight_types:
+            return "float16"
+        return "none"
 
     @property
     def op_counts(self) -> dict[str, int]:
@@ -65,6 +81,8 @@ def read_graph(content: bytes) -> TFLiteGraph:
         activation = 0
         weights = 0
         tensors = 0
+        weight_types: set[str] = set()
+        activation_types: set[str] = set()
         for s in range(model.SubgraphsLength()):
             graph = model.Subgraphs(s)
             tensors += graph.TensorsLength()
@@ -78,8 +96,12 @@ def read_graph(content: bytes) -> TFLiteGraph:
                 is_const = buffer is not None and (buffer.DataLength() > 0 or buffer.Size() > 0)
                 sizes.append(n)
                 constant.append(is_const)
+                kind = _TYPE_NAMES.get(tensor.Type(), "other")
                 if is_const:
                     weights += n
+                    weight_types.add(kind)
+                else:
+                    activation_types.add(kind)
             for o in range(graph.OperatorsLength()):
                 op = graph.Operators(o)
                 name = _op_name(codes[op.OpcodeIndex()], names)
@@ -93,4 +115,4 @@ def read_graph(content: bytes) -> TFLiteGraph:
     except Exception as err:  # a truncated or corrupt flatbuffer raises from deep inside the bindings
         raise ArtifactError(f"corrupt TFLite flatbuffer ({type(err).__name__}: {err})") from None
     return TFLiteGraph(ops=ops, custom_ops=custom, activation_bytes=activation, weight_bytes=weights,
-                       tensor_count=tensors)
+                       tensor_count=tensors, weight_types=weight_types, activation_types=activation_types)

@@ -18,6 +18,7 @@ import numpy as np
 from modelpress.converters.artifact import Artifact
 from modelpress.device_profiles import FORMATS, QUANTIZATIONS, DeviceProfile, load_profile
 from modelpress.errors import DataError, UsageError
+from modelpress.manifest import MANIFEST_NAME
 
 SPLIT_AT = 200  # with this many real samples or more, calibrate and verify on separate halves
 
@@ -83,9 +84,22 @@ def _samples(source, quant: str, calibration, verify_data, image_scale: str):
         else:
             verify = Samples(calib.x[:VERIFY_SAMPLES], f"{calib.source} (same samples as calibration)")
     if verify is None:
-        verify = load_samples(RANDOM, shape, count=RANDOM_VERIFY_SAMPLES)
+        verify = load_samples(RANDOM, shape, count=RANDOM_VERIFY_SAMPLES, warn_random=False)
         verify.source = "random inputs"
     return calib, verify
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Replace an earlier package, never a folder of someone's other files."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out {out} is a file; name a folder for the model package")
+    if any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
+        raise UsageError(f"--out {out} holds files that are not a modelpress package; refusing to replace it "
+                         "(choose an empty or new folder)")
+    if not overwrite:
+        raise UsageError(f"--out {out} already exists; remove it or allow overwriting")
 
 
 def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
@@ -107,12 +121,16 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
     from modelpress.converters.package import Plan, build_package
     from modelpress.model_io import load_model
 
+    _check_out(Path(out), overwrite)
     prof = load_profile(profile)
     if min_agreement is not None:
         if not 0.0 <= float(min_agreement) <= 1.0:
             raise UsageError(f"min_agreement {min_agreement!r} must be between 0 and 1")
         prof = dataclasses.replace(prof, min_top1_agreement=float(min_agreement))
     fmt, quant = _resolve_format_and_quantization(prof, model_format, quantization)
+    if quant != prof.quantization and fmt == "tflite" and prof.max_abs_error is not None:
+        # the profile's error bound was set for its own quantization; top-1 agreement still applies
+        prof = dataclasses.replace(prof, max_abs_error=None)
     source = load_model(model, safe_mode=safe_mode)
     calib, verify = _samples(source, quant, calibration, verify_data, image_scale)
     input_dtype, output_dtype = _plan_dtypes(prof, quant)

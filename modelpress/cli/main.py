@@ -63,9 +63,27 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
+def silence_native_stderr() -> None:
+    """Send what C++ libraries write to file descriptor 2 (TensorFlow's CUDA probing, LiteRT's
+    "Created XNNPACK delegate", MLIR converter logs) to /dev/null, while Python's ``sys.stderr``
+    (errors, warnings, progress bars) keeps writing to the terminal. ``-v`` keeps both."""
+    try:
+        if sys.stderr is None or sys.stderr.fileno() != 2:
+            return  # stderr is captured (tests, CliRunner): leave it alone
+    except (AttributeError, OSError, ValueError):
+        return
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(terminal, "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
+
+
 @click.group(cls=ModelpressGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="modelpress")
-@click.option("-v", "--verbose", is_flag=True, help="Log what modelpress does (INFO level).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log what modelpress does (INFO level), with TensorFlow's and LiteRT's own native logs.")
 def cli(verbose: bool) -> None:
     """Compress, convert and serve TensorFlow/Keras models on edge devices and GPU servers.
 
@@ -79,6 +97,8 @@ def cli(verbose: bool) -> None:
     Run `modelpress COMMAND --help` for each command's options and examples.
     """
     quiet_tensorflow()
+    if not verbose:
+        silence_native_stderr()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
 

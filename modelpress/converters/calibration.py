@@ -95,8 +95,11 @@ def _from_images(folder: Path, input_shape: list, scale: str) -> np.ndarray:
 
 
 def load_samples(data: str | Path | np.ndarray | None, input_shape: list, count: int | None = None,
-                 image_scale: str = "0..1", seed: int = 0) -> Samples | None:
-    """Samples shaped for the model's first input; None when ``data`` is None."""
+                 image_scale: str = "0..1", seed: int = 0, warn_random: bool = True) -> Samples | None:
+    """Samples shaped for the model's first input; None when ``data`` is None.
+
+    ``data="random"`` gives uniform [0, 1) samples and, for calibration, a warning.
+    """
     if data is None:
         return None
     if image_scale not in IMAGE_SCALES:
@@ -106,8 +109,9 @@ def load_samples(data: str | Path | np.ndarray | None, input_shape: list, count:
     elif str(data) == RANDOM:
         n = count or 100
         shape = [n] + [d if d and d > 0 else 1 for d in input_shape[1:]]
-        log.warning("calibrating on %d random samples: int8 ranges will not match real data; "
-                    "pass real samples (.npy, .npz or a folder of images) for a faithful model", n)
+        if warn_random:
+            log.warning("calibrating on %d random samples: int8 ranges will not match real data; "
+                        "pass real samples (.npy, .npz or a folder of images) for a faithful model", n)
         x = np.random.default_rng(seed).random(shape, dtype=np.float32)
         return Samples(x=x, source=RANDOM, is_random=True)
     else:

@@ -23,23 +23,14 @@ def _tflite(path: Path) -> dict[str, Any]:
     graph = read_graph(data)
     model = TFLiteModel(data)
     return {
-        "kind": "tflite", "path": str(path),
+        "format": "tflite",
         "inputs": [asdict(s) for s in model.input_specs()],
         "outputs": [asdict(s) for s in model.output_specs()],
         "ops": graph.op_counts, "custom_ops": sorted(set(graph.custom_ops)),
         "weight_bytes": graph.weight_bytes, "activation_bytes": graph.activation_bytes,
         "bytes": len(data), "gzip_bytes": gzip_bytes(path),
-        "quantization": _guess_quantization(model),
+        "quantization": graph.quantization,
     }
-
-
-def _guess_quantization(model) -> str:
-    dtypes = {str(d["dtype"].__name__) for d in model.inputs + model.outputs}
-    if dtypes & {"int8", "uint8"}:
-        return "int8 (integer I/O)"
-    if "int16" in dtypes:
-        return "int16x8 (integer I/O)"
-    return "see ops (float I/O)"
 
 
 def _package(path: Path) -> dict[str, Any]:
@@ -48,23 +39,35 @@ def _package(path: Path) -> dict[str, Any]:
     model_path = path / manifest.model_file
     if manifest.model_format == "tflite":
         info["model"] = _tflite(model_path)
+    else:
+        info["model"] = {"format": manifest.model_format, "quantization": manifest.quantization,
+                         "bytes": raw_bytes(model_path), "gzip_bytes": gzip_bytes(model_path),
+                         "inputs": info["manifest"]["inputs"], "outputs": info["manifest"]["outputs"]}
     return info
+
+
+def _spec(name: str, shape: Any, dtype: Any) -> dict[str, Any]:
+    return {"name": name, "shape": [-1 if d is None else int(d) for d in shape], "dtype": str(dtype)}
 
 
 def _keras(path: Path) -> dict[str, Any]:
     from modelpress.model_io import load_model
 
     source = load_model(path)
-    info: dict[str, Any] = {"kind": source.flavor, "path": str(path), "bytes": raw_bytes(path),
-                            "gzip_bytes": gzip_bytes(path), "inputs": source.input_shapes()}
+    model_info: dict[str, Any] = {"flavor": source.flavor, "bytes": raw_bytes(path), "gzip_bytes": gzip_bytes(path),
+                                  "quantization": "none"}
     if source.is_keras:
         model = source.model
-        info["parameters"] = int(model.count_params())
-        info["layers"] = [{"name": layer.name, "type": type(layer).__name__,
-                           "parameters": int(layer.count_params())} for layer in model.layers]
-        info["outputs"] = [list(t.shape) for t in (model.outputs if isinstance(model.outputs, list)
-                                                   else [model.outputs])]
-    return info
+        model_info["params"] = int(model.count_params())
+        model_info["inputs"] = [_spec(getattr(t, "name", f"input_{i}"), t.shape, getattr(t, "dtype", "float32"))
+                                for i, t in enumerate(model.inputs)]
+        model_info["outputs"] = [_spec(getattr(t, "name", f"output_{i}"), t.shape, getattr(t, "dtype", "float32"))
+                                 for i, t in enumerate(model.outputs)]
+        model_info["layers"] = [{"name": layer.name, "type": type(layer).__name__,
+                                 "params": int(layer.count_params())} for layer in model.layers]
+    else:
+        model_info["inputs"] = [_spec(f"input_{i}", shape, "float32") for i, shape in enumerate(source.input_shapes())]
+    return {"kind": source.flavor, "path": str(path), "model": model_info}
 
 
 def inspect_path(path: Path) -> dict[str, Any]:
@@ -73,5 +76,5 @@ def inspect_path(path: Path) -> dict[str, Any]:
     if path.is_dir() and (path / MANIFEST_NAME).is_file():
         return _package(path)
     if path.suffix == ".tflite":
-        return _tflite(path)
+        return {"kind": "tflite", "path": str(path), "model": _tflite(path)}
     return _keras(path)

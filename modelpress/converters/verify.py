@@ -69,5 +69,6 @@ def check_fidelity(fidelity: Fidelity, profile_name: str) -> None:
     if allowed is not None and fidelity.max_abs_error > allowed:
         raise FidelityError(
             f"max absolute error against the source model is {fidelity.max_abs_error:.3g}; profile "
-            f"{profile_name} allows at most {allowed:.3g}"
+            f"{profile_name} allows at most {allowed:.3g}. Calibrate on more representative data, choose a "
+                "milder quantization, or use a profile with a looser max_abs_error"
         )

@@ -1,0 +1,167 @@
+"""``modelpress convert`` and ``modelpress inspect``: argument parsing and printing only.
+
+The work happens in :func:`modelpress.api.convert.convert`; this module turns options into its
+arguments and its Artifact into a readable report (or JSON with ``--json``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from modelpress.cli.main import quiet_tensorflow
+from modelpress.device_profiles import FORMATS, QUANTIZATIONS
+
+IMAGE_SCALES = ("0..1", "-1..1", "0..255")
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / 1024 / 1024:.2f} MB"
+
+
+def _tensor(t: Any) -> str:
+    shape = "[" + ", ".join("None" if d < 0 else str(d) for d in t["shape"]) + "]"
+    quant = f"  scale={t['scale']:.6g} zero_point={t['zero_point']}" if t.get("scale") else ""
+    return f"{t['name']}: {t['dtype']} {shape}{quant}"
+
+
+def _print_artifact(artifact) -> None:
+    m = artifact.manifest
+    fid = m.fidelity
+    click.secho(f"Wrote {artifact.path}", fg="green", bold=True)
+    click.echo(f"  profile       {m.profile.get('name')} ({m.profile.get('hardware')})")
+    click.echo(f"  format        {m.model_format}, quantization {m.quantization}")
+    click.echo(f"  size          {_size(artifact.size_bytes)} raw, {_size(artifact.gzip_bytes)} gzipped "
+               f"(source {_size(m.source.get('bytes'))})")
+    for t in m.to_dict()["inputs"]:
+        click.echo(f"  input         {_tensor(t)}")
+    for t in m.to_dict()["outputs"]:
+        click.echo(f"  output        {_tensor(t)}")
+    agreement = fid.get("top1_agreement")
+    agree_text = "-" if agreement is None else f"{agreement:.2%} (floor {fid.get('min_top1_agreement'):.0%})"
+    click.echo(f"  fidelity      top-1 agreement {agree_text}, max |err| {fid.get('max_abs_error'):.3g}, "
+               f"mean |err| {fid.get('mean_abs_error'):.3g} on {fid.get('samples')} samples ({fid.get('data')})")
+    if m.ops:
+        click.echo(f"  ops           {', '.join(sorted(set(m.ops)))}")
+    for note in m.notes:
+        click.secho(f"  note          {note}", fg="yellow")
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=True, file_okay=True, path_type=str))
+@click.option("-p", "--profile", required=True, metavar="NAME|FILE",
+              help="Target device profile: a built-in name (see `modelpress profiles list`) or a YAML file.")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=str),
+              help="Folder to write the model package to (replaced atomically if it holds an older package).")
+@click.option("-c", "--calibration", metavar="DATA",
+              help="Representative inputs for int8 / int16x8: FILE.npy, FILE.npz (x_calib, x_train, x, ...) or "
+                   "an image folder. `random` is accepted with a warning and recorded in the manifest.")
+@click.option("--verify-data", metavar="DATA",
+              help="Inputs to verify the artifact on (default: the held-out half of --calibration).")
+@click.option("-q", "--quantization", type=click.Choice(QUANTIZATIONS),
+              help="Override the profile's quantization (none = float32).")
+@click.option("-f", "--format", "model_format", type=click.Choice(FORMATS),
+              help="Override the profile's artifact format (must be one the profile allows).")
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=str),
+              help="Text file with one class name a line, shipped in the package.")
+@click.option("--name", help="Model name in the manifest (default: the model's own name).")
+@click.option("--version", "version", default="1", show_default=True, help="Version recorded in the manifest.")
+@click.option("--min-agreement", type=click.FloatRange(0.0, 1.0),
+              help="Override the profile's minimum top-1 agreement with the source model.")
+@click.option("--image-scale", type=click.Choice(IMAGE_SCALES), default="0..1", show_default=True,
+              help="How pixels of an image-folder --calibration are scaled.")
+@click.option("--unsafe", is_flag=True,
+              help="Load .keras files with safe mode off (runs Lambda-layer code from the file; trusted files only).")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a report.")
+def convert(model: str, profile: str, out: str, calibration: str | None, verify_data: str | None,
+            quantization: str | None, model_format: str | None, labels: str | None, name: str | None,
+            version: str, min_agreement: float | None, image_scale: str, unsafe: bool, as_json: bool) -> None:
+    """Convert MODEL (.keras, .h5 or SavedModel folder) into a verified package for a device.
+
+    The profile decides format, quantization and I/O types; the artifact is run against its source
+    and rejected when it breaks the profile's size, op-set or fidelity limits.
+
+    \b
+    Examples:
+      modelpress convert model.keras --profile server-cpu --out build/cpu
+      modelpress convert model.keras --profile raspberry-pi-4 --calibration calib.npz --out build/rpi
+      modelpress convert model.h5 --profile coral-edgetpu --calibration faces/ --image-scale -1..1 --out build/tpu
+      modelpress convert model.keras --profile server-gpu --format saved_model --out build/gpu
+    """
+    quiet_tensorflow()
+    from modelpress.api.convert import convert as convert_model
+
+    artifact = convert_model(
+        model, profile, out, calibration=calibration, quantization=quantization, model_format=model_format,
+        verify_data=verify_data, labels=labels, name=name, version=version, min_agreement=min_agreement,
+        image_scale=image_scale, safe_mode=not unsafe,
+    )
+    if as_json:
+        click.echo(json.dumps({"path": str(artifact.path), **artifact.manifest.to_dict()}, indent=2))
+    else:
+        _print_artifact(artifact)
+
+
+def _print_inspection(info: dict[str, Any]) -> None:
+    model = info.get("model", {})
+    click.secho(f"{info['path']}  ({info['kind']})", bold=True)
+    manifest = info.get("manifest")
+    if manifest:
+        click.echo(f"  name          {manifest['name']} v{manifest['version']}, profile "
+                   f"{manifest['profile'].get('name')}, created {manifest['created_at']}")
+        fid = manifest.get("fidelity", {})
+        if fid:
+            click.echo(f"  fidelity      top-1 agreement {fid.get('top1_agreement')}, "
+                       f"max |err| {fid.get('max_abs_error'):.3g} on {fid.get('samples')} samples")
+    if "flavor" in model:
+        click.echo(f"  flavour       {model['flavor']}")
+    if "quantization" in model:
+        click.echo(f"  quantization  {model['quantization']}")
+    if "params" in model:
+        click.echo(f"  parameters    {model['params']:,}")
+    if "bytes" in model:
+        click.echo(f"  size          {_size(model['bytes'])} raw, {_size(model.get('gzip_bytes'))} gzipped")
+    for t in model.get("inputs", []):
+        click.echo(f"  input         {_tensor(t)}")
+    for t in model.get("outputs", []):
+        click.echo(f"  output        {_tensor(t)}")
+    ops = model.get("ops")
+    if ops:
+        click.echo("  ops           " + ", ".join(f"{op} x{n}" for op, n in sorted(ops.items())))
+    if model.get("custom_ops"):
+        click.secho(f"  custom ops    {', '.join(model['custom_ops'])}", fg="yellow")
+    if "activation_bytes" in model:
+        click.echo(f"  weights       {_size(model['weight_bytes'])}, largest activation "
+                   f"{_size(model['activation_bytes'])}")
+    for note in (manifest or {}).get("notes", []):
+        click.secho(f"  note          {note}", fg="yellow")
+
+
+@click.command("inspect")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a report.")
+def inspect_cmd(path: str, as_json: bool) -> None:
+    """Show signature, ops, sizes and quantization of a package, a .tflite file or a Keras model.
+
+    \b
+    Examples:
+      modelpress inspect build/rpi            # a package made by `modelpress convert`
+      modelpress inspect model.tflite --json
+      modelpress inspect model.keras
+    """
+    quiet_tensorflow()
+    from modelpress.api.convert import inspect
+
+    info = inspect(path)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+    else:
+        _print_inspection(info)
