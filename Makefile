@@ -41,7 +41,7 @@ test-runtime: $(RT_VENV)/.installed
 	$(RT_VENV)/bin/python -m pytest tests/runtime -m "not slow" -p no:cacheprovider
 
 bench: $(VENV)/.installed
-	$(VENV)/bin/python benchmarks/convert_bench.py
+	for script in benchmarks/*_bench.py; do $(VENV)/bin/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(RT_VENV) build dist *.egg-info

@@ -94,7 +94,8 @@ def test_calibration_from_npz_and_image_folder(models, digits, tmp_path):
 
 
 @pytest.mark.parametrize(("setup", "message"), [
-    (lambda p: np.savez(p / "d.npz", labels=np.zeros(3), ids=np.ones(3)), "has arrays labels, ids; name the samples one of"),
+    (lambda p: np.savez(p / "d.npz", labels=np.zeros(3), ids=np.ones(3)),
+     "has arrays labels, ids; name the samples one of"),
     (lambda p: (p / "d.txt").write_text("1 2 3"), "unsupported data file"),
     (lambda p: (p / "empty").mkdir(), "holds no images"),
 ])

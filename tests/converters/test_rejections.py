@@ -31,7 +31,8 @@ def test_a_model_over_the_flash_budget_reports_the_overshoot(tmp_path):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(1024),
                               keras.layers.Dense(1024), keras.layers.Dense(10, activation="softmax")])
-    with pytest.raises(ConstraintError, match=r"artifact is [\d,]+ bytes .*, [\d,]+ bytes .* over the 1,048,576 bytes \(1024\.0 KiB\) budget"):
+    overshoot = r"artifact is [\d,]+ bytes .*, [\d,]+ bytes .* over the 1,048,576 bytes \(1024\.0 KiB\) budget"
+    with pytest.raises(ConstraintError, match=overshoot):
         modelpress.convert(model, "cortex-m", tmp_path / "mcu", calibration="random")
     assert not (tmp_path / "mcu").exists()
 
@@ -39,8 +40,9 @@ def test_a_model_over_the_flash_budget_reports_the_overshoot(tmp_path):
 def test_fidelity_below_the_profile_floor_fails(models, data_dir, tmp_path):
     strict = tmp_path / "strict.yaml"
     strict.write_text("name: strict\nquantization: int8\nmax_abs_error: 0.000001\n")
-    with pytest.raises(FidelityError, match=r"max absolute error against the source model is 0\.0\d+; profile strict allows at most 1e-06\. "
-                       r"Calibrate on more representative data"):
+    message = (r"max absolute error against the source model is 0\.0\d+; profile strict allows at most 1e-06\. "
+               r"Calibrate on more representative data")
+    with pytest.raises(FidelityError, match=message):
         modelpress.convert(models["keras3"], strict, tmp_path / "pkg", calibration=data_dir / "calib.npy")
     assert not (tmp_path / "pkg").exists()
 

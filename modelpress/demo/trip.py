@@ -1,0 +1,148 @@
+"""The main job: the whole trip on the built-in example, with nothing to remember.
+
+    result = run_trip(TripOptions(out=Path("runs/demo")))
+    print(result.table())
+
+Steps: train the example CNN on real digits (seeded), convert it for several device profiles, measure
+every artifact on the held-out digits (accuracy, agreement with the source, single-sample latency)
+and print one comparison table; results go to ``OUT/results.json``. ``quick=True`` is the same code
+with fewer epochs and timing runs, for the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelpress.tables import text_table
+
+DEFAULT_PROFILES = ("server-cpu", "raspberry-pi-4", "coral-edgetpu", "android-gpu", "cortex-m")
+
+COLUMNS = [
+    ("model", "variant"), ("profile", "profile"), ("format", "format"), ("quant", "quantization"),
+    ("size KB", "kb", "{:.1f}"), ("gzip KB", "gzip_kb", "{:.1f}"), ("x smaller", "ratio", "{:.1f}x"),
+    ("accuracy", "accuracy", "{:.2%}"), ("agreement", "agreement", "{:.2%}"),
+    ("p50 ms", "p50_ms", "{:.3f}"), ("speed-up", "speedup", "{:.1f}x"),
+]
+
+
+@dataclass
+class TripOptions:
+    out: Path = Path("runs/demo")
+    profiles: tuple[str, ...] = DEFAULT_PROFILES
+    epochs: int = 15
+    latency_runs: int = 300
+    quick: bool = False
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.quick:
+            self.epochs = min(self.epochs, 3)
+            self.latency_runs = min(self.latency_runs, 20)
+
+
+@dataclass
+class TripResult:
+    out: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> str:
+        return text_table(self.rows, COLUMNS)
+
+    def save(self) -> Path:
+        path = self.out / "results.json"
+        path.write_text(json.dumps({"kind": "trip", "info": self.info, "rows": self.rows}, indent=2, default=str))
+        return path
+
+
+def _row(variant: str, profile: str, fmt: str, quant: str, size: int, gzip_size: int, accuracy: float,
+         agreement: float | None, p50_ms: float, base: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
+    row = {"variant": variant, "profile": profile, "format": fmt, "quantization": quant, "bytes": size,
+           "gzip_bytes": gzip_size, "kb": size / 1024, "gzip_kb": gzip_size / 1024, "accuracy": accuracy,
+           "agreement": agreement, "p50_ms": p50_ms, **extra}
+    row["ratio"] = base["bytes"] / size if base else 1.0
+    row["speedup"] = base["p50_ms"] / p50_ms if base and p50_ms else 1.0
+    return row
+
+
+def _measure_source(model_path: Path, data, runs: int) -> tuple[dict[str, Any], np.ndarray]:
+    from modelpress.converters.sizes import gzip_bytes, raw_bytes
+    from modelpress.latency import measure_latency
+    from modelpress.model_io import load_model
+
+    source = load_model(model_path)
+    probs = source.predict(data.x_test)
+    one = data.x_test[:1]
+    keras_model = source.model
+    latency = measure_latency(lambda: keras_model(one, training=False), runs=runs)
+    row = _row("example", "keras (source)", "keras", "none", raw_bytes(model_path), gzip_bytes(model_path),
+               float(np.mean(probs.argmax(1) == data.y_test)), 1.0, latency.p50_ms, None)
+    return row, probs
+
+
+def _measure_artifact(artifact, data, source_probs: np.ndarray, runs: int, base: dict[str, Any]) -> dict[str, Any]:
+    from modelpress.latency import measure_latency
+    from modelpress.tflite_interpreter import TFLiteModel
+
+    m = artifact.manifest
+    if m.model_format == "tflite":
+        model = TFLiteModel(artifact.model_path, threads=1)
+        probs = model.predict([data.x_test])[0]
+        one = data.x_test[:1]
+        p50 = measure_latency(lambda: model.predict([one]), runs=runs).p50_ms
+    else:
+        from modelpress.model_io import load_model
+
+        loaded = load_model(artifact.model_path)
+        probs = loaded.predict(data.x_test)
+        one = data.x_test[:1]
+        p50 = measure_latency(lambda: loaded.predict(one), runs=runs).p50_ms
+    return _row("example", m.profile["name"], m.model_format, m.quantization, artifact.size_bytes,
+                artifact.gzip_bytes, float(np.mean(probs.argmax(1) == data.y_test)),
+                float(np.mean(probs.argmax(1) == source_probs.argmax(1))), p50, base,
+                path=str(artifact.path), notes=m.notes)
+
+
+def run_trip(options: TripOptions, echo: Callable[[str], None] = print) -> TripResult:
+    """Run the main job; ``echo`` receives one line per step (the CLI passes click.echo)."""
+    import modelpress
+    from modelpress.demo.example import CLASS_NAMES, digits_data, train_example_model
+
+    out = options.out
+    (out / "model").mkdir(parents=True, exist_ok=True)
+    result = TripResult(out=out, info={"options": {k: str(v) for k, v in asdict(options).items()},
+                                        "machine": platform.platform(), "processor": platform.machine()})
+    data = digits_data(seed=0)
+    data_path = data.save_npz(out / "model" / "digits.npz")
+    echo(f"[1/3] training the example CNN on {len(data.x_train)} real digits (scikit-learn), "
+         f"{options.epochs} epochs, seed 0")
+    model = train_example_model(data, flavor="keras3", epochs=options.epochs)
+    model_path = out / "model" / "digits.keras"
+    model.save(model_path)
+    base, source_probs = _measure_source(model_path, data, options.latency_runs)
+    result.rows.append(base)
+    result.info.update(model=str(model_path), data=str(data_path), params=int(model.count_params()))
+    echo(f"      test accuracy {base['accuracy']:.2%}, {model.count_params():,} parameters -> {model_path}")
+
+    echo(f"[2/3] converting for {len(options.profiles)} device profiles: {', '.join(options.profiles)}")
+    for name in options.profiles:
+        artifact = modelpress.convert(model_path, name, out / "artifacts" / name, calibration=data.x_train[:300],
+                                      verify_data=data.x_test, labels=CLASS_NAMES, name="digits")
+        row = _measure_artifact(artifact, data, source_probs, options.latency_runs, base)
+        result.rows.append(row)
+        echo(f"      {name:<16} {row['quantization']:<8} {row['kb']:7.1f} KB  agreement {row['agreement']:.2%}")
+
+    echo("[3/3] comparison on the 359 held-out digits (latency: one sample, CPU, median)")
+    echo("")
+    echo(result.table())
+    saved = result.save()
+    echo("")
+    echo(f"results: {saved}")
+    return result
