@@ -1,0 +1,49 @@
+"""``modelpress serve``: argument parsing only; the service is :mod:`modelpress.runtime`."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+
+@click.command()
+@click.argument("repository", required=False, type=click.Path(file_okay=False, path_type=str))
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False, path_type=str),
+              help="YAML settings file (see examples/device-service/modelpress.yaml); also MODELPRESS_CONFIG.")
+@click.option("--host", help="Address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8500; 0 picks a free one).")
+@click.option("--workers", type=click.IntRange(1, 64), help="Processes sharing the port (default 1).")
+@click.option("--threads", type=click.IntRange(1, 256), help="Concurrent requests per process (default 4).")
+@click.option("--profile", metavar="NAME|FILE",
+              help="Device profile whose interpreter threads and delegate override the packages' own.")
+@click.option("--interpreter-threads", type=click.IntRange(1, 256), help="Threads per interpreter invoke.")
+@click.option("--delegate", help="TFLite delegate: none, xnnpack, gpu or edgetpu (a log line says when absent).")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=str),
+              help="File with bearer tokens (one a line) required on inference and admin routes; "
+                   "also MODELPRESS_TOKENS=tok1,tok2.")
+@click.option("--batching/--no-batching", default=None, help="Dynamic batching of concurrent requests.")
+@click.option("--max-batch-size", type=click.IntRange(1, 4096), help="Rows per merged invoke (default 32).")
+@click.option("--max-queue-delay-ms", type=click.FloatRange(0, 1000), help="Longest wait for a batch (default 2).")
+@click.option("--poll-interval", type=click.FloatRange(0, 3600), help="Seconds between repository scans (0: off).")
+@click.option("--max-body-bytes", type=click.IntRange(1), help="Largest request body accepted (default 16 MiB).")
+def serve(repository: str | None, config_file: str | None, **options) -> None:
+    """Serve the model packages in REPOSITORY (<model>/<version>/ folders) over HTTP.
+
+    Speaks TF Serving REST v1 (/v1/models/...) and Open Inference v2 (/v2/...), reloads new versions
+    while running, and exposes /metrics, /openapi.json and a status page at /. Runs on waitress.
+
+    \b
+    Examples:
+      modelpress serve models/
+      modelpress serve models/ --host 0.0.0.0 --port 8500 --threads 8 --token-file tokens.txt
+      modelpress serve --config /etc/modelpress/service.yaml
+    """
+    from modelpress.runtime.config import RuntimeConfig
+    from modelpress.runtime.server import serve as run
+
+    root = logging.getLogger()
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        logging.getLogger("modelpress.runtime").setLevel(logging.INFO)
+    config = RuntimeConfig.load(config_file, repository=repository, **options)
+    run(config)

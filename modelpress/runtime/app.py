@@ -1,0 +1,165 @@
+"""``create_app(config)``: the Flask service over one model repository, with no module-level app.
+
+Embed it in another WSGI app or serve it with waitress (see :func:`modelpress.runtime.server.serve`)::
+
+    from modelpress.runtime import create_app
+    app = create_app({"repository": "models/", "tokens": ["s3cret"]})
+    # or create_app("service.yaml"), create_app(RuntimeConfig.load(...)), create_app() with MODELPRESS_* vars
+    app.modelpress.registry.status()          # {"digits": [{"version": 2, "state": "AVAILABLE", ...}]}
+    app.modelpress.close()                    # stop polling, unload every model
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from modelpress.errors import ModelpressError, PayloadTooLargeError, UnauthorizedError, UnavailableError
+from modelpress.runtime.config import RuntimeConfig
+from modelpress.runtime.dataplane import DataPlane
+from modelpress.runtime.metrics import Metrics, _StateCollector
+from modelpress.runtime.registry import ModelRegistry
+
+log = logging.getLogger("modelpress.runtime")
+access_log = logging.getLogger("modelpress.access")
+
+
+class Runtime:
+    """What one app holds: config, registry, data plane, metrics, accepted tokens."""
+
+    def __init__(self, config: RuntimeConfig, backends: dict | None = None):
+        self.config = config
+        self.tokens = [t.encode() for t in config.all_tokens()]
+        self.metrics = Metrics()
+        self.registry = ModelRegistry(config, self.metrics, backends=backends)
+        self.metrics.registry.register(_StateCollector(self.registry))
+        self.plane = DataPlane(self.registry)
+
+    def close(self) -> None:
+        self.registry.stop()
+
+    def authorized(self, header: str | None) -> bool:
+        """Compare a bearer token with every accepted one in constant time."""
+        if not self.tokens:
+            return True
+        if not header or not header.startswith("Bearer "):
+            return False
+        sent = header[len("Bearer "):].strip().encode()
+        matched = False
+        for token in self.tokens:
+            matched |= hmac.compare_digest(sent, token)
+        return matched
+
+
+def _config(config: RuntimeConfig | dict | str | Path | None, overrides: dict[str, Any]) -> RuntimeConfig:
+    if isinstance(config, RuntimeConfig):
+        return config.replace(**overrides) if overrides else config
+    if isinstance(config, dict):
+        return RuntimeConfig.load(None, **{**config, **overrides})
+    return RuntimeConfig.load(config, **overrides)
+
+
+def protected(view):
+    """Mark a view as needing the bearer token when tokens are configured (inference and admin)."""
+    view.modelpress_protected = True
+    return view
+
+
+def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(payload, separators=(",", ":")), status=status, headers=headers,
+                    mimetype="application/json")
+
+
+def create_app(config: RuntimeConfig | dict | str | Path | None = None, *, backends: dict | None = None,
+               start: bool = True, **overrides: Any) -> Flask:
+    """Build the service app. ``config`` is a RuntimeConfig, a dict of settings, a YAML path or None
+    (defaults + ``MODELPRESS_*``); ``overrides`` win over all. ``start`` loads the repository now and
+    starts hot reload; ``backends`` maps model formats to Backend classes (for other runtimes)::
+
+        app = create_app({"repository": "models/"}, batching=True, max_batch_size=16)
+    """
+    from modelpress.runtime.protocols import ops, tfserving_v1, v2
+
+    cfg = _config(config, overrides)
+    if not cfg.repository:
+        from modelpress.errors import UsageError
+
+        raise UsageError("no model repository given: pass repository= (or MODELPRESS_REPOSITORY, or "
+                         "`modelpress serve REPO`)")
+    runtime = Runtime(cfg, backends=backends)
+    app = Flask("modelpress.runtime")
+    app.config["MAX_CONTENT_LENGTH"] = cfg.max_body_bytes
+    app.extensions["modelpress"] = runtime
+    app.modelpress = runtime  # type: ignore[attr-defined]
+    for blueprint in (tfserving_v1.blueprint, v2.blueprint, ops.blueprint):
+        app.register_blueprint(blueprint)
+    _install_hooks(app, runtime)
+    if start:
+        runtime.registry.start()
+    return app
+
+
+def _install_hooks(app: Flask, runtime: Runtime) -> None:
+    @app.before_request
+    def _guard():
+        g.started = time.perf_counter()
+        g.protocol = request.blueprint or "other"
+        g.model = (request.view_args or {}).get("model", "")
+        g.version = (request.view_args or {}).get("version", "")
+        length = request.content_length
+        if length is not None and length > runtime.config.max_body_bytes:
+            raise PayloadTooLargeError(f"the request body has {length} bytes; at most "
+                                       f"{runtime.config.max_body_bytes} are accepted (max_body_bytes)")
+        view = app.view_functions.get(request.endpoint or "")
+        needs_token = getattr(view, "modelpress_protected", False)
+        if needs_token and not runtime.authorized(request.headers.get("Authorization")):
+            raise UnauthorizedError("this route needs a bearer token: send 'Authorization: Bearer <token>'")
+
+    @app.errorhandler(ModelpressError)
+    def _expected(err: ModelpressError):
+        headers = {}
+        if isinstance(err, UnavailableError) and err.retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(err.retry_after)))
+        if isinstance(err, UnauthorizedError):
+            headers["WWW-Authenticate"] = 'Bearer realm="modelpress"'
+        return json_response({"error": str(err)}, err.http_status, headers)
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException):
+        message = err.description or err.name
+        if err.code == 413:
+            message = f"the request body is over {runtime.config.max_body_bytes} bytes (max_body_bytes)"
+        elif err.code == 404:
+            message = f"no route {request.path}; see /openapi.json for the routes"
+        elif err.code == 405:
+            message = f"{request.method} is not allowed on {request.path}; see /openapi.json"
+        return json_response({"error": message}, err.code or 500)
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return json_response({"error": f"internal error: {type(err).__name__}: {err}"}, 500)
+
+    @app.after_request
+    def _record(response: Response):
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        protocol = g.get("protocol", "other")
+        if protocol in ("v1", "v2") and g.get("model"):
+            runtime.metrics.request(g.model, str(g.get("version", "")), protocol, response.status_code, seconds)
+        else:
+            runtime.metrics.request("", "", protocol, response.status_code, seconds)
+        if runtime.config.access_log and access_log.isEnabledFor(logging.INFO):
+            access_log.info(json.dumps({
+                "ts": round(time.time(), 3), "remote": request.remote_addr, "method": request.method,
+                "path": request.path, "status": response.status_code, "ms": round(seconds * 1000, 3),
+                "bytes_in": request.content_length or 0, "bytes_out": response.calculate_content_length(),
+                "protocol": protocol, "model": g.get("model") or None, "version": g.get("version") or None,
+            }, separators=(",", ":")))
+        return response

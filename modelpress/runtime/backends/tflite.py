@@ -1,0 +1,80 @@
+"""TFLite backend: a pool of :class:`modelpress.tflite_interpreter.TFLiteModel` (one per concurrent
+request; an interpreter is not thread-safe), LiteRT first, then tflite_runtime, then tf.lite::
+
+    backend = TFLiteBackend("repo/digits/1", read_manifest("repo/digits/1"), pool_size=4, threads=1)
+    backend.load()
+    probs, = backend.predict([x_float32])            # quantized models quantize / dequantize here
+    codes, = backend.predict([x_uint8], raw=True)     # the model's own integers, untouched
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+
+import numpy as np
+
+from modelpress.errors import ArtifactError, UnavailableError
+from modelpress.runtime.backends.base import Backend
+
+log = logging.getLogger(__name__)
+_DELEGATES: dict[str, bool] = {}
+_DELEGATES_LOCK = threading.Lock()
+
+
+def resolve_delegate(delegate: str | None) -> str | None:
+    """``delegate`` when its library loads here, else None, probed once per process (one clear log line
+    when it is asked for but absent, instead of one per interpreter)."""
+    if not delegate or delegate in ("none", "xnnpack"):
+        return delegate
+    from modelpress.tflite_interpreter import _delegates, interpreter_backend
+
+    with _DELEGATES_LOCK:
+        if delegate not in _DELEGATES:
+            hook = sys.unraisablehook
+            sys.unraisablehook = lambda unraisable: None  # LiteRT's half-made Delegate complains in __del__
+            try:
+                _DELEGATES[delegate] = bool(_delegates(delegate, interpreter_backend()[1]))
+            finally:
+                sys.unraisablehook = hook
+    return delegate if _DELEGATES[delegate] else None
+
+
+class TFLiteBackend(Backend):
+    platform = "tflite"
+
+    def load(self) -> None:
+        from modelpress.tflite_interpreter import TFLiteModel
+
+        path = self.folder / self.manifest.model_file
+        self.delegate = resolve_delegate(self.delegate)
+        self._pool: queue.LifoQueue = queue.LifoQueue()
+        first = TFLiteModel(path, threads=self.threads or 1, delegate=self.delegate)
+        self.interpreter = first.backend
+        got = [s.dtype for s in first.input_specs()]
+        want = [s.dtype for s in self.inputs]
+        if got != want:
+            raise ArtifactError(f"{path} takes inputs of {got}, but its manifest says {want}; re-create the package")
+        self._pool.put(first)
+        for _ in range(self.pool_size - 1):
+            self._pool.put(TFLiteModel(path, threads=self.threads or 1, delegate=self.delegate))
+        log.info("loaded %s with %s: %d interpreter(s), %s thread(s), delegate %s", path, self.interpreter,
+                 self.pool_size, self.threads or 1, self.delegate or "none")
+
+    def predict(self, inputs: list[np.ndarray], raw: bool = False) -> list[np.ndarray]:
+        try:
+            model = self._pool.get(timeout=30)
+        except queue.Empty:
+            raise UnavailableError("every interpreter stayed busy for 30 s; retry later", retry_after=1) from None
+        try:
+            return model.predict(inputs, dequantize=not raw)
+        finally:
+            self._pool.put(model)
+
+    def unload(self) -> None:
+        pool = getattr(self, "_pool", None)
+        while pool is not None and not pool.empty():
+            pool.get_nowait()
+        self._pool = queue.LifoQueue()

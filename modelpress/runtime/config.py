@@ -1,0 +1,142 @@
+"""Runtime settings: defaults, then a YAML file, then ``MODELPRESS_*`` environment variables, then
+explicit arguments (each later source wins)::
+
+    config = RuntimeConfig.load("service.yaml", repository="models/", port=8500)
+    config = RuntimeConfig.load(None)      # MODELPRESS_REPOSITORY=models/ MODELPRESS_PORT=9000 ...
+
+Every field can be set from the environment as ``MODELPRESS_<FIELD>`` (``MODELPRESS_MAX_BATCH_SIZE=16``,
+``MODELPRESS_TOKENS=tok1,tok2``); ``MODELPRESS_CONFIG`` names the YAML file when none is passed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from modelpress.errors import UsageError
+
+ENV_PREFIX = "MODELPRESS_"
+
+
+@dataclass
+class RuntimeConfig:
+    """All service settings, flat. See ``examples/device-service/modelpress.yaml`` for a commented file."""
+
+    repository: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8500
+    threads: int = 4                       # WSGI worker threads = request concurrency
+    workers: int = 1                       # processes sharing the port (each loads its own models)
+    pool_size: int | None = None           # interpreters per model version; default: threads
+    interpreter_threads: int | None = None  # default: the device profile's threads
+    delegate: str | None = None            # default: the device profile's delegate
+    profile: str | None = None             # device profile overriding the packages' own
+    poll_interval: float = 2.0             # seconds between repository scans; 0 turns hot reload off
+    batching: bool = False
+    max_batch_size: int = 32
+    max_queue_delay_ms: float = 2.0
+    max_queue_size: int = 256
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_json_depth: int = 32
+    tokens: list[str] = field(default_factory=list)
+    token_file: str | None = None
+    warmup: bool = True
+    access_log: bool = True
+    unload_timeout: float = 60.0
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: Any) -> RuntimeConfig:
+        """Build a config from defaults, ``path`` (YAML), the environment and ``overrides``."""
+        values: dict[str, Any] = {}
+        path = path or os.environ.get(ENV_PREFIX + "CONFIG")
+        if path:
+            values.update(_read_yaml(Path(path)))
+        for f in fields(cls):
+            raw = os.environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(values, where=str(path or "settings"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "settings") -> RuntimeConfig:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise UsageError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        config = cls(**{name: _coerce(known[name], value, where) for name, value in data.items()})
+        config.check()
+        return config
+
+    def check(self) -> None:
+        for name in ("threads", "workers", "max_batch_size", "max_queue_size", "max_body_bytes", "max_json_depth"):
+            if int(getattr(self, name)) < 1:
+                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.pool_size is not None and self.pool_size < 1:
+            raise UsageError(f"pool_size must be at least 1, got {self.pool_size}")
+        if not 0 <= self.port <= 65535:
+            raise UsageError(f"port must be 0..65535, got {self.port}")
+        if self.max_queue_delay_ms < 0 or self.poll_interval < 0:
+            raise UsageError("max_queue_delay_ms and poll_interval must not be negative")
+
+    def all_tokens(self) -> list[str]:
+        """The bearer tokens accepted: ``tokens`` plus one a line from ``token_file`` (# comments ignored)."""
+        tokens = [t for t in self.tokens if t]
+        if self.token_file:
+            path = Path(self.token_file)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as err:
+                raise UsageError(f"token file {path} cannot be read ({err.strerror}); "
+                                 "write one token a line into it") from None
+            tokens += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+            if not tokens:
+                raise UsageError(f"token file {path} holds no token; write one token a line into it")
+        return tokens
+
+    def replace(self, **changes: Any) -> RuntimeConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise UsageError(f"config file {path} cannot be read ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise UsageError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {path} must hold a mapping of settings, found {type(data).__name__}")
+    return data
+
+
+def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
+    kind = str(f.type)
+    try:
+        if kind.startswith("list"):
+            if isinstance(value, str):
+                return [part.strip() for part in value.split(",") if part.strip()]
+            return [str(v) for v in value]
+        if value is None:
+            return None
+        if kind.startswith("bool"):
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                return lowered in ("1", "true", "yes", "on")
+            return bool(value)
+        if kind.startswith("int"):
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: setting {f.name} = {value!r} is not a valid {kind}") from None

@@ -1,0 +1,80 @@
+"""Prometheus metrics of one app (its own CollectorRegistry, so several apps can live in a process)::
+
+    metrics = Metrics(registry_view)          # registry_view: a ModelRegistry, read at scrape time
+    metrics.request("digits", "1", "v2", 200, seconds=0.004)
+    body, content_type = metrics.render()
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict, deque
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+STATES = ("LOADING", "AVAILABLE", "UNLOADING", "END", "FAILED")
+
+
+class _StateCollector:
+    def __init__(self, source):
+        self.source = source
+
+    def collect(self):
+        family = GaugeMetricFamily("modelpress_model_state", "1 for the state each model version is in",
+                                   labels=["model", "version", "state"])
+        for model, version, state in self.source.states():
+            for name in STATES:
+                family.add_metric([model, version, name], 1.0 if name == state else 0.0)
+        yield family
+
+
+class Metrics:
+    """Request counts and latency histograms for request, queue and compute; batch sizes; model states."""
+
+    def __init__(self, state_source=None):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("modelpress_requests", "Requests by model, version, protocol and HTTP status",
+                                ["model", "version", "protocol", "status"], registry=self.registry)
+        self.request_seconds = Histogram("modelpress_request_duration_seconds", "Whole request time",
+                                         ["model", "protocol"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.queue_seconds = Histogram("modelpress_queue_duration_seconds", "Time waiting in the batch queue",
+                                       ["model", "version"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.compute_seconds = Histogram("modelpress_compute_duration_seconds", "Backend predict time",
+                                         ["model", "version"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.batch_size = Histogram("modelpress_batch_size", "Rows per backend invoke", ["model", "version"],
+                                    buckets=BATCH_BUCKETS, registry=self.registry)
+        if state_source is not None:
+            self.registry.register(_StateCollector(state_source))
+        self._recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=200))
+        self._lock = threading.Lock()
+
+    def request(self, model: str, version: str, protocol: str, status: int, seconds: float) -> None:
+        self.requests.labels(model or "-", version or "-", protocol, str(status)).inc()
+        if model:
+            self.request_seconds.labels(model, protocol).observe(seconds)
+            with self._lock:
+                self._recent[model].append(seconds)
+
+    def batch(self, model: str, version: str, rows: int, waits: list[float]) -> None:
+        self.batch_size.labels(model, version).observe(rows)
+        for wait in waits:
+            self.queue_seconds.labels(model, version).observe(wait)
+
+    def compute(self, model: str, version: str, seconds: float) -> None:
+        self.compute_seconds.labels(model, version).observe(seconds)
+
+    def recent_latency(self, model: str) -> dict[str, float | int | None]:
+        """p50 / p95 of the last 200 requests to ``model``, in milliseconds."""
+        with self._lock:
+            values = sorted(self._recent.get(model, ()))
+        if not values:
+            return {"count": 0, "p50_ms": None, "p95_ms": None}
+        pick = lambda q: round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 3)  # noqa: E731
+        return {"count": len(values), "p50_ms": pick(0.5), "p95_ms": pick(0.95)}
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

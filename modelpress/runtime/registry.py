@@ -1,0 +1,346 @@
+"""Model registry: which versions are served, their labels, and hot reload by polling the repository.
+
+A new version is loaded and warmed up before it takes traffic; a replaced one is unloaded once its
+in-flight requests finish; a version that fails to load leaves the others serving and shows its error
+in the status endpoints::
+
+    registry = ModelRegistry(config, metrics)
+    registry.start()                                  # first scan now, then every poll_interval seconds
+    with registry.acquire("digits", label="stable") as served:
+        outputs = served.predict([x])
+    registry.stop()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from modelpress.errors import ModelpressError, NotFoundError, UnavailableError
+from modelpress.manifest import Manifest, read_manifest
+from modelpress.runtime.backends import BACKENDS, Backend
+from modelpress.runtime.batcher import Batcher
+from modelpress.runtime.config import RuntimeConfig
+from modelpress.runtime.repository import ModelConfig, check_name, scan_repository
+
+log = logging.getLogger(__name__)
+
+
+class ServedVersion:
+    """One loaded version: its backend, optional batcher, state and in-flight count."""
+
+    def __init__(self, model: str, version: int, folder: Path, fingerprint: tuple, manifest: Manifest,
+                 backend: Backend, metrics):
+        self.model, self.version, self.folder, self.fingerprint = model, version, folder, fingerprint
+        self.manifest, self.backend, self.metrics = manifest, backend, metrics
+        self.state = "LOADING"
+        self.error: str | None = None
+        self.batcher: Batcher | None = None
+        self.inflight = 0
+        self.cond = threading.Condition()
+
+    def _timed_predict(self, inputs: list[np.ndarray], raw: bool) -> list[np.ndarray]:
+        started = time.perf_counter()
+        outputs = self.backend.predict(inputs, raw)
+        if self.metrics is not None:
+            self.metrics.compute(self.model, str(self.version), time.perf_counter() - started)
+        return outputs
+
+    def enable_batching(self, max_batch_size: int, max_queue_delay_ms: float, max_queue_size: int) -> None:
+        on_batch = None
+        if self.metrics is not None:
+            on_batch = lambda rows, waits: self.metrics.batch(self.model, str(self.version), rows, waits)  # noqa: E731
+        self.batcher = Batcher(self._timed_predict, max_batch_size=max_batch_size,
+                               max_queue_delay=max_queue_delay_ms / 1000.0, max_queue_size=max_queue_size,
+                               workers=self.backend.pool_size, on_batch=on_batch, name=f"{self.model}:{self.version}")
+
+    def predict(self, inputs: list[np.ndarray], raw: bool = False) -> list[np.ndarray]:
+        """Run inputs (already validated) through the batcher when there is one, else straight through."""
+        if self.batcher is not None:
+            return self.batcher.submit(inputs, raw)
+        outputs = self._timed_predict(inputs, raw)
+        if self.metrics is not None:
+            self.metrics.batch(self.model, str(self.version), len(inputs[0]) if inputs[0].ndim else 1, [0.0])
+        return outputs
+
+    def retire(self, timeout: float) -> None:
+        """Wait for in-flight requests (up to ``timeout`` s), then unload."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.inflight and time.monotonic() < deadline:
+                self.cond.wait(max(0.0, deadline - time.monotonic()))
+        if self.batcher is not None:
+            self.batcher.close()
+        try:
+            self.backend.unload()
+        finally:
+            self.state = "END"
+            log.info("unloaded model %s version %s", self.model, self.version)
+
+
+@dataclass
+class ModelRecord:
+    name: str
+    config: ModelConfig = field(default_factory=ModelConfig)
+    config_error: str | None = None
+    versions: dict[int, ServedVersion] = field(default_factory=dict)
+    failed: dict[int, tuple[tuple, str]] = field(default_factory=dict)   # version -> (fingerprint, error)
+    retired: dict[int, ServedVersion] = field(default_factory=dict)
+
+
+class ModelRegistry:
+    """Loads, serves and retires the versions found in ``config.repository``."""
+
+    def __init__(self, config: RuntimeConfig, metrics=None, backends: dict[str, type[Backend]] | None = None):
+        self.config = config
+        self.metrics = metrics
+        self.backends = dict(BACKENDS, **(backends or {}))
+        self.models: dict[str, ModelRecord] = {}
+        self.ready = False
+        self._lock = threading.RLock()
+        self._scan_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._profile = None
+        if config.profile:
+            from modelpress.device_profiles import load_profile
+
+            self._profile = load_profile(config.profile)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.scan()
+        self.ready = True
+        if self.config.poll_interval > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="modelpress-reload", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._lock:
+            served = [v for m in self.models.values() for v in m.versions.values()]
+            for model in self.models.values():
+                model.versions = {}
+        for version in served:
+            version.state = "UNLOADING"
+            version.retire(self.config.unload_timeout)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.config.poll_interval):
+            try:
+                self.scan()
+            except ModelpressError as err:
+                log.error("repository scan failed: %s", err)
+            except Exception:  # keep the poller alive whatever a scan hits
+                log.exception("repository scan failed")
+
+    # --- loading --------------------------------------------------------------------------------
+    def scan(self) -> None:
+        """Bring the served versions in line with the repository (one scan at a time)."""
+        with self._scan_lock:
+            entries = scan_repository(self.config.repository)
+            for name, entry in entries.items():
+                record = self.models.get(name) or ModelRecord(name)
+                record.config, record.config_error = entry.config, entry.config_error
+                if entry.config_error:
+                    log.error("model %s: %s", name, entry.config_error)
+                self._sync_model(record, entry.versions)
+                with self._lock:
+                    self.models[name] = record
+            for name in [n for n in self.models if n not in entries]:
+                self._sync_model(self.models[name], {})
+                with self._lock:
+                    del self.models[name]
+
+    def _sync_model(self, record: ModelRecord, folders: dict) -> None:
+        def loadable() -> list[int]:
+            return [v for v, f in folders.items()
+                    if not (v in record.failed and record.failed[v][0] == f.fingerprint)]
+
+        while True:
+            wanted = record.config.choose(loadable())
+            pending = [v for v in wanted if v not in record.versions
+                       or record.versions[v].fingerprint != folders[v].fingerprint]
+            if not pending:
+                break
+            for v in pending:
+                folder = folders[v]
+                try:
+                    served = self._load(record, v, folder.path, folder.fingerprint)
+                except ModelpressError as err:
+                    message = str(err)
+                    record.failed[v] = (folder.fingerprint, message)
+                    keeps = sorted(record.versions)
+                    log.error("model %s version %s failed to load: %s; %s", record.name, v, message,
+                              f"version(s) {keeps} keep serving" if keeps else "no version is serving")
+                    continue
+                record.failed.pop(v, None)
+                with self._lock:
+                    old = record.versions.get(v)
+                    record.versions[v] = served
+                if old is not None:
+                    self._retire(record, old)
+        keep = set(record.config.choose(loadable()))
+        for v in [v for v in record.versions if v not in keep]:
+            with self._lock:
+                old = record.versions.pop(v)
+            self._retire(record, old)
+
+    def _settings(self, record: ModelRecord, manifest: Manifest) -> tuple[int, str | None, int]:
+        profile = manifest.profile or {}
+        if self._profile is not None:
+            profile = {"threads": self._profile.threads, "delegate": self._profile.delegate}
+        threads = record.config.interpreter_threads or self.config.interpreter_threads or profile.get("threads") or 1
+        delegate = record.config.delegate or self.config.delegate or profile.get("delegate")
+        pool = record.config.pool_size or self.config.pool_size or self.config.threads
+        return int(threads), delegate, int(pool)
+
+    def _load(self, record: ModelRecord, version: int, folder: Path, fingerprint: tuple) -> ServedVersion:
+        started = time.perf_counter()
+        manifest = read_manifest(folder)
+        backend_cls = self.backends.get(manifest.model_format)
+        if backend_cls is None:
+            raise ModelpressError(f"no backend serves model format {manifest.model_format!r}")
+        threads, delegate, pool = self._settings(record, manifest)
+        backend = backend_cls(folder, manifest, pool_size=pool, threads=threads, delegate=delegate)
+        served = ServedVersion(record.name, version, folder, fingerprint, manifest, backend, self.metrics)
+        try:
+            backend.load()
+            if self.config.warmup:
+                backend.warmup()
+        except ModelpressError:
+            raise
+        except Exception as err:  # a broken model file can fail in many ways inside an interpreter
+            raise ModelpressError(f"{folder}: {type(err).__name__}: {err}") from None
+        batching = dict(enabled=self.config.batching, max_batch_size=self.config.max_batch_size,
+                        max_queue_delay_ms=self.config.max_queue_delay_ms, max_queue_size=self.config.max_queue_size)
+        batching.update(record.config.batching)
+        if batching.pop("enabled"):
+            if backend.supports_batching:
+                served.enable_batching(**batching)
+            else:
+                log.info("model %s version %s has a fixed batch size: dynamic batching is off", record.name, version)
+        served.state = "AVAILABLE"
+        log.info("loaded model %s version %s (%s, %d interpreter(s), %d thread(s) each, delegate %s%s) in %.0f ms",
+                 record.name, version, backend.platform, pool, threads, delegate or "none",
+                 ", batching" if served.batcher else "", (time.perf_counter() - started) * 1000)
+        return served
+
+    def _retire(self, record: ModelRecord, served: ServedVersion) -> None:
+        served.state = "UNLOADING"
+        record.retired[served.version] = served
+
+        def run() -> None:
+            try:
+                served.retire(self.config.unload_timeout)
+            except Exception:  # pragma: no cover - an unload failure only leaks memory
+                log.exception("unloading %s version %s failed", record.name, served.version)
+
+        threading.Thread(target=run, name=f"unload-{record.name}-{served.version}", daemon=True).start()
+
+    # --- lookup ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def acquire(self, model: str, version: str | int | None = None,
+                label: str | None = None) -> Iterator[ServedVersion]:
+        """The served version a request asked for, counted in flight until the block ends."""
+        served = self.lookup(model, version, label)
+        try:
+            yield served
+        finally:
+            with served.cond:
+                served.inflight -= 1
+                served.cond.notify_all()
+
+    def lookup_model(self, model: str) -> ModelRecord:
+        """The record of a model in the repository, or a 404 naming the models there."""
+        check_name("model", model)
+        with self._lock:
+            record = self.models.get(model)
+            if record is None:
+                known = ", ".join(sorted(self.models)) or "none"
+                raise NotFoundError(f"model {model!r} is not in the repository; models served: {known}")
+            return record
+
+    def label_version(self, model: str, label: str) -> int:
+        record = self.lookup_model(model)
+        check_name("label", label)
+        if label not in record.config.labels:
+            labels = ", ".join(f"{k}={v}" for k, v in sorted(record.config.labels.items())) or "none"
+            raise NotFoundError(f"model {model!r} has no label {label!r}; its labels: {labels}")
+        return record.config.labels[label]
+
+    def lookup(self, model: str, version: str | int | None = None, label: str | None = None) -> ServedVersion:
+        record = self.lookup_model(model)
+        with self._lock:
+            if label is not None:
+                number = self.label_version(model, label)
+            elif version is not None:
+                if not str(version).isdigit():
+                    raise NotFoundError(f"version {version!r} of model {model!r} is not an integer version")
+                number = int(version)
+            else:
+                if not record.versions:
+                    raise UnavailableError(f"model {model!r} has no version available{self._why(record)}",
+                                           retry_after=5)
+                number = max(record.versions)
+            served = record.versions.get(number)
+            if served is None or served.state != "AVAILABLE":
+                served_list = ", ".join(str(v) for v in sorted(record.versions)) or "none"
+                why = f" ({record.failed[number][1]})" if number in record.failed else ""
+                raise NotFoundError(f"version {number} of model {model!r} is not available{why}; "
+                                    f"available: {served_list}")
+            with served.cond:
+                served.inflight += 1
+            return served
+
+    @staticmethod
+    def _why(record: ModelRecord) -> str:
+        if record.config_error:
+            return f": {record.config_error}"
+        if record.failed:
+            return ": " + "; ".join(f"version {v} failed: {e}" for v, (_, e) in sorted(record.failed.items()))
+        return ": no complete version folder yet"
+
+    # --- status ---------------------------------------------------------------------------------
+    def status(self, model: str | None = None) -> dict[str, list[dict]]:
+        """Per model, each known version newest first: state, error, platform, labels."""
+        with self._lock:
+            records = [self.models[model]] if model else list(self.models.values())
+            out = {}
+            for record in records:
+                labels: dict[int, list[str]] = {}
+                for label, v in record.config.labels.items():
+                    labels.setdefault(v, []).append(label)
+                rows: dict[int, dict] = {}
+                for v, served in record.retired.items():
+                    rows[v] = {"version": v, "state": served.state, "error": None}
+                for v, (_, error) in record.failed.items():
+                    rows[v] = {"version": v, "state": "FAILED", "error": error}
+                for v, served in record.versions.items():
+                    error = record.failed[v][1] if v in record.failed else None
+                    rows[v] = {"version": v, "state": served.state, "error": error,
+                               "platform": served.backend.platform, "batching": served.batcher is not None}
+                for v, row in rows.items():
+                    row["labels"] = sorted(labels.get(v, []))
+                out[record.name] = [rows[v] for v in sorted(rows, reverse=True)]
+                if record.config_error:
+                    out[record.name].insert(0, {"version": None, "state": "CONFIG_ERROR",
+                                                "error": record.config_error, "labels": []})
+            return out
+
+    def states(self) -> list[tuple[str, str, str]]:
+        return [(name, str(row["version"]), row["state"]) for name, rows in self.status().items()
+                for row in rows if row["version"] is not None]
+
+    def model_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self.models)

@@ -1,0 +1,158 @@
+"""The model repository on disk: ``<repo>/<model>/<version>/`` package folders (integer versions) and an
+optional ``<repo>/<model>/config.yaml``::
+
+    # repo/digits/config.yaml
+    version_policy: {latest: 2}        # latest (= latest: 1), all, {latest: n} or {specific: [1, 3]}
+    labels: {stable: 1, canary: 2}
+    batching: {enabled: true, max_batch_size: 16, max_queue_delay_ms: 5}
+    interpreter_threads: 2
+    delegate: xnnpack
+
+    scan = scan_repository("repo/")    # {"digits": ModelEntry(config=..., versions={1: VersionFolder, ...})}
+
+A version folder without a complete manifest is not ready: it is skipped (it may still be copying).
+Names are checked so that nothing a client sends can reach outside the repository.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelpress.errors import ArtifactError, NotFoundError, UsageError
+from modelpress.manifest import MANIFEST_NAME
+
+log = logging.getLogger(__name__)
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+MODEL_CONFIG = "config.yaml"
+BATCHING_KEYS = ("enabled", "max_batch_size", "max_queue_delay_ms", "max_queue_size")
+
+
+def check_name(kind: str, value: str) -> str:
+    """A model name, version or label as sent by a client: plain characters only, never a path."""
+    if not isinstance(value, str) or not NAME.match(value) or ".." in value:
+        raise NotFoundError(f"{kind} {value!r} is not a valid name (letters, digits, '_', '.', '-'; "
+                            "at most 128 characters)")
+    return value
+
+
+@dataclass
+class ModelConfig:
+    """A model's serving policy from ``config.yaml``."""
+
+    policy: str = "latest"               # latest | all | specific
+    latest: int = 1
+    specific: list[int] = field(default_factory=list)
+    labels: dict[str, int] = field(default_factory=dict)
+    batching: dict[str, Any] = field(default_factory=dict)
+    interpreter_threads: int | None = None
+    delegate: str | None = None
+    pool_size: int | None = None
+
+    def choose(self, versions: list[int]) -> list[int]:
+        """The versions this policy serves out of the loadable ``versions``, newest first."""
+        ordered = sorted(versions, reverse=True)
+        if self.policy == "all":
+            return ordered
+        if self.policy == "specific":
+            return [v for v in ordered if v in self.specific]
+        return ordered[: self.latest]
+
+    @classmethod
+    def read(cls, path: Path) -> ModelConfig:
+        if not path.is_file():
+            return cls()
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise UsageError(f"{path} cannot be read as YAML: {str(err).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{path} must hold a mapping (version_policy, labels, batching)")
+        known = {"version_policy", "labels", "batching", "interpreter_threads", "delegate", "pool_size"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        config = cls(interpreter_threads=data.get("interpreter_threads"), delegate=data.get("delegate"),
+                     pool_size=data.get("pool_size"))
+        policy = data.get("version_policy", "latest")
+        if policy in ("latest", "all"):
+            config.policy = policy
+        elif isinstance(policy, dict) and set(policy) == {"latest"} and isinstance(policy["latest"], int) \
+                and policy["latest"] > 0:
+            config.policy, config.latest = "latest", policy["latest"]
+        elif isinstance(policy, dict) and set(policy) == {"specific"} and isinstance(policy["specific"], list) \
+                and all(isinstance(v, int) for v in policy["specific"]):
+            config.policy, config.specific = "specific", list(policy["specific"])
+        else:
+            raise UsageError(f"{path}: version_policy {policy!r} must be latest, all, {{latest: N}} or "
+                             "{specific: [versions]}")
+        labels = data.get("labels") or {}
+        if not isinstance(labels, dict) or not all(isinstance(v, int) for v in labels.values()):
+            raise UsageError(f"{path}: labels must map names to integer versions, e.g. {{stable: 1, canary: 2}}")
+        for label in labels:
+            check_name("label", str(label))
+        config.labels = {str(k): int(v) for k, v in labels.items()}
+        batching = data.get("batching") or {}
+        if not isinstance(batching, dict) or set(batching) - set(BATCHING_KEYS):
+            raise UsageError(f"{path}: batching takes {', '.join(BATCHING_KEYS)}")
+        config.batching = batching
+        return config
+
+
+@dataclass
+class VersionFolder:
+    version: int
+    path: Path
+    fingerprint: tuple
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    config: ModelConfig
+    versions: dict[int, VersionFolder]
+    config_error: str | None = None
+
+
+def _fingerprint(folder: Path) -> tuple | None:
+    """Identity of a complete package folder's contents (None when its manifest is not there yet)."""
+    manifest = folder / MANIFEST_NAME
+    try:
+        stats = [manifest.stat()] + [p.stat() for p in sorted(folder.iterdir()) if p.is_file() and p != manifest]
+    except OSError:
+        return None
+    return tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in stats)
+
+
+def scan_repository(root: str | Path) -> dict[str, ModelEntry]:
+    """Every model folder under ``root`` with its ready version folders."""
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise ArtifactError(f"model repository {root} is not a folder; pass a folder holding <model>/<version>/")
+    models: dict[str, ModelEntry] = {}
+    for model_dir in sorted(root.iterdir()):
+        if not model_dir.is_dir() or not NAME.match(model_dir.name) or model_dir.name.startswith("."):
+            continue
+        if not model_dir.resolve().is_relative_to(root):
+            log.warning("skipping %s: it links outside the repository", model_dir)
+            continue
+        config, error = ModelConfig(), None
+        try:
+            config = ModelConfig.read(model_dir / MODEL_CONFIG)
+        except UsageError as err:
+            error = str(err)
+        versions = {}
+        for folder in model_dir.iterdir():
+            if not (folder.is_dir() and folder.name.isdigit()) or not folder.resolve().is_relative_to(root):
+                continue
+            fingerprint = _fingerprint(folder)
+            if fingerprint is not None:
+                versions[int(folder.name)] = VersionFolder(int(folder.name), folder, fingerprint)
+        models[model_dir.name] = ModelEntry(model_dir.name, config, versions, error)
+    return models

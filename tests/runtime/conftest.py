@@ -1,0 +1,200 @@
+"""Runtime fixtures: a model repository built from the committed packages (real TFLite models made by
+``make_fixtures.py``), the app and its Flask test client, a real server process on loopback, and a tiny
+fake backend for fast HTTP-stack tests. Nothing here needs TensorFlow."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelpress.manifest import Manifest, TensorSpec, write_manifest
+from modelpress.runtime.backends.base import Backend
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PACKAGES = FIXTURES / "packages"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def add_version(repo: Path, model: str, version: int, package: str = "float32") -> Path:
+    """Copy a fixture package into ``repo/model/version`` the way a deploy should: complete, then renamed."""
+    tmp = repo / model / f".incoming-{version}"
+    shutil.copytree(PACKAGES / package, tmp)
+    dest = repo / model / str(version)
+    os.replace(tmp, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def samples():
+    """100 real held-out digits (float32 in [0, 1], 8x8x1) and their labels."""
+    return np.load(FIXTURES / "x_test.npy"), np.load(FIXTURES / "y_test.npy")
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    """digits (float32, versions 1 and 2, labels stable=1 canary=2, latest 2 served), int8 and edgetpu."""
+    root = tmp_path / "repo"
+    (root / "digits").mkdir(parents=True)
+    add_version(root, "digits", 1, "float32")
+    add_version(root, "digits", 2, "float32")
+    (root / "digits" / "config.yaml").write_text("version_policy: {latest: 2}\nlabels: {stable: 1, canary: 2}\n")
+    add_version(root, "int8", 1, "int8")
+    add_version(root, "edgetpu", 1, "edgetpu")
+    return root
+
+
+@pytest.fixture
+def make_app():
+    from modelpress.runtime import create_app
+
+    apps = []
+
+    def make(repository, **settings):
+        settings.setdefault("poll_interval", 0)
+        app = create_app({"repository": str(repository), **settings})
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.modelpress.close()
+
+
+@pytest.fixture
+def app(make_app, repo):
+    return make_app(repo)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# --- a real server process -------------------------------------------------------------------------
+
+class ServerProcess:
+    def __init__(self, repository: Path, *args: str, env: dict | None = None):
+        command = [sys.executable, "-m", "modelpress.cli.main", "serve", str(repository), "--port", "0", *args]
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     cwd=ROOT, env={**os.environ, **(env or {})})
+        self.lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            found = re.search(r"serving .* on (http://[\d.]+:\d+)", line)
+            if found:
+                self.url = found.group(1)
+                return
+        self.stop()
+        raise RuntimeError("server did not start:\n" + "".join(self.lines))
+
+    @property
+    def hostport(self) -> str:
+        return self.url.removeprefix("http://")
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        rest = self.proc.stdout.read() if self.proc.stdout else ""
+        return "".join(self.lines) + (rest or "")
+
+
+@pytest.fixture
+def start_server():
+    servers = []
+
+    def start(repository, *args, env=None):
+        server = ServerProcess(repository, *args, env=env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One real `modelpress serve` process on loopback over the standard repository, for a module."""
+    root = tmp_path_factory.mktemp("served") / "repo"
+    (root / "digits").mkdir(parents=True)
+    add_version(root, "digits", 1, "float32")
+    add_version(root, "digits", 2, "float32")
+    (root / "digits" / "config.yaml").write_text("version_policy: {latest: 2}\nlabels: {stable: 1, canary: 2}\n")
+    add_version(root, "int8", 1, "int8")
+    add_version(root, "edgetpu", 1, "edgetpu")
+    process = ServerProcess(root, "--poll-interval", "0")
+    yield process
+    process.stop()
+
+
+# --- a tiny fake backend ---------------------------------------------------------------------------
+
+class FakeBackend(Backend):
+    """Sums each row of a [n, 4] float input into a [n, 1] output, after ``delay`` seconds; records the
+    batch sizes it was called with. Exercises the whole HTTP stack without an interpreter."""
+
+    platform = "fake"
+    delay = 0.0
+    calls: list[int] = []
+
+    def load(self) -> None:
+        if (self.folder / self.manifest.model_file).read_bytes() == b"corrupt":
+            raise ValueError("the fake model file says it is corrupt")
+
+    def predict(self, inputs, raw=False):
+        time.sleep(self.delay)
+        type(self).calls.append(len(inputs[0]))
+        return [inputs[0].reshape(len(inputs[0]), -1).sum(axis=1, keepdims=True).astype(np.float32)]
+
+    def unload(self) -> None:
+        pass
+
+
+def write_fake_package(folder: Path, content: bytes = b"fake") -> Path:
+    folder.mkdir(parents=True)
+    (folder / "model.fake").write_bytes(content)
+    write_manifest(folder, Manifest(name="adder", model_format="tflite", model_file="model.fake",
+                                    inputs=[TensorSpec("x", [-1, 4], "float32")],
+                                    outputs=[TensorSpec("sum", [-1, 1], "float32")]))
+    return folder
+
+
+@pytest.fixture
+def fake_repo(tmp_path) -> Path:
+    root = tmp_path / "fake_repo"
+    write_fake_package(root / "adder" / "1")
+    return root
+
+
+@pytest.fixture
+def fake_app(fake_repo):
+    from modelpress.runtime import create_app
+
+    FakeBackend.delay, FakeBackend.calls = 0.0, []
+    apps = []
+
+    def make(**settings):
+        settings.setdefault("poll_interval", 0)
+        app = create_app({"repository": str(fake_repo), **settings}, backends={"tflite": FakeBackend})
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.modelpress.close()
