@@ -42,8 +42,11 @@ def _run_one(config: RuntimeConfig, sock: socket.socket, announce: Any, worker: 
     from modelpress.runtime.app import create_app
 
     app = create_app(config)
+    # the app answers bodies over max_body_bytes with a JSON 413 from Content-Length alone; waitress only
+    # cuts off (with its own plain 413) what is far beyond that, so it never buffers a huge upload
+    transport_limit = max(2 * config.max_body_bytes, config.max_body_bytes + 1024 * 1024)
     server = waitress.create_server(app, sockets=[sock], threads=config.threads, ident="modelpress",
-                                    max_request_body_size=config.max_body_bytes + 1, clear_untrusted_proxy_headers=True)
+                                    max_request_body_size=transport_limit, clear_untrusted_proxy_headers=True)
 
     def stop(signum, frame):  # noqa: ARG001
         server.close()
