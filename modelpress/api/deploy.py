@@ -1,0 +1,106 @@
+"""``modelpress.deploy``: compress (optionally), convert, verify and publish into a model repository.
+
+    import modelpress
+    result = modelpress.deploy("model.keras", profiles=["raspberry-pi-4", "coral-edgetpu"],
+                               repo="repo/", data="train.npz", recipe="prune-80")
+    for item in result.published:
+        print(item.model, item.version, item.artifact.summary()["top1_agreement"])
+
+Each profile's artifact becomes the next integer version of a model in ``repo`` (``<repo>/<model>/<n>/``),
+renamed into place complete, so a running ``modelpress serve`` picks it up without a restart. With one
+profile the model is published under ``name``; with several, under ``name-profile`` each.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelpress.converters.artifact import Artifact
+from modelpress.errors import UsageError
+
+
+@dataclass
+class Published:
+    profile: str
+    model: str
+    version: int
+    path: Path
+    artifact: Artifact
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"profile": self.profile, "model": self.model, "version": self.version, "path": str(self.path),
+                **{k: v for k, v in self.artifact.summary().items() if k not in ("profile", "path")}}
+
+
+@dataclass
+class DeployResult:
+    repo: Path
+    published: list[Published] = field(default_factory=list)
+    compression: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "deploy", "repo": str(self.repo), "compression": self.compression,
+                "rows": [p.to_dict() for p in self.published]}
+
+
+def _model_name(name: str | None, source_name: str, profile: str, several: bool) -> str:
+    base = name or source_name
+    return f"{base}-{profile}" if several else base
+
+
+def _compressed(model: Any, recipe: str, data: Any, workdir: Path, echo: Callable[[str], None]):
+    """Run the compressor; returns the compressed model file and its report as a dict."""
+    import modelpress
+
+    echo(f"compressing with recipe {recipe}")
+    out = workdir / "compressed"
+    result = modelpress.compress(model, recipe, data, out=out, quiet=True)
+    return result.model_path, result.report.to_dict()
+
+
+def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recipe: str | None = None,
+           data: str | Path | None = None, calibration: Any = None, verify_data: Any = None,
+           name: str | None = None, labels: str | Path | list[str] | None = None, image_scale: str = "0..1",
+           safe_mode: bool = True, echo: Callable[[str], None] | None = None) -> DeployResult:
+    """Compress with ``recipe`` (needs ``data``), convert for each profile, verify, publish as next versions.
+
+    ``calibration`` defaults to ``data`` (its ``x_val`` / ``x_train`` arrays). Every version folder
+    appears complete or not at all; a failed profile publishes nothing for that profile and raises.
+    """
+    from modelpress.api.convert import convert
+    from modelpress.converters.publish import check_model_name, next_version, publish_package, staging
+    from modelpress.model_io import load_model
+
+    echo = echo or (lambda line: None)
+    names = [profiles] if isinstance(profiles, str) else list(profiles)
+    if not names:
+        raise UsageError("deploy needs at least one --profile")
+    if recipe and data is None:
+        raise UsageError(f"recipe {recipe!r} fine-tunes the model: pass --data FILE.npz with x_train / y_train")
+    repo = Path(repo)
+    if repo.exists() and not repo.is_dir():
+        raise UsageError(f"--repo {repo} is a file; pass a folder (it is created when missing)")
+    if name is not None:
+        check_model_name(name)
+    source = load_model(model, safe_mode=safe_mode)
+    result = DeployResult(repo=repo)
+    with tempfile.TemporaryDirectory(prefix="modelpress-deploy-") as work:
+        if recipe:
+            compressed_path, result.compression = _compressed(source.model, recipe, data, Path(work), echo)
+            source = load_model(compressed_path, safe_mode=safe_mode)
+        for profile in names:
+            model_name = _model_name(name, source.name, profile, len(names) > 1)
+            with staging(repo, model_name) as folder:
+                version = next_version(repo / model_name)
+                echo(f"converting for {profile} -> {model_name} version {version}")
+                artifact = convert(source, profile, folder / "package", calibration=data if calibration is None else calibration,
+                                   verify_data=verify_data, labels=labels, name=model_name, version=str(version),
+                                   image_scale=image_scale, safe_mode=safe_mode)
+                final = publish_package(artifact.path, repo, model_name, version)
+            result.published.append(Published(profile, model_name, version, final, Artifact.open(final)))
+            echo(f"published {final}")
+    return result

@@ -1,0 +1,57 @@
+"""``modelpress deploy``: compress, convert, verify and publish into a model repository."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from modelpress.cli.main import quiet_tensorflow
+from modelpress.tables import text_table
+
+COLUMNS = [("model", "model"), ("version", "version"), ("profile", "profile"), ("quant", "quantization"),
+           ("bytes", "bytes", "{:,}"), ("gzip", "gzip_bytes", "{:,}"), ("agreement", "top1_agreement", "{:.2%}"),
+           ("max |err|", "max_abs_error", "{:.2g}"), ("path", "path")]
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("-p", "--profile", "profiles", multiple=True, required=True, metavar="NAME|FILE",
+              help="Device profile (repeatable: one published model per profile).")
+@click.option("-r", "--repo", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Model repository folder (<repo>/<model>/<version>/), created when missing.")
+@click.option("--recipe", metavar="NAME|FILE", help="Compress first with this recipe (needs --data).")
+@click.option("-d", "--data", type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help=".npz with x_train / y_train (x_val / y_val optional): fine-tuning, calibration, verification.")
+@click.option("-c", "--calibration", metavar="DATA", help="Calibration inputs (default: --data).")
+@click.option("--verify-data", metavar="DATA", help="Verification inputs (default: the held-out half of the "
+                                                    "calibration data).")
+@click.option("--name", help="Model name in the repository (default: the model's own name; with several "
+                             "profiles NAME-PROFILE each).")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help="Text file with one class name a line.")
+@click.option("--unsafe", is_flag=True, help="Load .keras files with safe mode off (trusted files only).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def deploy(model: str, profiles: tuple[str, ...], repo: str, recipe: str | None, data: str | None,
+           calibration: str | None, verify_data: str | None, name: str | None, labels: str | None, unsafe: bool,
+           as_json: bool) -> None:
+    """Publish MODEL for one or more devices as the next version(s) in a model repository.
+
+    Each version folder appears complete or not at all, so a running `modelpress serve REPO` picks it
+    up without a restart.
+
+    \b
+    Examples:
+      modelpress deploy model.keras --profile raspberry-pi-4 --data train.npz --repo repo/
+      modelpress deploy model.keras -p server-cpu -p coral-edgetpu --recipe prune-80 --data train.npz -r repo/
+    """
+    quiet_tensorflow()
+    from modelpress.api.deploy import deploy as run_deploy
+
+    echo = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
+    result = run_deploy(model, list(profiles), repo, recipe=recipe, data=data, calibration=calibration,
+                        verify_data=verify_data, name=name, labels=labels, safe_mode=not unsafe, echo=echo)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    click.echo(text_table([p.to_dict() for p in result.published], COLUMNS))

@@ -1,0 +1,58 @@
+"""`modelpress deploy` publishes complete, verified versions into a model repository."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import modelpress
+from modelpress.errors import ConstraintError, UsageError
+from modelpress.manifest import read_manifest
+
+pytestmark = pytest.mark.integration
+
+
+def test_deploy_publishes_next_versions(models, data_dir, tmp_path):
+    repo = tmp_path / "repo"
+    first = modelpress.deploy(models["keras3"], "raspberry-pi-4", repo, data=data_dir / "data.npz", name="digits")
+    second = modelpress.deploy(models["keras3"], "raspberry-pi-4", repo, data=data_dir / "data.npz", name="digits")
+    assert [p.version for p in first.published] == [1] and [p.version for p in second.published] == [2]
+    assert sorted(p.name for p in (repo / "digits").iterdir()) == ["1", "2"]  # no staging left behind
+    manifest = read_manifest(repo / "digits" / "2")
+    assert manifest.version == "2" and manifest.name == "digits" and manifest.quantization == "int8"
+    assert manifest.fidelity["top1_agreement"] >= 0.95 and not manifest.fidelity["random_inputs"]
+
+
+def test_several_profiles_publish_one_model_each(runner, cli, models, data_dir, tmp_path):
+    repo = tmp_path / "repo"
+    result = runner.invoke(cli, ["deploy", str(models["tf_keras"]), "-p", "server-cpu", "-p", "coral-edgetpu",
+                                 "--data", str(data_dir / "data.npz"), "--repo", str(repo), "--name", "dg", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["rows"]
+    assert [(r["model"], r["version"], r["quantization"]) for r in rows] == [
+        ("dg-server-cpu", 1, "none"), ("dg-coral-edgetpu", 1, "int8")]
+    assert read_manifest(repo / "dg-coral-edgetpu" / "1").inputs[0].dtype == "uint8"
+
+
+def test_a_failed_profile_publishes_nothing(digits, tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(8, activation="elu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    repo = tmp_path / "repo"
+    with pytest.raises(ConstraintError, match="ELU"):
+        modelpress.deploy(model, "coral-edgetpu", repo, calibration=digits.x_train[:100], name="elu")
+    assert list(repo.iterdir()) == []  # neither a version nor an empty model folder nor a staging folder
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"profiles": []}, "deploy needs at least one --profile"),
+    ({"recipe": "prune-80"}, "recipe 'prune-80' fine-tunes the model: pass --data"),
+    ({"name": "../escape"}, "model name '../escape' cannot be a repository folder"),
+])
+def test_bad_deploy_arguments(models, tmp_path, kwargs, message):
+    arguments = {"profiles": "server-cpu", **kwargs}
+    with pytest.raises(UsageError) as err:
+        modelpress.deploy(models["keras3"], repo=tmp_path / "repo", **arguments)
+    assert message in str(err.value)
