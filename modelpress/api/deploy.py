@@ -97,7 +97,8 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
             with staging(repo, model_name) as folder:
                 version = next_version(repo / model_name)
                 echo(f"converting for {profile} -> {model_name} version {version}")
-                artifact = convert(source, profile, folder / "package", calibration=data if calibration is None else calibration,
+                calib = data if calibration is None else calibration
+                artifact = convert(source, profile, folder / "package", calibration=calib,
                                    verify_data=verify_data, labels=labels, name=model_name, version=str(version),
                                    image_scale=image_scale, safe_mode=safe_mode)
                 final = publish_package(artifact.path, repo, model_name, version)
