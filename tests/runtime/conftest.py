@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -95,9 +96,16 @@ class ServerProcess:
             found = re.search(r"serving .* on (http://[\d.]+:\d+)", line)
             if found:
                 self.url = found.group(1)
+                # keep reading the log (the access log fills a pipe quickly; a full pipe blocks the server)
+                self._reader = threading.Thread(target=self._drain, daemon=True)
+                self._reader.start()
                 return
         self.stop()
         raise RuntimeError("server did not start:\n" + "".join(self.lines))
+
+    def _drain(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
 
     @property
     def hostport(self) -> str:
@@ -110,8 +118,10 @@ class ServerProcess:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        rest = self.proc.stdout.read() if self.proc.stdout else ""
-        return "".join(self.lines) + (rest or "")
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.join(timeout=10)
+        return "".join(self.lines)
 
 
 @pytest.fixture
