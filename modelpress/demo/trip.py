@@ -39,6 +39,8 @@ class TripOptions:
     epochs: int = 15
     latency_runs: int = 300
     quick: bool = False
+    report: bool = True
+    serve: bool = True
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -110,18 +112,61 @@ def _measure_artifact(artifact, data, source_probs: np.ndarray, runs: int, base:
                 path=str(artifact.path), notes=m.notes)
 
 
+def _short_json(value: Any, width: int = 150) -> str:
+    """A JSON answer with floats rounded, cut to ``width`` characters."""
+    def rounded(v):
+        if isinstance(v, float):
+            return round(v, 3)
+        if isinstance(v, list):
+            return [rounded(x) for x in v]
+        if isinstance(v, dict):
+            return {k: rounded(x) for k, x in v.items()}
+        return v
+
+    text = json.dumps(rounded(value))
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _serve_and_ask(options: TripOptions, model_path: Path, data, echo: Callable[[str], None]) -> dict[str, Any]:
+    import shutil
+
+    import modelpress
+    from modelpress.demo.serving import ask_both_protocols, running_server
+
+    repo = options.out / "repo"
+    shutil.rmtree(repo, ignore_errors=True)  # the demo's own repository: start from version 1 each run
+    published = modelpress.deploy(model_path, "raspberry-pi-4", repo, calibration=data.x_train[:300],
+                                  verify_data=data.x_test, name="digits").published[0]
+    sample = data.x_test[:1]
+    input_name = published.artifact.manifest.inputs[0].name
+    echo(f"      published {published.path}; starting `modelpress serve {repo}` on 127.0.0.1")
+    with running_server(repo, model="digits") as url:
+        answers = ask_both_protocols(url, "digits", sample, input_name)
+    v1 = np.asarray(answers["v1"]["response"]["predictions"][0])
+    v2 = np.asarray(answers["v2"]["response"]["outputs"][0]["data"])
+    echo(f"      TF Serving v1  POST {url}/v1/models/digits:predict -> {answers['v1']['status']}, "
+         f"class {int(v1.argmax())} (p={v1.max():.3f})")
+    echo(f"      Open Inference v2  POST {url}/v2/models/digits/infer -> {answers['v2']['status']}, "
+         f"class {int(v2.argmax())} (p={v2.max():.3f})")
+    echo(f"      v1 answer: {_short_json(answers['v1']['response'])}")
+    echo(f"      v2 answer: {_short_json(answers['v2']['response'])}")
+    echo(f"      true label {int(data.y_test[0])}; server stopped")
+    return {"url": url, "label": int(data.y_test[0]), "v1_class": int(v1.argmax()), "v2_class": int(v2.argmax())}
+
+
 def run_trip(options: TripOptions, echo: Callable[[str], None] = print) -> TripResult:
     """Run the main job; ``echo`` receives one line per step (the CLI passes click.echo)."""
     import modelpress
     from modelpress.demo.example import CLASS_NAMES, digits_data, train_example_model
 
     out = options.out
+    steps = 3 + int(options.report) + int(options.serve)
     (out / "model").mkdir(parents=True, exist_ok=True)
     result = TripResult(out=out, info={"options": {k: str(v) for k, v in asdict(options).items()},
                                         "machine": platform.platform(), "processor": platform.machine()})
     data = digits_data(seed=0)
     data_path = data.save_npz(out / "model" / "digits.npz")
-    echo(f"[1/3] training the example CNN on {len(data.x_train)} real digits (scikit-learn), "
+    echo(f"[1/{steps}] training the example CNN on {len(data.x_train)} real digits (scikit-learn), "
          f"{options.epochs} epochs, seed 0")
     model = train_example_model(data, flavor="keras3", epochs=options.epochs)
     model_path = out / "model" / "digits.keras"
@@ -131,7 +176,7 @@ def run_trip(options: TripOptions, echo: Callable[[str], None] = print) -> TripR
     result.info.update(model=str(model_path), data=str(data_path), params=int(model.count_params()))
     echo(f"      test accuracy {base['accuracy']:.2%}, {model.count_params():,} parameters -> {model_path}")
 
-    echo(f"[2/3] converting for {len(options.profiles)} device profiles: {', '.join(options.profiles)}")
+    echo(f"[2/{steps}] converting for {len(options.profiles)} device profiles: {', '.join(options.profiles)}")
     for name in options.profiles:
         artifact = modelpress.convert(model_path, name, out / "artifacts" / name, calibration=data.x_train[:300],
                                       verify_data=data.x_test, labels=CLASS_NAMES, name="digits")
@@ -139,10 +184,23 @@ def run_trip(options: TripOptions, echo: Callable[[str], None] = print) -> TripR
         result.rows.append(row)
         echo(f"      {name:<16} {row['quantization']:<8} {row['kb']:7.1f} KB  agreement {row['agreement']:.2%}")
 
-    echo("[3/3] comparison on the 359 held-out digits (latency: one sample, CPU, median)")
+    echo(f"[3/{steps}] comparison on the {len(data.x_test)} held-out digits (latency: one sample, CPU, median)")
     echo("")
     echo(result.table())
-    saved = result.save()
     echo("")
-    echo(f"results: {saved}")
+    saved = result.save()
+    echo(f"      results: {saved}")
+    step = 3
+    if options.report:
+        from modelpress.report import render_report
+
+        step += 1
+        paths = render_report(out)
+        result.info["report"] = str(paths.html)
+        echo(f"[{step}/{steps}] report: {paths.html} ({len(paths.images)} plots)")
+    if options.serve:
+        step += 1
+        echo(f"[{step}/{steps}] serving the raspberry-pi-4 artifact and asking it through both protocols")
+        result.info["serving"] = _serve_and_ask(options, model_path, data, echo)
+    result.save()
     return result

@@ -27,3 +27,10 @@ def test_demo_quick_runs_the_trip_and_prints_one_table(runner, cli, tmp_path):
         assert (out / "artifacts" / name / "modelpress.json").is_file()
     assert rows["raspberry-pi-4"]["bytes"] < rows["server-cpu"]["bytes"] / 2.5  # int8 vs float32
     assert rows["coral-edgetpu"]["quantization"] == "int8" and rows["server-cpu"]["quantization"] == "none"
+    # the report, and the real server asked through both protocols
+    assert (out / "report" / "report.html").is_file() and (out / "report" / "size_vs_accuracy.png").is_file()
+    serving = saved["info"]["serving"]
+    assert serving["v1_class"] == serving["v2_class"]
+    assert "TF Serving v1  POST http://127.0.0.1:" in result.output and "-> 200" in result.output
+    assert "v2 answer: {\"model_name\": \"digits\"" in result.output
+    assert (out / "repo" / "digits" / "1" / "modelpress.json").is_file()
