@@ -49,7 +49,10 @@ class TFLiteBackend(Backend):
         from modelpress.tflite_interpreter import TFLiteModel
 
         path = self.folder / self.manifest.model_file
-        self.delegate = resolve_delegate(self.delegate)
+        asked, self.delegate = self.delegate, resolve_delegate(self.delegate)
+        if asked and self.delegate is None:
+            log.warning("%s asks for the %s delegate, which is not available here (its library is not "
+                        "installed); running on the CPU", self.folder, asked)
         self._pool: queue.LifoQueue = queue.LifoQueue()
         first = TFLiteModel(path, threads=self.threads or 1, delegate=self.delegate)
         self.interpreter = first.backend
