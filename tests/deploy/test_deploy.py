@@ -56,3 +56,33 @@ def test_bad_deploy_arguments(models, tmp_path, kwargs, message):
     with pytest.raises(UsageError) as err:
         modelpress.deploy(models["keras3"], repo=tmp_path / "repo", **arguments)
     assert message in str(err.value)
+
+
+def test_a_running_server_picks_up_the_next_deployed_version(models, data_dir, tmp_path):
+    import time
+
+    import numpy as np
+
+    from modelpress.demo.serving import http_json, running_server
+
+    repo = tmp_path / "repo"
+    modelpress.deploy(models["keras3"], "server-cpu", repo, data=data_dir / "data.npz", name="digits")
+    sample = np.load(data_dir / "verify.npy")[:2]
+    with running_server(repo, model="digits") as url:
+        status, answer = http_json("POST", f"{url}/v1/models/digits:predict", {"instances": sample.tolist()})
+        assert status == 200 and len(answer["predictions"]) == 2
+        published = modelpress.deploy(models["keras3"], "raspberry-pi-4", repo, data=data_dir / "data.npz",
+                                      name="digits").published[0]
+        assert published.version == 2
+        deadline = time.monotonic() + 30
+        while True:  # the server polls every 0.5 s; the new version is warmed up before it takes traffic
+            status, body = http_json("POST", f"{url}/v2/models/digits/infer", {"inputs": [{
+                "name": published.artifact.manifest.inputs[0].name, "shape": list(sample.shape), "datatype": "FP32",
+                "data": sample.ravel().tolist()}]})
+            assert status == 200, body
+            if body["model_version"] == "2" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert body["model_version"] == "2"
+        assert np.asarray(body["outputs"][0]["data"]).reshape(2, 10).argmax(1).tolist() == \
+            np.asarray(answer["predictions"]).argmax(1).tolist()
