@@ -1,8 +1,9 @@
 """Dynamic batching: concurrent requests to one model version merged into one invoke.
 
-A request waits at most ``max_queue_delay`` for company; a batch never passes ``max_batch_size`` rows;
-only requests with the same per-row shapes, dtypes and output mode are merged. A full queue answers
-503 with Retry-After::
+A request waits at most ``max_queue_delay`` for company, and only while other requests to the same
+model are in flight (``in_flight``), so a lone request pays no delay; a batch never passes
+``max_batch_size`` rows; only requests with the same per-row shapes, dtypes and output mode are
+merged. A full queue answers 503 with Retry-After::
 
     batcher = Batcher(backend.predict, max_batch_size=32, max_queue_delay=0.002, max_queue_size=256,
                       workers=4, on_batch=lambda rows, waits: ...)
@@ -41,16 +42,19 @@ class Batcher:
 
     def __init__(self, predict: Callable[[list[np.ndarray], bool], list[np.ndarray]], *, max_batch_size: int = 32,
                  max_queue_delay: float = 0.002, max_queue_size: int = 256, workers: int = 1,
-                 on_batch: Callable[[int, list[float]], None] | None = None, name: str = "model"):
+                 on_batch: Callable[[int, list[float]], None] | None = None, name: str = "model",
+                 in_flight: Callable[[], int] | None = None):
         self.predict = predict
         self.max_batch_size = int(max_batch_size)
         self.max_queue_delay = float(max_queue_delay)
         self.max_queue_size = int(max_queue_size)
         self.on_batch = on_batch
         self.name = name
+        self.in_flight = in_flight
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._busy = 0  # requests in batches being run by other workers
         self._threads = [threading.Thread(target=self._work, name=f"batcher-{name}-{i}", daemon=True)
                          for i in range(max(1, int(workers)))]
         for thread in self._threads:
@@ -93,6 +97,8 @@ class Batcher:
                 remaining = deadline - time.perf_counter()
                 if rows >= self.max_batch_size or remaining <= 0 or self._closed:
                     break
+                if self.in_flight is not None and self.in_flight() <= len(batch) + self._busy + len(self._queue):
+                    break  # nobody else is on the way: waiting would only add latency
                 self._cond.wait(remaining)
             return batch
 
@@ -101,7 +107,13 @@ class Batcher:
             batch = self._take()
             if batch is None:
                 return
-            self._run(batch)
+            with self._cond:
+                self._busy += len(batch)
+            try:
+                self._run(batch)
+            finally:
+                with self._cond:
+                    self._busy -= len(batch)
 
     def _run(self, batch: list[_Item]) -> None:
         started = time.perf_counter()

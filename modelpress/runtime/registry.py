@@ -59,7 +59,8 @@ class ServedVersion:
             on_batch = lambda rows, waits: self.metrics.batch(self.model, str(self.version), rows, waits)  # noqa: E731
         self.batcher = Batcher(self._timed_predict, max_batch_size=max_batch_size,
                                max_queue_delay=max_queue_delay_ms / 1000.0, max_queue_size=max_queue_size,
-                               workers=self.backend.pool_size, on_batch=on_batch, name=f"{self.model}:{self.version}")
+                               workers=self.backend.pool_size, on_batch=on_batch, name=f"{self.model}:{self.version}",
+                               in_flight=lambda: self.inflight)
 
     def predict(self, inputs: list[np.ndarray], raw: bool = False) -> list[np.ndarray]:
         """Run inputs (already validated) through the batcher when there is one, else straight through."""
