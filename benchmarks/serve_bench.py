@@ -219,7 +219,8 @@ def main() -> None:
     result = {"benchmark": "serve_bench", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
               "model": str(package), "input_shape": manifest.inputs[0].shape,
-              "settings": vars(args), "raw": raw, "cells": rows, "summary": summary}
+              "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              "raw": raw, "cells": rows, "summary": summary}
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "serve_bench.json" if package == FIXTURES / "packages" / "float32" else f"serve_bench_{manifest.name}.json"
     atomic_write_bytes(RESULTS / name, (json.dumps(result, indent=2) + "\n").encode())
