@@ -4,6 +4,7 @@ metrics, the status page and the OpenAPI document."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import requests
@@ -170,3 +171,31 @@ def test_auth_off_and_from_the_environment(repo, monkeypatch, samples):
 def test_server_binds_loopback_by_default_and_logs_where(server):
     assert server.url.startswith("http://127.0.0.1:")
     assert any("serving" in line and server.url in line for line in server.lines)
+
+
+def test_access_log_is_one_json_line_per_request(client, caplog, samples):
+    import logging
+
+    x, _ = samples
+    with caplog.at_level(logging.INFO, logger="modelpress.access"):
+        client.post("/v1/models/digits/versions/1:predict", json={"instances": x[:1].tolist()})
+        client.get("/v1/models/nope")
+    entries = [json.loads(r.getMessage()) for r in caplog.records if r.name == "modelpress.access"]
+    assert [(e["path"], e["status"]) for e in entries] == [("/v1/models/digits/versions/1:predict", 200),
+                                                           ("/v1/models/nope", 404)]
+    assert entries[0]["model"] == "digits" and entries[0]["version"] == "1" and entries[0]["protocol"] == "v1"
+    assert entries[0]["ms"] > 0 and entries[0]["bytes_in"] > 0
+
+
+def test_several_workers_share_the_port(start_server, repo, samples):
+    x, y = samples
+    server = start_server(repo, "--workers", "2", "--poll-interval", "0")
+    session = requests.Session()
+    answers = [session.post(server.url + "/v1/models/digits:predict", json={"instances": x[i:i + 1].tolist()},
+                            timeout=10) for i in range(10)]
+    assert all(a.status_code == 200 for a in answers)
+    assert np.mean([np.argmax(a.json()["predictions"][0]) == y[i] for i, a in enumerate(answers)]) >= 0.9
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "".join(server.lines).count("loaded model digits version 2 ") < 2:
+        time.sleep(0.1)
+    assert "".join(server.lines).count("loaded model digits version 2 ") == 2  # one load per worker process
