@@ -253,7 +253,7 @@ class ModelRegistry:
     def acquire(self, model: str, version: str | int | None = None,
                 label: str | None = None) -> Iterator[ServedVersion]:
         """The served version a request asked for, counted in flight until the block ends."""
-        served = self.lookup(model, version, label)
+        served = self._checkout(model, version, label)
         try:
             yield served
         finally:
@@ -279,7 +279,8 @@ class ModelRegistry:
             raise NotFoundError(f"model {model!r} has no label {label!r}; its labels: {labels}")
         return record.config.labels[label]
 
-    def lookup(self, model: str, version: str | int | None = None, label: str | None = None) -> ServedVersion:
+    def _checkout(self, model: str, version: str | int | None = None, label: str | None = None) -> ServedVersion:
+        """The served version asked for, already counted in flight (``acquire`` releases it)."""
         record = self.lookup_model(model)
         with self._lock:
             if label is not None:

@@ -127,3 +127,32 @@ def test_a_removed_model_is_unloaded(make_app, repo):
     client.post("/admin/reload")
     assert client.get("/v1/models/int8").status_code == 404
     assert "int8" not in client.get("/status").json["models"]
+
+
+def test_a_replaced_version_finishes_its_in_flight_requests_first(fake_app, fake_repo):
+    from tests.runtime.conftest import write_fake_package
+
+    registry = fake_app(unload_timeout=10).modelpress.registry
+    x = np.ones((2, 4), np.float32)
+    with registry.acquire("adder") as old:
+        assert old.version == 1
+        write_fake_package(fake_repo / "adder" / "2")
+        registry.scan()                          # latest 1: version 2 takes traffic, version 1 retires
+        with registry.acquire("adder") as new:
+            assert new.version == 2 and new.inflight == 1
+        time.sleep(0.2)
+        assert old.state == "UNLOADING"          # still holding our request
+        assert np.allclose(old.predict([x])[0], 4.0)
+    deadline = time.monotonic() + 5
+    while old.state != "END" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert old.state == "END"
+    assert registry.status("adder")["adder"][1] == {"version": 1, "state": "END", "error": None, "labels": []}
+
+
+def test_the_runtime_never_unpickles():
+    from tests.runtime.conftest import ROOT
+
+    for path in (ROOT / "modelpress" / "runtime").rglob("*.py"):
+        text = path.read_text()
+        assert "pickle" not in text and "allow_pickle=True" not in text, path

@@ -87,12 +87,11 @@ def _model_ready(model: str, version: str | None = None):
     registry = _runtime().registry
     registry.lookup_model(model)
     try:
-        served = registry.lookup(model, version)
+        with registry.acquire(model, version) as served:
+            number = served.version
     except (NotFoundError, UnavailableError) as err:
         return json_response({"name": model, "ready": False, "error": str(err)}, 503)
-    with served.cond:
-        served.inflight -= 1
-    return json_response({"name": model, "version": str(served.version), "ready": True})
+    return json_response({"name": model, "version": str(number), "ready": True})
 
 
 @blueprint.get("/models/<model>/ready")
