@@ -1,0 +1,193 @@
+"""Run a recipe's steps in order on a model: apply, fine-tune, strip; one record per step.
+
+    model, steps, notes = run_recipe(model, "keras3", load_recipe("deep-compression"), data, quiet=False)
+
+tf_keras models go through tfmot for pruning, m:n sparsity, clustering and QAT; Keras 3 models (which
+tfmot cannot wrap) through the native implementations. Regularization and structured pruning are
+native for both. Zeros made by an earlier pruning step are kept through later fine-tuning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+
+from modelpress.compressor import pruning
+from modelpress.compressor.clustering import Clusterer
+from modelpress.compressor.data import Dataset
+from modelpress.compressor.finetune import FineTuneSettings, finetune
+from modelpress.compressor.flavors import clone_model
+from modelpress.compressor.recipe import Recipe, Step
+from modelpress.compressor.regularizers import Penalty
+from modelpress.compressor.schedules import make_schedule
+from modelpress.compressor.structured import slim_model
+
+PTQ_NOTE = ("Keras 3 model: tfmot cannot apply quantization-aware training to Keras 3 models, so the qat step is "
+            "replaced by post-training full-integer (int8) quantization at conversion")
+
+
+def _kernel_sparsity(model: Any) -> float:
+    """Fraction of zeros over all kernels (what tfmot reached before the exact final mask)."""
+    from modelpress.compressor.flavors import kernel_layers, kernel_variable, variable_value
+
+    values = [variable_value(kernel_variable(layer)) for layer in kernel_layers(model)]
+    return float(sum((v == 0).sum() for v in values) / max(sum(v.size for v in values), 1))
+
+
+def resolve_settings(settings: FineTuneSettings, model: Any) -> FineTuneSettings:
+    """Fill loss, optimizer and learning rate from the model's compile config where the recipe leaves them."""
+    loss = settings.loss
+    optimizer = settings.optimizer
+    lr = settings.learning_rate
+    compiled_loss = getattr(model, "loss", None)
+    if loss is None and isinstance(compiled_loss, str):
+        loss = compiled_loss
+    elif loss is None and compiled_loss is not None and hasattr(compiled_loss, "get_config"):
+        loss = compiled_loss
+    compiled = getattr(model, "optimizer", None)
+    if compiled is not None:
+        optimizer = optimizer or type(compiled).__name__.lower()
+        if lr is None:
+            try:
+                lr = float(np.asarray(compiled.learning_rate))
+            except (TypeError, ValueError, AttributeError):
+                lr = None
+    if optimizer and optimizer not in ("adam", "sgd", "rmsprop", "adamw"):
+        optimizer = "adam"
+    return dataclasses.replace(settings, loss=loss, optimizer=optimizer, learning_rate=lr)
+
+
+class _Runner:
+    def __init__(self, flavor: str, data: Dataset, settings: FineTuneSettings, teacher: Any, quiet: bool):
+        self.flavor, self.data, self.settings, self.teacher, self.quiet = flavor, data, settings, teacher, quiet
+        self.notes: list[str] = []
+
+    def steps_for(self, epochs: int) -> int:
+        return int(np.ceil(len(self.data.x_train) / self.settings.batch_size)) * epochs
+
+    def tune(self, model, step: Step, hooks=(), penalty=None) -> dict[str, Any]:
+        epochs = self.epochs(step)
+        history = finetune(model, self.data, self.settings, self.flavor, hooks=list(hooks), penalty=penalty,
+                           teacher=self.teacher, quiet=self.quiet, desc=step.type, epochs=epochs)
+        return {"epochs": epochs, "loss": history["loss"]}
+
+    def epochs(self, step: Step) -> int:
+        return self.settings.epochs if step.epochs is None else step.epochs
+
+    def tfmot_ok(self, step: Step) -> bool:
+        return self.flavor == "tf_keras" and self.epochs(step) > 0
+
+    def prune(self, model, step: Step):
+        p = step.params
+        schedule = make_schedule(p["schedule"], p["sparsity"], self.steps_for(self.epochs(step)), p["frequency"])
+        if self.tfmot_ok(step):
+            from modelpress.compressor import tfmot_backend
+
+            wrapped, hook, _ = tfmot_backend.prune(model, schedule, layers=p["layers"])
+            info = self.tune(wrapped, step, [hook])
+            model = tfmot_backend.strip_pruning(wrapped)
+            info["tfmot_sparsity"] = _kernel_sparsity(model)
+            pruning.MagnitudePruner(model, schedule, p["layers"]).end()  # exact final sparsity, as native
+            how = "tfmot prune_low_magnitude"
+        else:
+            info = self.tune(model, step, [pruning.MagnitudePruner(model, schedule, p["layers"])])
+            how = "native masks"
+        return model, f"prune: {p['sparsity']:.0%} magnitude pruning, {p['schedule']} schedule ({how}), " \
+                      f"{info['epochs']} epoch(s) fine-tuning", info
+
+    def prune_mn(self, model, step: Step):
+        m, n = (int(v) for v in step.params["pattern"].split(":"))
+        if self.tfmot_ok(step):
+            from modelpress.compressor import tfmot_backend
+
+            wrapped, hook, skipped = tfmot_backend.prune(model, m_by_n=(m, n), layers=step.params["layers"])
+            info = self.tune(wrapped, step, [hook])
+            model = tfmot_backend.strip_pruning(wrapped)
+            how = "tfmot sparsity_m_by_n"
+        else:
+            pruner = pruning.MNPruner(model, m, n, step.params["layers"])
+            skipped = pruner.skipped
+            info = self.tune(model, step, [pruner])
+            how = "native masks"
+        if skipped:
+            self.notes.append(f"{m}:{n} sparsity left {', '.join(skipped)} dense: the input axis is not a "
+                              f"multiple of {n}")
+        info["skipped"] = skipped
+        return model, f"prune_mn: {m}:{n} sparsity ({how}), {info['epochs']} epoch(s) fine-tuning", info
+
+    def regularize(self, model, step: Step):
+        p = step.params
+        penalty = Penalty(model, p["penalty"], p["strength"], p["layers"])
+        info = self.tune(model, step, [pruning.KeepZeros(model)], penalty=penalty)
+        return model, f"regularize: {p['penalty']} penalty, lambda={p['strength']:g}, on " \
+                      f"{len(penalty.layers)} layer(s), {info['epochs']} epoch(s)", info
+
+    def slim(self, model, step: Step):
+        p = step.params
+        result = slim_model(model, p["ratio"], p["criterion"], self.flavor)
+        new = result.model
+        info = self.tune(new, step, [pruning.KeepZeros(new)])
+        info.update(kept=result.kept, removed_channels=result.removed_channels)
+        return new, f"slim: removed {result.removed_channels} channels/units ({p['ratio']:.0%} of each of " \
+                    f"{result.groups} prunable group(s), ranked by {p['criterion']}), {info['epochs']} epoch(s) " \
+                    "recovery", info
+
+    def cluster(self, model, step: Step):
+        p = step.params
+        if self.tfmot_ok(step):
+            from modelpress.compressor import tfmot_backend
+
+            wrapped = tfmot_backend.cluster(model, p["clusters"], p["preserve_sparsity"], p["layers"])
+            info = self.tune(wrapped, step)
+            model = tfmot_backend.strip_clustering(wrapped)
+            how = "tfmot cluster_weights"
+        else:
+            info = self.tune(model, step, [Clusterer(model, p["clusters"], p["preserve_sparsity"], p["layers"])])
+            how = "native k-means"
+        keep = ", zeros kept" if p["preserve_sparsity"] else ""
+        return model, f"cluster: {p['clusters']} clusters per layer{keep} ({how}), {info['epochs']} epoch(s) " \
+                      "centroid fine-tuning", info
+
+    def qat(self, model, step: Step):
+        if self.flavor != "tf_keras":
+            self.notes.append(PTQ_NOTE)
+            return model, "qat: Keras 3 model, post-training int8 quantization at conversion instead", {}
+        from modelpress.compressor import tfmot_backend
+
+        wrapped = tfmot_backend.quantize(model)
+        info = self.tune(wrapped, step)
+        plain, missing = tfmot_backend.strip_quantization(wrapped, model)
+        if missing:
+            self.notes.append(f"QAT weights not found for {', '.join(missing)}; their weights were kept")
+        self.notes.append("QAT (tfmot quantize_model) trained the weights under int8 fake quantization; the model "
+                          "is saved as plain float weights and int8 conversion calibrates their ranges")
+        return plain, f"qat: quantization-aware training (tfmot), {info['epochs']} epoch(s)", info
+
+    def int8(self, model, step: Step):
+        return model, "int8: full-integer int8 quantization at conversion (sizes and int8 accuracy below)", {}
+
+
+def run_recipe(model: Any, flavor: str, recipe: Recipe, data: Dataset, *, quiet: bool = True,
+               teacher: Any = None) -> tuple[Any, list[dict[str, Any]], list[str]]:
+    """Apply every step of ``recipe`` to a copy of ``model``; returns (model, step records, notes)."""
+    settings = resolve_settings(recipe.finetune, model)
+    if settings.distill is not None and teacher is None:
+        teacher = clone_model(model, flavor)
+    runner = _Runner(flavor, data, settings, teacher if settings.distill is not None else None, quiet)
+    current = clone_model(model, flavor)
+    records = []
+    for step in recipe.steps:
+        start = time.perf_counter()
+        current, summary, info = getattr(runner, step.type)(current, step)
+        records.append({"type": step.type, "params": step.params, "summary": summary,
+                        "seconds": round(time.perf_counter() - start, 2),
+                        **{k: v for k, v in info.items()
+                           if k in ("epochs", "loss", "removed_channels", "skipped", "tfmot_sparsity")}})
+    if settings.distill is not None:
+        alpha, temperature = settings.distill.get("alpha", 0.5), settings.distill.get("temperature", 4.0)
+        runner.notes.append(f"knowledge distillation from the uncompressed model (alpha {alpha}, "
+                            f"temperature {temperature})")
+    return current, records, runner.notes
