@@ -44,14 +44,20 @@ demo: $(VENV)/.installed
 
 test: test-full test-runtime
 
+# Everything, the runtime's tests included (its SavedModel backend needs TensorFlow) ...
 test-full: $(VENV)/.installed $(VENV)/.browser
-	$(VENV)/bin/python -m pytest -m "not slow" --ignore=tests/runtime -p no:cacheprovider
+	$(VENV)/bin/python -m pytest -m "not slow" -p no:cacheprovider
 
+# ... and the runtime's tests again where TensorFlow is absent, as on a device.
 test-runtime: $(RT_VENV)/.installed
 	$(RT_VENV)/bin/python -m pytest tests/runtime -m "not slow" -p no:cacheprovider
 
-bench: $(VENV)/.installed
-	for script in benchmarks/*_bench.py; do $(VENV)/bin/python $$script || exit 1; done
+# Build-side benchmarks in the full environment; serving ones where a device would run them (no TensorFlow).
+bench: $(VENV)/.installed $(RT_VENV)/.installed
+	for script in benchmarks/convert_bench.py benchmarks/compress_bench.py; do \
+		[ ! -f $$script ] || $(VENV)/bin/python $$script || exit 1; done
+	for script in benchmarks/serve_bench.py benchmarks/soak_bench.py; do \
+		[ ! -f $$script ] || $(RT_VENV)/bin/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(RT_VENV) build dist *.egg-info
