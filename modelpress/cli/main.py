@@ -11,6 +11,7 @@ import importlib.util
 import logging
 import os
 import sys
+import warnings
 
 import click
 
@@ -59,7 +60,9 @@ class ModelpressGroup(click.Group):
 
 
 def quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ start-up chatter off the user's terminal."""
+    """Keep TensorFlow's C++ start-up chatter, and Keras warnings that need no action, off the terminal."""
+    # a compiled model saved after fine-tuning reloads without its optimizer slots: harmless for inference
+    warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")

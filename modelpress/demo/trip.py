@@ -22,7 +22,8 @@ import numpy as np
 
 from modelpress.tables import text_table
 
-DEFAULT_PROFILES = ("server-cpu", "raspberry-pi-4", "coral-edgetpu", "android-gpu", "cortex-m")
+DEFAULT_PROFILES = ("server-cpu", "raspberry-pi-4", "coral-edgetpu", "cortex-m")
+DEFAULT_RECIPES = ("prune-80", "slim-50")
 
 COLUMNS = [
     ("model", "variant"), ("profile", "profile"), ("format", "format"), ("quant", "quantization"),
@@ -36,6 +37,7 @@ COLUMNS = [
 class TripOptions:
     out: Path = Path("runs/demo")
     profiles: tuple[str, ...] = DEFAULT_PROFILES
+    recipes: tuple[str, ...] = DEFAULT_RECIPES
     epochs: int = 15
     latency_runs: int = 300
     quick: bool = False
@@ -74,7 +76,8 @@ def _row(variant: str, profile: str, fmt: str, quant: str, size: int, gzip_size:
     return row
 
 
-def _measure_source(model_path: Path, data, runs: int) -> tuple[dict[str, Any], np.ndarray]:
+def _measure_source(model_path: Path, data, runs: int, variant: str = "example",
+                    base: dict[str, Any] | None = None) -> tuple[dict[str, Any], np.ndarray]:
     from modelpress.converters.sizes import gzip_bytes, raw_bytes
     from modelpress.latency import measure_latency
     from modelpress.model_io import load_model
@@ -84,12 +87,13 @@ def _measure_source(model_path: Path, data, runs: int) -> tuple[dict[str, Any], 
     one = data.x_test[:1]
     keras_model = source.model
     latency = measure_latency(lambda: keras_model(one, training=False), runs=runs)
-    row = _row("example", "keras (source)", "keras", "none", raw_bytes(model_path), gzip_bytes(model_path),
-               float(np.mean(probs.argmax(1) == data.y_test)), 1.0, latency.p50_ms, None)
+    row = _row(variant, "keras (source)", "keras", "none", raw_bytes(model_path), gzip_bytes(model_path),
+               float(np.mean(probs.argmax(1) == data.y_test)), 1.0, latency.p50_ms, base)
     return row, probs
 
 
-def _measure_artifact(artifact, data, source_probs: np.ndarray, runs: int, base: dict[str, Any]) -> dict[str, Any]:
+def _measure_artifact(artifact, data, source_probs: np.ndarray, runs: int, base: dict[str, Any],
+                      variant: str) -> dict[str, Any]:
     from modelpress.latency import measure_latency
     from modelpress.tflite_interpreter import TFLiteModel
 
@@ -106,7 +110,7 @@ def _measure_artifact(artifact, data, source_probs: np.ndarray, runs: int, base:
         probs = loaded.predict(data.x_test)
         one = data.x_test[:1]
         p50 = measure_latency(lambda: loaded.predict(one), runs=runs).p50_ms
-    return _row("example", m.profile["name"], m.model_format, m.quantization, artifact.size_bytes,
+    return _row(variant, m.profile["name"], m.model_format, m.quantization, artifact.size_bytes,
                 artifact.gzip_bytes, float(np.mean(probs.argmax(1) == data.y_test)),
                 float(np.mean(probs.argmax(1) == source_probs.argmax(1))), p50, base,
                 path=str(artifact.path), notes=m.notes)
@@ -154,13 +158,30 @@ def _serve_and_ask(options: TripOptions, model_path: Path, data, echo: Callable[
     return {"url": url, "label": int(data.y_test[0]), "v1_class": int(v1.argmax()), "v2_class": int(v2.argmax())}
 
 
+def _compress(options: TripOptions, model_path: Path, data_path: Path, echo: Callable[[str], None]) -> list:
+    """(variant name, compressed model file) for each recipe; the reports land beside the models."""
+    import modelpress
+
+    variants = []
+    for recipe in options.recipes:
+        result = modelpress.compress(model_path, recipe, data_path, out=options.out / "compressed" / recipe,
+                                     quiet=True, measure_int8=False)
+        s = result.report.summary()
+        sparsity = 1 - s["nonzero_params_after"] / max(s["params_after"], 1)
+        echo(f"      {recipe:<10} accuracy {s['accuracy_before']:.2%} -> {s['accuracy_after']:.2%}, parameters "
+             f"{s['params_before']:,} -> {s['params_after']:,} ({sparsity:.0%} zero), MACs "
+             f"{s['macs_before']:,} -> {s['macs_after']:,}")
+        variants.append((recipe, result.model_path))
+    return variants
+
+
 def run_trip(options: TripOptions, echo: Callable[[str], None] = print) -> TripResult:
     """Run the main job; ``echo`` receives one line per step (the CLI passes click.echo)."""
     import modelpress
     from modelpress.demo.example import CLASS_NAMES, digits_data, train_example_model
 
     out = options.out
-    steps = 3 + int(options.report) + int(options.serve)
+    steps = 4 + int(options.report) + int(options.serve)
     (out / "model").mkdir(parents=True, exist_ok=True)
     result = TripResult(out=out, info={"options": {k: str(v) for k, v in asdict(options).items()},
                                         "machine": platform.platform(), "processor": platform.machine()})
@@ -171,26 +192,35 @@ def run_trip(options: TripOptions, echo: Callable[[str], None] = print) -> TripR
     model = train_example_model(data, flavor="keras3", epochs=options.epochs)
     model_path = out / "model" / "digits.keras"
     model.save(model_path)
-    base, source_probs = _measure_source(model_path, data, options.latency_runs)
-    result.rows.append(base)
     result.info.update(model=str(model_path), data=str(data_path), params=int(model.count_params()))
-    echo(f"      test accuracy {base['accuracy']:.2%}, {model.count_params():,} parameters -> {model_path}")
 
-    echo(f"[2/{steps}] converting for {len(options.profiles)} device profiles: {', '.join(options.profiles)}")
-    for name in options.profiles:
-        artifact = modelpress.convert(model_path, name, out / "artifacts" / name, calibration=data.x_train[:300],
-                                      verify_data=data.x_test, labels=CLASS_NAMES, name="digits")
-        row = _measure_artifact(artifact, data, source_probs, options.latency_runs, base)
-        result.rows.append(row)
-        echo(f"      {name:<16} {row['quantization']:<8} {row['kb']:7.1f} KB  agreement {row['agreement']:.2%}")
+    echo(f"[2/{steps}] compressing with {len(options.recipes)} recipe(s): {', '.join(options.recipes) or '-'}")
+    variants = [("example", model_path)] + _compress(options, model_path, data_path, echo)
 
-    echo(f"[3/{steps}] comparison on the {len(data.x_test)} held-out digits (latency: one sample, CPU, median)")
+    echo(f"[3/{steps}] converting {len(variants)} model(s) for {len(options.profiles)} device profiles: "
+         f"{', '.join(options.profiles)}")
+    base = None
+    for variant, path in variants:
+        source_row, source_probs = _measure_source(path, data, options.latency_runs, variant, base)
+        base = base or source_row
+        result.rows.append(source_row)
+        for name in options.profiles:
+            artifact = modelpress.convert(path, name, out / "artifacts" / variant / name,
+                                          calibration=data.x_train[:300], verify_data=data.x_test,
+                                          labels=CLASS_NAMES, name="digits")
+            row = _measure_artifact(artifact, data, source_probs, options.latency_runs, base, variant)
+            result.rows.append(row)
+            echo(f"      {variant:<10} {name:<16} {row['quantization']:<8} {row['kb']:7.1f} KB "
+                 f"({row['gzip_kb']:.1f} KB gzip)  agreement {row['agreement']:.2%}")
+
+    echo(f"[4/{steps}] comparison on the {len(data.x_test)} held-out digits (sizes against the float32 source; "
+         "latency: one sample, CPU, median)")
     echo("")
     echo(result.table())
     echo("")
     saved = result.save()
     echo(f"      results: {saved}")
-    step = 3
+    step = 4
     if options.report:
         from modelpress.report import render_report
 
