@@ -50,7 +50,8 @@ def kernel_variable(layer: Any):
     name = KERNELS.get(type(layer).__name__)
     if name is None or not layer.built:
         return None
-    return getattr(layer, name, None)
+    # Keras 3 calls a DepthwiseConv2D's weights `kernel`, tf_keras `depthwise_kernel`
+    return getattr(layer, name, None) if hasattr(layer, name) else getattr(layer, "kernel", None)
 
 
 def kernel_layers(model: Any) -> list[Any]:

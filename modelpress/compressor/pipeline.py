@@ -141,11 +141,14 @@ class _Runner:
             from modelpress.compressor import tfmot_backend
 
             wrapped = tfmot_backend.cluster(model, p["clusters"], p["preserve_sparsity"], p["layers"])
-            info = self.tune(wrapped, step)
+            info = self.tune(wrapped, step, [pruning.KeepZeros(wrapped)] if p["preserve_sparsity"] else [])
             model = tfmot_backend.strip_clustering(wrapped)
             how = "tfmot cluster_weights"
         else:
-            info = self.tune(model, step, [Clusterer(model, p["clusters"], p["preserve_sparsity"], p["layers"])])
+            hooks = [Clusterer(model, p["clusters"], p["preserve_sparsity"], p["layers"])]
+            if p["preserve_sparsity"] and p["layers"]:
+                hooks.append(pruning.KeepZeros(model))  # the layers left out keep their zeros too
+            info = self.tune(model, step, hooks)
             how = "native k-means"
         keep = ", zeros kept" if p["preserve_sparsity"] else ""
         return model, f"cluster: {p['clusters']} clusters per layer{keep} ({how}), {info['epochs']} epoch(s) " \

@@ -123,7 +123,7 @@ class Step:
                               f"{', '.join(spec) or 'no parameters'}")
         checked = {}
         for name, (check, default) in spec.items():
-            if name in self.params:
+            if name in self.params and not (self.params[name] is None and default is None):
                 checked[name] = check(self.params[name])
             elif default is ...:
                 raise RecipeError(f"step {self.type!r} needs {name!r} ({STEP_HELP[self.type]})")

@@ -58,7 +58,7 @@ def layer_macs(layer: Any) -> int:
         kernel = variable_value(kernel_variable(layer))
         return spatial * int(np.prod(kernel.shape))
     if name == "DepthwiseConv2D":
-        kernel = variable_value(layer.depthwise_kernel)
+        kernel = variable_value(kernel_variable(layer))
         return spatial * int(np.prod(kernel.shape))
     if name == "SeparableConv2D":
         depthwise = variable_value(layer.depthwise_kernel)

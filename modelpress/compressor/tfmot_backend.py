@@ -99,11 +99,21 @@ def strip_pruning(model: Any) -> Any:
 
 
 def cluster(model: Any, clusters: int, preserve_sparsity: bool = False, layers: list[str] | None = None) -> Any:
-    """Wrap kernels with ``cluster_weights`` (k-means++ initialisation)."""
+    """Wrap kernels with ``cluster_weights`` (linear centroid initialisation, as Deep Compression advises).
+
+    Layers with no more distinct weights than ``clusters`` already share that few values and are left as they are.
+    """
+    import numpy as np
+
     module = tfmot().clustering.keras
-    init = module.CentroidInitialization.KMEANS_PLUS_PLUS
+    init = module.CentroidInitialization.LINEAR
 
     def wrap_layer(layer):
+        from modelpress.compressor.flavors import kernel_variable, variable_value
+
+        kernel = kernel_variable(layer)
+        if kernel is None or np.unique(variable_value(kernel)).size <= clusters + 1:
+            return None
         return module.cluster_weights(layer, number_of_clusters=clusters, cluster_centroids_init=init,
                                       preserve_sparsity=preserve_sparsity)
 
