@@ -57,6 +57,9 @@ def collect(folder: str | Path) -> RunResults:
         if _is_compression_report(data):
             data = dict(data)
             data.setdefault("name", path.parent.name)
+            recipe = data.get("recipe")
+            recipe_name = recipe.get("name") if isinstance(recipe, dict) else recipe
+            data["label"] = f"{data['name']} / {recipe_name}" if recipe_name else str(data["name"])
             results.compressions.append(data)
             results.sources.append(path)
     if not results.rows and not results.compressions:

@@ -45,20 +45,28 @@ def scatter(rows: list[dict[str, Any]], x_key: str, y_key: str, x_label: str, y_
     return path
 
 
-def layer_sparsity(report: dict[str, Any], path: Path) -> Path | None:
-    """Bars of per-layer sparsity (and kept fraction of parameters) from a compression report."""
+def layer_sparsity(report: dict[str, Any], path: Path, title: str) -> Path | None:
+    """Per layer: the fraction of weights that are zero (pruning) and of parameters removed (slimming)."""
+    import numpy as np
+
     layers = [layer for layer in report.get("layers", []) if isinstance(layer, dict)]
-    names = [str(layer.get("name", i)) for i, layer in enumerate(layers)]
-    sparsity = [float(layer.get("sparsity") or 0.0) for layer in layers]
     if not layers:
         return None
+    names = [str(layer.get("name", i)) for i, layer in enumerate(layers)]
+    sparsity = np.array([float(layer.get("sparsity") or 0.0) for layer in layers])
+    removed = np.array([1.0 - float(layer.get("params_after") or 0) / float(layer["params_before"])
+                        if layer.get("params_before") else 0.0 for layer in layers])
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(layers) + 1.5), dpi=110)
-    ax.barh(names, sparsity, color="#4C72B0")
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(layers) + 1.6), dpi=110)
+    rows = np.arange(len(layers))
+    ax.barh(rows - 0.2, sparsity, height=0.4, color="#4C72B0", label="weights that are zero (pruning)")
+    ax.barh(rows + 0.2, removed, height=0.4, color="#DD8452", label="parameters removed (structured)")
+    ax.set_yticks(rows, names)
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
-    ax.set_xlabel("sparsity (fraction of zero weights)")
-    ax.set_title(f"per-layer sparsity: {report.get('name', '')} {report.get('recipe', '')}".strip())
+    ax.set_xlabel("fraction of the layer's original parameters")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

@@ -62,10 +62,11 @@ def _plots(results: RunResults, rows: list[dict[str, Any]], folder: Path) -> lis
     if latency:
         plots.append(("Latency vs accuracy", latency))
     for i, report in enumerate(results.compressions):
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(report.get("name", i)))
-        bars = layer_sparsity(report, folder / f"sparsity_{i}_{safe}.png")
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(report.get("label", i)))
+        title = f"Per-layer sparsity: {report.get('label', '')}"
+        bars = layer_sparsity(report, folder / f"sparsity_{i}_{safe}.png", title)
         if bars:
-            plots.append((f"Per-layer sparsity: {report.get('name', '')}", bars))
+            plots.append((title, bars))
     return plots
 
 
@@ -79,7 +80,7 @@ def _markdown(results: RunResults, rows, plots) -> str:
         lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
     for report in results.compressions:
         layers = report.get("layers", [])
-        lines += [f"## Layers: {report.get('name', '')}", "", markdown_table(layers, _columns(layers, LAYER_COLUMNS)),
+        lines += [f"## Layers: {report.get('label', '')}", "", markdown_table(layers, _columns(layers, LAYER_COLUMNS)),
                   ""]
     return "\n".join(lines)
 
@@ -98,7 +99,7 @@ def _html(results: RunResults, rows, plots) -> str:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(loader=PackageLoader("modelpress.report", "templates"), autoescape=select_autoescape())
-    layer_tables = [(r.get("name", ""), _html_table(r.get("layers", []), _columns(r.get("layers", []), LAYER_COLUMNS)))
+    layer_tables = [(r.get("label", ""), _html_table(r.get("layers", []), _columns(r.get("layers", []), LAYER_COLUMNS)))
                     for r in results.compressions]
     return env.get_template("report.html").render(
         title=results.title, generated=f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC}",

@@ -33,7 +33,7 @@ def test_report_writes_markdown_html_and_plots(runner, cli, run_dir):
     out = run_dir / "report"
     names = sorted(p.name for p in out.iterdir())
     assert names == ["latency_vs_accuracy.png", "report.html", "report.md", "size_vs_accuracy.png",
-                     "sparsity_0_prune-80.png"]
+                     "sparsity_0_prune-80_prune-80.png"]
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     md = (out / "report.md").read_text()
