@@ -144,16 +144,18 @@ def strip_quantization(qat_model: Any, original: Any) -> tuple[Any, list[str]]:
     inner = {}
     for layer in qat_model.layers:
         target = getattr(layer, "layer", layer)
-        inner[target.name] = target
+        # the wrapper, not the inner layer, tracks the kernel it fake-quantizes: take both, by weight name
+        weights = {w.name.split(":")[0]: w for w in list(target.weights) + list(layer.weights)}
+        inner[target.name] = {name.split("/")[-1]: w for name, w in weights.items()
+                              if name.startswith(f"{target.name}/")}
     missing = []
     for layer in plain.layers:
-        source = inner.get(layer.name)
+        by_name = inner.get(layer.name)
         if not layer.weights:
             continue
-        if source is None:
+        if by_name is None:
             missing.append(layer.name)
             continue
-        by_name = {w.name.split("/")[-1].split(":")[0]: w for w in source.weights}
         values = []
         for weight in layer.weights:
             key = weight.name.split("/")[-1].split(":")[0]
