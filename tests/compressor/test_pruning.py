@@ -86,8 +86,8 @@ def test_tfmot_and_native_paths_agree_at_80_percent(digits, data):
 
         assert keras_flavor(pruned) == flavor
         values = kernels(pruned)
-        results[flavor] = {"sparsity": sum((k == 0).sum() for k in values.values()) / sum(k.size for k in values.values()),
-                           "accuracy": val_accuracy(pruned, data), "report": report}
+        zeros, total = sum((k == 0).sum() for k in values.values()), sum(k.size for k in values.values())
+        results[flavor] = {"sparsity": zeros / total, "accuracy": val_accuracy(pruned, data), "report": report}
     assert "tfmot" in results["tf_keras"]["report"].steps[0]["summary"]
     assert results["tf_keras"]["report"].steps[0]["tfmot_sparsity"] == pytest.approx(0.8, abs=0.01)
     assert "native" in results["keras3"]["report"].steps[0]["summary"]
