@@ -37,6 +37,7 @@ class FineTuneSettings:
     optimizer: str | None = None
     loss: str | None = None
     distill: dict[str, float] | None = None
+    freeze_bn: bool = False
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -58,7 +59,7 @@ class FineTuneSettings:
                 raise RecipeError(f"distill alpha {alpha} must be between 0 and 1")
         if self.extra:
             raise RecipeError(f"unknown finetune settings {sorted(self.extra)}; known: "
-                              "epochs, batch_size, learning_rate, optimizer, loss, distill, seed")
+                              "epochs, batch_size, learning_rate, optimizer, loss, distill, freeze_bn, seed")
 
     def get_config(self) -> dict[str, Any]:
         config = asdict(self)
@@ -68,7 +69,7 @@ class FineTuneSettings:
     @classmethod
     def from_config(cls, config: dict[str, Any] | None) -> FineTuneSettings:
         config = dict(config or {})
-        known = {"epochs", "batch_size", "learning_rate", "optimizer", "loss", "distill", "seed"}
+        known = {"epochs", "batch_size", "learning_rate", "optimizer", "loss", "distill", "freeze_bn", "seed"}
         extra = {k: config.pop(k) for k in list(config) if k not in known}
         return cls(**config, extra=extra)
 
@@ -104,6 +105,15 @@ def _loss(keras: Any, settings: FineTuneSettings, model: Any, y: np.ndarray):
         loss = DEFAULT_LOSS if y.ndim == 1 or y.shape[-1] == 1 else "categorical_crossentropy"
     if isinstance(loss, (dict, list, tuple)):
         raise RecipeError("the model was compiled with several losses; set `loss:` in the recipe's finetune section")
+    name = loss if isinstance(loss, str) else getattr(loss, "__name__", None) or getattr(loss, "name", "")
+    sparse_labels = y.ndim == 1 or y.shape[-1] == 1
+    from_logits = bool(getattr(loss, "from_logits", False) or (hasattr(loss, "get_config")
+                                                                and loss.get_config().get("from_logits")))
+    if sparse_labels and name in ("categorical_crossentropy", "CategoricalCrossentropy"):
+        # compiled for one-hot labels, given class ids: the same loss in its sparse form
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+    if not sparse_labels and name in ("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"):
+        return keras.losses.CategoricalCrossentropy(from_logits=from_logits)
     try:
         return keras.losses.get(loss)
     except (ValueError, TypeError):
@@ -153,6 +163,12 @@ def finetune(model: Any, data: Dataset, settings: FineTuneSettings, flavor: str,
         return tf.nn.log_softmax(tf.math.log(tf.clip_by_value(out, eps, 1.0))) if _ends_in_softmax(model) \
             else tf.nn.log_softmax(out)
 
+    frozen = []
+    if settings.freeze_bn:  # BatchNorm in inference mode: its statistics stay those of the original training data
+        frozen = [layer for layer in _all_layers(model) if type(layer).__name__ == "BatchNormalization"
+                  and layer.trainable]
+        for layer in frozen:
+            layer.trainable = False
     variables = model.trainable_variables
 
     @tf.function
@@ -193,9 +209,23 @@ def finetune(model: Any, data: Dataset, settings: FineTuneSettings, flavor: str,
                 bar.update(1)
                 bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{losses[-1]:.4f}")
             history["loss"].append(float(np.mean(losses)))
+    for layer in frozen:
+        layer.trainable = True
     for hook in hooks:
         hook.end()
     return history
+
+
+def _all_layers(model: Any) -> list[Any]:
+    found = []
+    for layer in getattr(model, "layers", []):
+        found.append(layer)
+        inner = getattr(layer, "layer", None)  # tfmot wrappers
+        if inner is not None:
+            found.append(inner)
+        if hasattr(layer, "layers"):
+            found += _all_layers(layer)
+    return found
 
 
 def _ends_in_softmax(model: Any) -> bool:

@@ -93,7 +93,8 @@ class _Runner:
             pruning.MagnitudePruner(model, schedule, p["layers"]).end()  # exact final sparsity, as native
             how = "tfmot prune_low_magnitude"
         else:
-            info = self.tune(model, step, [pruning.MagnitudePruner(model, schedule, p["layers"])])
+            hooks = [pruning.KeepZeros(model), pruning.MagnitudePruner(model, schedule, p["layers"])]
+            info = self.tune(model, step, hooks)  # zeros from an earlier step (other layers) are kept
             how = "native masks"
         return model, f"prune: {p['sparsity']:.0%} magnitude pruning, {p['schedule']} schedule ({how}), " \
                       f"{info['epochs']} epoch(s) fine-tuning", info

