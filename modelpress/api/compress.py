@@ -97,8 +97,14 @@ def compress(model: Any, recipe: Any, data: Any, *, out: str | Path | None = Non
     _check_inputs(source.model, dataset.x_train)
     if out is not None:
         out = Path(out)
-        if out.exists() and (not out.is_dir() or (not overwrite and any(out.iterdir()))):
-            raise UsageError(f"--out {out} exists; choose a new folder (or allow overwriting)")
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out} is a file; name a folder for the compressed model and its report")
+        if out.exists() and any(out.iterdir()):
+            if not (out / "report.json").is_file():
+                raise UsageError(f"--out {out} holds files that are not a modelpress compression result; refusing "
+                                 "to replace it (choose an empty or new folder)")
+            if not overwrite:
+                raise UsageError(f"--out {out} already exists; remove it or allow overwriting")
     before = layer_stats(source.model)
     acc_before = accuracy(dataset.y_val, source.predict(dataset.x_val))
     calibration = dataset.x_train[:200]

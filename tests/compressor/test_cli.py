@@ -97,6 +97,15 @@ def test_bad_input_gets_one_line_and_an_exit_code(runner, cli, keras3_model, dat
     assert not (tmp_path / "o").exists()
 
 
+def test_out_folder_of_other_files_is_never_replaced(runner, cli, keras3_model, data_dir, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    result = runner.invoke(cli, ["compress", str(keras3_model), "--recipe", "prune-80", "--data",
+                                 str(data_dir / "data.npz"), "--out", str(tmp_path / "mine")])
+    assert result.exit_code == 2 and "refusing to replace it" in result.output
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
 def test_unsupported_topology_is_refused_by_the_cli(runner, cli, data_dir, tmp_path):
     import keras
 
