@@ -65,12 +65,23 @@ EXTRA = {
                   {"type": "prune", "sparsity": 0.75, "layers": ["fc3"], "epochs": 1},
                   {"type": "cluster", "clusters": 16, "preserve_sparsity": True, "epochs": 2},
                   {"type": "int8"}]},
+    "deep-compression-layerwise-long": {
+        "name": "deep-compression-layerwise-long", "description": "the layer-wise recipe with 3x the fine-tuning",
+        "finetune": {"epochs": 8, "batch_size": 64},
+        "steps": [{"type": "prune", "sparsity": 0.97, "layers": ["fc1"]},
+                  {"type": "prune", "sparsity": 0.9, "layers": ["fc2"], "epochs": 3},
+                  {"type": "prune", "sparsity": 0.75, "layers": ["fc3"], "epochs": 3},
+                  {"type": "cluster", "clusters": 16, "preserve_sparsity": True, "epochs": 4},
+                  {"type": "int8"}]},
     "slim-50+prune-80": {
         "name": "slim-50+prune-80", "description": "half the channels, then 80% of the rest pruned, int8",
         "finetune": {"epochs": 2, "batch_size": 64},
         "steps": [{"type": "slim", "ratio": 0.5, "criterion": "l2"}, {"type": "prune", "sparsity": 0.8},
                   {"type": "int8"}]},
 }
+
+
+MLP_RECIPES = ["prune-80", "cluster-16", "deep-compression", "deep-compression-95", "deep-compression-layerwise"]
 
 
 def _idx(path: Path, offset: int) -> np.ndarray:
@@ -259,6 +270,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="6k/2k subset and fewer epochs (a smoke run)")
     parser.add_argument("--runs", type=int, default=300, help="timed single-sample calls per latency")
     parser.add_argument("--skip", nargs="*", default=[], choices=["mlp", "cnn", "fer"])
+    parser.add_argument("--mlp-recipes", nargs="*", default=MLP_RECIPES, help="recipes to run on the MLP")
     parser.add_argument("--out", type=Path, default=RESULTS / "compress_bench.json")
     args = parser.parse_args(argv)
     started = time.time()
@@ -267,8 +279,7 @@ def main(argv=None) -> int:
     rows = []
     epochs = 2 if args.quick else 10
     if "mlp" not in args.skip:
-        rows += run_model("mlp", data, epochs, ["prune-80", "cluster-16", "deep-compression", "deep-compression-95",
-                                                "deep-compression-layerwise"], args.runs, quiet)
+        rows += run_model("mlp", data, epochs, args.mlp_recipes, args.runs, quiet)
     if "cnn" not in args.skip:
         rows += run_model("cnn", data, 2 if args.quick else 6, ["slim-50", "prune-80", "slim-50+prune-80"],
                           args.runs, quiet)
