@@ -12,11 +12,17 @@ needs it is called, so ``import modelpress`` stays cheap on a device that only s
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from modelpress.errors import ModelpressError
 
 __version__ = "0.1.0"
+
+# TensorFlow 2.21's oneDNN CPU kernels corrupt the heap while fine-tuning some models (the fer mini-Xception
+# under tf_keras aborts with "free(): invalid next size"; tensorflow/tensorflow#117700 reports the same for
+# matmul). Off unless the user asks for them: it must be set before TensorFlow is first imported.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 # public name -> module that defines it (not its package: a submodule named like the function would
 # shadow it there); resolved on first use
