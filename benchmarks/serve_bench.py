@@ -18,23 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.loadgen import machine, metric_sums, percentiles, run_load, served, v2_body  # noqa: E402
 from modelpress.atomic import atomic_write_bytes  # noqa: E402
 from modelpress.manifest import read_manifest  # noqa: E402
 from modelpress.tables import text_table  # noqa: E402
@@ -47,12 +42,6 @@ COLUMNS = [("batching", "batching"), ("payload", "payload"), ("conc", "concurren
            ("requests", "requests"), ("errors", "errors"), ("req/s", "rps", "{:.0f}"), ("rows/s", "rows_s", "{:.0f}"),
            ("p50 ms", "p50_ms", "{:.3f}"), ("p95 ms", "p95_ms", "{:.3f}"), ("p99 ms", "p99_ms", "{:.3f}"),
            ("mean batch", "mean_batch", "{:.1f}"), ("in-app ms/req", "app_overhead_ms", "{:.3f}")]
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    ms = np.asarray(values) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "p99_ms": float(np.percentile(ms, 99))}
 
 
 def raw_loop(path: Path, x: np.ndarray, batch: int, runs: int) -> dict:
@@ -68,77 +57,16 @@ def raw_loop(path: Path, x: np.ndarray, batch: int, runs: int) -> dict:
     return {"batch": batch, "runs": runs, **percentiles(times), "rows_s": batch * runs / sum(times)}
 
 
-class Server:
-    def __init__(self, repo: Path, *args: str):
-        env = {**os.environ, "MODELPRESS_ACCESS_LOG": "false"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "modelpress.cli.main", "serve", str(repo), "--port", "0",
-                                      "--poll-interval", "0", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
-        for line in self.proc.stdout:
-            found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
-            if found:
-                self.url = found.group(1)
-                threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
-                return
-        raise RuntimeError("the server did not start")
-
-    def sums(self) -> dict[str, float]:
-        text = requests.get(self.url + "/metrics", timeout=10).text
-        out = {}
-        for name in ("request_duration_seconds_sum", "request_duration_seconds_count", "compute_duration_seconds_sum",
-                     "batch_size_sum", "batch_size_count"):
-            out[name] = sum(float(v) for v in re.findall(rf'^modelpress_{name}\{{model="digits"[^}}]*\}} (\S+)', text,
-                                                          re.M))
-        return out
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
-
-
-def body(x: np.ndarray, binary: bool) -> tuple[bytes, dict]:
-    if not binary:
-        payload = {"inputs": [{"name": NAME[0], "datatype": "FP32", "shape": list(x.shape),
-                               "data": x.ravel().tolist()}]}
-        return json.dumps(payload).encode(), {"Content-Type": "application/json"}
-    data = x.astype("<f4").tobytes()
-    head = json.dumps({"inputs": [{"name": NAME[0], "datatype": "FP32", "shape": list(x.shape),
-                                   "parameters": {"binary_data_size": len(data)}}],
-                       "parameters": {"binary_data_output": True}}).encode()
-    return head + data, {"Inference-Header-Content-Length": str(len(head))}
+SUMS = ("request_duration_seconds_sum", "request_duration_seconds_count", "compute_duration_seconds_sum",
+        "batch_size_sum", "batch_size_count")
 
 
 def load(url: str, payload: bytes, headers: dict, concurrency: int, total: int, cap: float) -> dict:
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    issued = [0]
-    deadline = time.monotonic() + cap
+    def send(session, index):
+        answer = session.post(url, data=payload, headers=headers, timeout=30)
+        return None if answer.status_code == 200 else f"status {answer.status_code}"
 
-    def worker():
-        session = requests.Session()
-        while time.monotonic() < deadline:
-            with lock:
-                if issued[0] >= total:
-                    return
-                issued[0] += 1
-            started = time.perf_counter()
-            answer = session.post(url, data=payload, headers=headers, timeout=30)
-            elapsed = time.perf_counter() - started
-            with lock:
-                if answer.status_code == 200:
-                    latencies.append(elapsed)
-                else:
-                    errors[0] += 1
-
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
-    return {"requests": len(latencies), "errors": errors[0], "rps": len(latencies) / wall, **percentiles(latencies)}
+    return run_load(send, concurrency, total, cap).summary()
 
 
 def main() -> None:
@@ -167,16 +95,15 @@ def main() -> None:
         flags = ["--threads", str(args.threads), "--interpreter-threads", "1"]
         flags += (["--batching", "--max-batch-size", "64", "--max-queue-delay-ms", "1"] if batching
                   else ["--no-batching"])
-        server = Server(workdir / "repo", *flags)
-        url = server.url + "/v2/models/digits/infer"
-        try:
+        with served(workdir / "repo", "--poll-interval", "0", *flags) as server:
+            url = server.url + "/v2/models/digits/infer"
             for payload_kind in ("json", "binary"):
                 for concurrency, rows_per_request in ((1, 1), (4, 1), (16, 1), (4, 16)):
-                    payload, headers = body(x[:rows_per_request], payload_kind == "binary")
+                    payload, headers = v2_body(x[:rows_per_request], NAME[0], payload_kind == "binary")
                     load(url, payload, headers, concurrency, 30, 5)  # warm up connections and interpreters
-                    before = server.sums()
+                    before = metric_sums(server, "digits", SUMS)
                     cell = load(url, payload, headers, concurrency, args.requests, args.time_cap)
-                    after = server.sums()
+                    after = metric_sums(server, "digits", SUMS)
                     delta = {k: after[k] - before[k] for k in after}
                     count = max(delta["request_duration_seconds_count"], 1)
                     cell.update(batching="on" if batching else "off", payload=payload_kind, concurrency=concurrency,
@@ -186,8 +113,6 @@ def main() -> None:
                                                         - delta["compute_duration_seconds_sum"]) / count)
                     rows.append(cell)
                     print(text_table([cell], COLUMNS).splitlines()[-1], flush=True)
-        finally:
-            server.stop()
     shutil.rmtree(workdir, ignore_errors=True)
 
     def pick(batching, payload, conc, nrows):
@@ -217,7 +142,7 @@ def main() -> None:
     for key, value in summary.items():
         print(f"  {key:40s} {value:.3f}" if isinstance(value, float) else f"  {key:40s} {value}")
     result = {"benchmark": "serve_bench", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+              "machine": machine(),
               "model": str(package), "input_shape": manifest.inputs[0].shape,
               "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "raw": raw, "cells": rows, "summary": summary}

@@ -1,0 +1,26 @@
+"""The soak of benchmarks/soak_bench.py, reduced: a real `modelpress serve` process under concurrent load
+over three models and both protocols, with a new version published in the middle of the run. Every answer
+is checked (status, shape, values); nothing here is timed, so a slow machine cannot fail it."""
+
+from __future__ import annotations
+
+from benchmarks.soak_bench import SoakOptions, run_soak
+
+SMALL = SoakOptions(requests=400, concurrency=8, time_cap=60, threads=4, poll_interval=0.1, warmup=40, rows=16,
+                    after_swap=20, windows=4)
+
+
+def test_soak_with_a_publish_mid_run_loses_no_request(tmp_path):
+    result = run_soak(SMALL, tmp_path, say=lambda _: None)
+    totals, swap = result["totals"], result["swap"]
+    assert totals["errors"] == 0, (totals["errors_by_reason"], totals["error_examples"])
+    assert totals["warmup_errors"] == 0
+    assert totals["requests"] >= SMALL.requests and totals["stopped_by"] == "count"
+    assert swap["error"] is None
+    assert (swap["from_version"], swap["to_version"]) == (1, 2)
+    assert swap["requests_during_swap"] > 0 and swap["failed_requests"] == 0
+    assert swap["new_version_answers"] >= SMALL.after_swap
+    assert swap["new_version_served"] and swap["served_after"] == [2]
+    assert {(r["version"], r["state"]) for r in swap["status_after"]} == {("2", "AVAILABLE"), ("1", "END")}
+    assert result["server_log_problems"] == []
+    assert len(result["windows"]) == SMALL.windows and result["rss"]["end_mb"] > 0
