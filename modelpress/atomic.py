@@ -12,8 +12,12 @@ step; a file likewise::
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +25,34 @@ from pathlib import Path
 from modelpress.errors import UsageError
 
 TEMP_PREFIX = ".modelpress-tmp-"
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+@functools.cache
+def _renameat2():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # not glibc 2.28+ / musl 1.2.3+
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``), so that ``b`` is never
+    missing, not even for a moment; False where the system or file system cannot."""
+    function = _renameat2()
+    if function is None:
+        return False
+    if function(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -34,8 +66,9 @@ def _fsync_tree(folder: Path) -> None:
 def atomic_directory(dest: str | Path, overwrite: bool = True) -> Iterator[Path]:
     """Yield a private temporary folder that becomes ``dest`` when the block succeeds.
 
-    An existing ``dest`` is replaced only when ``overwrite`` is true; it is moved aside first and
-    removed after the new folder is in place, so a reader finds either the old or the new one.
+    An existing ``dest`` is replaced only when ``overwrite`` is true, by exchanging the two folders in
+    one step (on Linux; elsewhere it is moved aside just before), so a reader, or a process killed at
+    any moment, finds either the complete old folder or the complete new one.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +80,9 @@ def atomic_directory(dest: str | Path, overwrite: bool = True) -> Iterator[Path]
     try:
         yield tmp
         _fsync_tree(tmp)
-        if dest.exists():
+        if dest.exists() and _exchange(tmp, dest):
+            shutil.rmtree(tmp, ignore_errors=True)  # the old folder, now under the hidden name
+        elif dest.exists():  # no atomic exchange here: a short moment without dest
             old = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + "old-", dir=dest.parent))
             os.replace(dest, old / dest.name)
             os.replace(tmp, dest)

@@ -22,6 +22,12 @@ MANIFEST_NAME = "modelpress.json"
 LABELS_NAME = "labels.txt"
 FORMAT_ID = "modelpress.package/1"
 MODEL_FORMATS = ("tflite", "saved_model")
+#: JSON types of the manifest's fields (a hand-edited or corrupt file must fail as an ArtifactError)
+FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "model_format": str, "model_file": str, "inputs": list, "outputs": list, "version": (str, int),
+    "profile": dict, "quantization": str, "calibration": dict, "source": dict, "artifact": dict, "fidelity": dict,
+    "ops": list, "tool_versions": dict, "created_at": str, "labels_file": str, "notes": list,
+}
 
 
 @dataclass
@@ -40,12 +46,21 @@ class TensorSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str) -> TensorSpec:
+        if not isinstance(data, dict):
+            raise ArtifactError(f"{where} must be an object with name, shape and dtype, found {type(data).__name__}")
         missing = [key for key in ("name", "shape", "dtype") if key not in data]
         if missing:
             raise ArtifactError(f"{where} lacks {', '.join(missing)}; every tensor needs name, shape and dtype")
+        shape = data["shape"]
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+            raise ArtifactError(f"{where} shape must be a list of integers (-1 for the batch), got {shape!r:.60}")
+        for key, kinds in (("scale", (int, float)), ("zero_point", (int,))):
+            value = data.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+                raise ArtifactError(f"{where} {key} must be a number or null, got {value!r:.60}")
         return cls(
             name=str(data["name"]),
-            shape=[int(d) for d in data["shape"]],
+            shape=list(shape),
             dtype=str(data["dtype"]),
             scale=None if data.get("scale") is None else float(data["scale"]),
             zero_point=None if data.get("zero_point") is None else int(data["zero_point"]),
@@ -98,6 +113,11 @@ class Manifest:
             raise ArtifactError(
                 f"{where}: model_format {data['model_format']!r} is not one of {', '.join(MODEL_FORMATS)}"
             )
+        for key, kind in FIELD_TYPES.items():
+            if key in data and data[key] is not None and not isinstance(data[key], kind):
+                expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+                raise ArtifactError(f"{where}: {key} must be a {expected}, found {type(data[key]).__name__}; "
+                                    "re-create the package with `modelpress convert`")
         known = {f for f in cls.__dataclass_fields__}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["inputs"] = [TensorSpec.from_dict(t, f"{where} inputs[{i}]") for i, t in enumerate(data["inputs"])]

@@ -180,6 +180,8 @@ def load_model(source: str | Path | Any, safe_mode: bool = True, flavor: str | N
                 return LoadedModel(_load_keras3(path, safe_mode), "keras3", path, digest)
             except Exception as err:
                 first_error = err
+        if safe_mode and _h5_has_lambda(path):  # tf_keras has no safe mode: it would run the layer's code
+            raise ModelLoadError(_explain(path, ValueError("Lambda")))
         try:
             return LoadedModel(_load_tf_keras(path), "tf_keras", path, digest)
         except Exception as err:
@@ -188,6 +190,29 @@ def load_model(source: str | Path | Any, safe_mode: bool = True, flavor: str | N
         raise ModelLoadError(f"{path} is already a TFLite model; convert starts from {_EXPECTED} "
                              "(use `modelpress inspect` to look inside a .tflite file)")
     raise ModelLoadError(f"unsupported model file {path} ({suffix or 'no extension'}); expected {_EXPECTED}")
+
+
+def _h5_has_lambda(path: Path) -> bool:
+    """Whether an .h5 model's architecture holds a Lambda layer (Python bytecode run on load)."""
+    import json
+
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            config = handle.attrs.get("model_config")
+        if isinstance(config, bytes):
+            config = config.decode("utf-8")
+        data = json.loads(config) if config else None
+    except Exception:  # unreadable: the loader itself will say so
+        return False
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            return node.get("class_name") == "Lambda" or any(walk(v) for v in node.values())
+        return isinstance(node, list) and any(walk(v) for v in node)
+
+    return walk(data)
 
 
 def _is_keras2_zip(path: Path) -> bool:

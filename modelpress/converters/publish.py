@@ -9,12 +9,14 @@
 
 The package is built completely beside its final place (a hidden temporary folder on the same file
 system) and renamed into ``<version>`` in one step, so a running server polling the repository never
-sees a half-written version, and an interrupted deploy leaves only a hidden folder it ignores.
+sees a half-written version (nor an empty new model), and an interrupted deploy leaves only a hidden
+``<repo>/.modelpress-tmp-deploy-*`` folder, which the server ignores.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -39,34 +41,50 @@ def next_version(model_dir: Path) -> int:
     """One more than the highest integer version folder (1 for a new model)."""
     if not model_dir.is_dir():
         return 1
-    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+    versions = [int(p.name) for p in model_dir.iterdir() if p.name.isdigit() and p.name.isascii() and p.is_dir()]
     return max(versions, default=0) + 1
 
 
 @contextlib.contextmanager
 def staging(repo: Path, name: str) -> Iterator[Path]:
-    """A hidden folder inside ``<repo>/<name>/`` to build a package in (same file system, so the final
-    rename is atomic); removed on exit, with the model folder itself if it ended up empty."""
-    model_dir = Path(repo) / check_model_name(name)
-    created = not model_dir.exists()
-    model_dir.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}deploy-", dir=model_dir))
+    """A hidden folder directly inside ``<repo>`` to build a package in (same file system, so the final
+    rename is atomic; beside the model folders, so that a deploy killed before publishing leaves no
+    visible trace, not even the folder of a new model); removed on exit."""
+    check_model_name(name)
+    repo = Path(repo)
+    repo.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}deploy-{name}-", dir=repo))
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-        if created:
-            with contextlib.suppress(OSError):
-                model_dir.rmdir()  # only succeeds when nothing was published
 
 
 def publish_package(package: Path, repo: Path, name: str, version: int) -> Path:
-    """Rename a complete package folder to ``<repo>/<name>/<version>``; refuse to replace a version."""
-    final = Path(repo) / check_model_name(name) / str(int(version))
+    """Rename a complete package folder to ``<repo>/<name>/<version>``; refuse to replace a version.
+
+    A new model's folder appears in the same single rename as its first version (the package is moved
+    into a hidden model folder beside it first), so the repository never shows an empty model."""
+    model_dir = Path(repo) / check_model_name(name)
+    final = model_dir / str(int(version))
     if final.exists():
         raise UsageError(f"{final} already exists: versions are never overwritten; deploy again for the next one")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(package, final)
+    package = Path(package)
+    if not model_dir.exists():
+        holder = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}model-", dir=package.parent))
+        os.rename(package, holder / final.name)
+        package = holder / final.name
+        try:
+            os.rename(holder, model_dir)
+            return final
+        except OSError as err:  # another deploy created the model meanwhile: publish the version alone
+            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+    try:
+        os.rename(package, final)
+    except OSError as err:
+        if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise UsageError(f"{final} was published by another deploy meanwhile; deploy again for the next "
+                             "version") from None
+        raise
     return final
-
-

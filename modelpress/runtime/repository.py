@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelpress.errors import ArtifactError, NotFoundError, UsageError
+from modelpress.errors import ArtifactError, ModelpressError, NotFoundError, UsageError
 from modelpress.manifest import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,26 @@ MODEL_CONFIG = "config.yaml"
 BATCHING_KEYS = ("enabled", "max_batch_size", "max_queue_delay_ms", "max_queue_size")
 
 
-def check_name(kind: str, value: str) -> str:
-    """A model name, version or label as sent by a client: plain characters only, never a path."""
+def _excerpt(value: object, limit: int = 40) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[:limit - 4] + "...'"
+
+
+def check_name(kind: str, value: str, error: type[ModelpressError] = NotFoundError) -> str:
+    """A model name, version or label as sent by a client: plain characters only, never a path. The
+    error quotes at most 40 characters of what was sent."""
     if not isinstance(value, str) or not NAME.match(value) or ".." in value:
-        raise NotFoundError(f"{kind} {value!r} is not a valid name (letters, digits, '_', '.', '-'; "
-                            "at most 128 characters)")
+        raise error(f"{kind} {_excerpt(value)} is not a valid name (letters, digits, '_', '.', '-'; "
+                    "at most 128 characters, starting with a letter or digit, no '..')")
+    return value
+
+
+def _whole(path: Path, key: str, value: Any, minimum: int) -> int | None:
+    """An optional whole-number setting of config.yaml, checked (bool is not a number here)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UsageError(f"{path}: {key} must be a whole number of at least {minimum}, got {_excerpt(value)}")
     return value
 
 
@@ -70,16 +85,19 @@ class ModelConfig:
 
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise UsageError(f"{path} cannot be read as YAML: {str(err).splitlines()[0]}") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise UsageError(f"{path} cannot be read as UTF-8 YAML: {str(err).splitlines()[0]}") from None
         if not isinstance(data, dict):
             raise UsageError(f"{path} must hold a mapping (version_policy, labels, batching)")
         known = {"version_policy", "labels", "batching", "interpreter_threads", "delegate", "pool_size"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        config = cls(interpreter_threads=data.get("interpreter_threads"), delegate=data.get("delegate"),
-                     pool_size=data.get("pool_size"))
+        delegate = data.get("delegate")
+        if delegate is not None and not isinstance(delegate, str):
+            raise UsageError(f"{path}: delegate must be a name (none, xnnpack, gpu, edgetpu), got {_excerpt(delegate)}")
+        config = cls(interpreter_threads=_whole(path, "interpreter_threads", data.get("interpreter_threads"), 1),
+                     delegate=delegate, pool_size=_whole(path, "pool_size", data.get("pool_size"), 1))
         policy = data.get("version_policy", "latest")
         if policy in ("latest", "all"):
             config.policy = policy
@@ -96,11 +114,19 @@ class ModelConfig:
         if not isinstance(labels, dict) or not all(isinstance(v, int) for v in labels.values()):
             raise UsageError(f"{path}: labels must map names to integer versions, e.g. {{stable: 1, canary: 2}}")
         for label in labels:
-            check_name("label", str(label))
+            check_name("label", str(label), error=UsageError)
         config.labels = {str(k): int(v) for k, v in labels.items()}
         batching = data.get("batching") or {}
         if not isinstance(batching, dict) or set(batching) - set(BATCHING_KEYS):
             raise UsageError(f"{path}: batching takes {', '.join(BATCHING_KEYS)}")
+        if not isinstance(batching.get("enabled", True), bool):
+            raise UsageError(f"{path}: batching enabled must be true or false, got {_excerpt(batching['enabled'])}")
+        for key in ("max_batch_size", "max_queue_size"):
+            _whole(path, f"batching {key}", batching.get(key), 1)
+        delay = batching.get("max_queue_delay_ms", 0)
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 60_000:
+            raise UsageError(f"{path}: batching max_queue_delay_ms must be a number of milliseconds from 0 to "
+                             f"60000, got {_excerpt(delay)}")
         config.batching = batching
         return config
 
@@ -147,12 +173,26 @@ def scan_repository(root: str | Path) -> dict[str, ModelEntry]:
             config = ModelConfig.read(model_dir / MODEL_CONFIG)
         except UsageError as err:
             error = str(err)
-        versions = {}
-        for folder in model_dir.iterdir():
-            if not (folder.is_dir() and folder.name.isdigit()) or not folder.resolve().is_relative_to(root):
-                continue
-            fingerprint = _fingerprint(folder)
-            if fingerprint is not None:
-                versions[int(folder.name)] = VersionFolder(int(folder.name), folder, fingerprint)
+        except Exception as err:  # whatever a hand-edited file holds, the scan of the others goes on
+            error = f"{model_dir / MODEL_CONFIG} cannot be used: {type(err).__name__}: {str(err)[:200]}"
+        try:
+            versions = _version_folders(model_dir, root)
+        except OSError as err:  # removed (or made unreadable) while we looked: gone for this scan
+            log.warning("skipping %s: %s", model_dir, err.strerror or err)
+            continue
         models[model_dir.name] = ModelEntry(model_dir.name, config, versions, error)
     return models
+
+
+def _version_folders(model_dir: Path, root: Path) -> dict[int, VersionFolder]:
+    versions = {}
+    for folder in model_dir.iterdir():
+        if not (folder.name.isdigit() and folder.name.isascii() and folder.is_dir()):
+            continue
+        if not folder.resolve().is_relative_to(root):
+            log.warning("skipping %s: it links outside the repository", folder)
+            continue
+        fingerprint = _fingerprint(folder)
+        if fingerprint is not None:
+            versions[int(folder.name)] = VersionFolder(int(folder.name), folder, fingerprint)
+    return versions

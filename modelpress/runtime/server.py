@@ -9,6 +9,7 @@ its own models (and keeps its own metrics).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -36,20 +37,50 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _json_channel(max_body_bytes: int):
+    """A waitress channel whose own error answers (413, 400, 431, 501: given before the app runs) are
+    ``{"error": "..."}`` like every other answer of the service."""
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    class JSONErrorTask(ErrorTask):
+        def execute(self) -> None:
+            error = self.request.error
+            if error.code == 413:
+                message = (f"the request body is over {max_body_bytes} bytes (max_body_bytes); it was refused "
+                           "before being read")
+            else:
+                message = f"{error.reason}: {error.body}"
+            body = json.dumps({"error": message}, separators=(",", ":")).encode()
+            self.status = f"{error.code} {error.reason}"
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class JSONChannel(HTTPChannel):
+        error_task_class = JSONErrorTask
+
+    return JSONChannel
+
+
 def _run_one(config: RuntimeConfig, sock: socket.socket, announce: Any, worker: int) -> None:
     import waitress
 
     from modelpress.runtime.app import create_app
 
     app = create_app(config)
-    # the app answers bodies over max_body_bytes with a JSON 413 from Content-Length alone; waitress only
-    # cuts off (with its own plain 413) what is far beyond that, so it never buffers a huge upload
-    transport_limit = max(2 * config.max_body_bytes, config.max_body_bytes + 1024 * 1024)
+    # waitress refuses a body over max_body_bytes as soon as the headers say so (Content-Length), or as soon
+    # as that many bytes came (chunked), instead of buffering it for the app to refuse; its limit counts
+    # the limit itself as too large, hence the + 1
     server = waitress.create_server(app, sockets=[sock], threads=config.threads, ident="modelpress",
-                                    max_request_body_size=transport_limit, clear_untrusted_proxy_headers=True)
+                                    max_request_body_size=config.max_body_bytes + 1,
+                                    clear_untrusted_proxy_headers=True)
+    server.channel_class = _json_channel(config.max_body_bytes)
 
     def stop(signum, frame):  # noqa: ARG001
-        server.close()
+        # out of the main loop: run() then waits for the worker threads before we close the server (closing
+        # it here, under threads still finishing a request, made them fail on its closed wake-up pipe)
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
@@ -58,8 +89,9 @@ def _run_one(config: RuntimeConfig, sock: socket.socket, announce: Any, worker: 
     try:
         server.run()
     except (KeyboardInterrupt, SystemExit):
-        pass
+        server.task_dispatcher.shutdown()
     finally:
+        server.close()
         app.modelpress.close()
 
 
