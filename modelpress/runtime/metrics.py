@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import defaultdict, deque
 
@@ -66,6 +67,19 @@ class Metrics:
 
     def compute(self, model: str, version: str, seconds: float) -> None:
         self.compute_seconds.labels(model, version).observe(seconds)
+
+    def forget(self, model: str, version: str) -> None:
+        """Drop the series of a version that is no longer served, so that hot reloads do not grow the
+        metrics (and the process) without bound."""
+        for histogram in (self.queue_seconds, self.compute_seconds, self.batch_size):
+            with contextlib.suppress(KeyError):
+                histogram.remove(model, version)
+        stale = {tuple(s.labels[n] for n in ("model", "version", "protocol", "status"))
+                 for family in self.requests.collect() for s in family.samples
+                 if s.labels.get("model") == model and s.labels.get("version") == version}
+        for labels in stale:
+            with contextlib.suppress(KeyError):
+                self.requests.remove(*labels)
 
     def recent_latency(self, model: str) -> dict[str, float | int | None]:
         """p50 / p95 of the last 200 requests to ``model``, in milliseconds."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelpress.errors import ModelpressError, NotFoundError, UnavailableError
+from modelpress.errors import ArtifactError, ModelpressError, NotFoundError, ServingError, UnavailableError
 from modelpress.manifest import Manifest, read_manifest
 from modelpress.runtime.backends import BACKENDS, Backend
 from modelpress.runtime.batcher import Batcher
@@ -31,6 +31,7 @@ from modelpress.runtime.config import RuntimeConfig
 from modelpress.runtime.repository import ModelConfig, check_name, scan_repository
 
 log = logging.getLogger(__name__)
+RETIRED_KEPT = 4  # ended versions a model's status still lists (older ones are forgotten, metrics included)
 
 
 class ServedVersion:
@@ -48,7 +49,15 @@ class ServedVersion:
 
     def _timed_predict(self, inputs: list[np.ndarray], raw: bool) -> list[np.ndarray]:
         started = time.perf_counter()
-        outputs = self.backend.predict(inputs, raw)
+        try:
+            outputs = self.backend.predict(inputs, raw)
+        except ModelpressError:
+            raise
+        except Exception as err:  # the backend broke on a valid request: a 500 that says which model, not a crash
+            log.error("model %s version %s failed to run a request", self.model, self.version, exc_info=True)
+            raise ServingError(f"model {self.model!r} version {self.version} failed to run the request "
+                               f"({type(err).__name__}: {str(err)[:300]}); the server keeps serving, and its "
+                               "log has the details") from None
         if self.metrics is not None:
             self.metrics.compute(self.model, str(self.version), time.perf_counter() - started)
         return outputs
@@ -83,6 +92,8 @@ class ServedVersion:
             self.backend.unload()
         finally:
             self.state = "END"
+            if self.metrics is not None:
+                self.metrics.forget(self.model, str(self.version))
             log.info("unloaded model %s version %s", self.model, self.version)
 
 
@@ -133,7 +144,10 @@ class ModelRegistry:
                 model.versions = {}
         for version in served:
             version.state = "UNLOADING"
-            version.retire(self.config.unload_timeout)
+            try:
+                version.retire(self.config.unload_timeout)
+            except Exception:  # one backend failing to unload must not stop the others
+                log.exception("unloading %s version %s failed", version.model, version.version)
 
     def _poll(self) -> None:
         while not self._stop.wait(self.config.poll_interval):
@@ -151,10 +165,17 @@ class ModelRegistry:
             entries = scan_repository(self.config.repository)
             for name, entry in entries.items():
                 record = self.models.get(name) or ModelRecord(name)
-                record.config, record.config_error = entry.config, entry.config_error
-                if entry.config_error:
-                    log.error("model %s: %s", name, entry.config_error)
-                self._sync_model(record, entry.versions)
+                if entry.config_error and name in self.models:  # a broken edit keeps the last good policy
+                    record.config_error = entry.config_error
+                    log.error("model %s: %s; serving on with its previous config.yaml", name, entry.config_error)
+                else:
+                    record.config, record.config_error = entry.config, entry.config_error
+                    if entry.config_error:
+                        log.error("model %s: %s", name, entry.config_error)
+                try:
+                    self._sync_model(record, entry.versions)
+                except Exception:  # never let one model stop the scan of the others
+                    log.exception("model %s: reloading failed; its versions stay as they were", name)
                 with self._lock:
                     self.models[name] = record
             for name in [n for n in self.models if n not in entries]:
@@ -206,39 +227,60 @@ class ModelRegistry:
         return int(threads), delegate, int(pool)
 
     def _load(self, record: ModelRecord, version: int, folder: Path, fingerprint: tuple) -> ServedVersion:
+        """Load, warm up and wrap one version; every failure comes out as a ModelpressError."""
         started = time.perf_counter()
-        manifest = read_manifest(folder)
-        backend_cls = self.backends.get(manifest.model_format)
-        if backend_cls is None:
-            raise ModelpressError(f"no backend serves model format {manifest.model_format!r}")
-        threads, delegate, pool = self._settings(record, manifest)
-        backend = backend_cls(folder, manifest, pool_size=pool, threads=threads, delegate=delegate)
-        served = ServedVersion(record.name, version, folder, fingerprint, manifest, backend, self.metrics)
+        backend: Backend | None = None
         try:
+            manifest = read_manifest(folder)
+            backend_cls = self.backends.get(manifest.model_format)
+            if backend_cls is None:
+                raise ArtifactError(f"no backend serves model format {manifest.model_format!r}; "
+                                    f"known: {', '.join(sorted(self.backends))}")
+            self._check_inside(folder, manifest)
+            threads, delegate, pool = self._settings(record, manifest)
+            backend = backend_cls(folder, manifest, pool_size=pool, threads=threads, delegate=delegate)
+            served = ServedVersion(record.name, version, folder, fingerprint, manifest, backend, self.metrics)
             backend.load()
             if self.config.warmup:
                 backend.warmup()
-        except ModelpressError:
-            raise
-        except Exception as err:  # a broken model file can fail in many ways inside an interpreter
-            raise ModelpressError(f"{folder}: {type(err).__name__}: {err}") from None
-        batching = dict(enabled=self.config.batching, max_batch_size=self.config.max_batch_size,
-                        max_queue_delay_ms=self.config.max_queue_delay_ms, max_queue_size=self.config.max_queue_size)
-        batching.update(record.config.batching)
-        if batching.pop("enabled"):
-            if backend.supports_batching:
-                served.enable_batching(**batching)
-            else:
-                log.info("model %s version %s has a fixed batch size: dynamic batching is off", record.name, version)
+            batching = dict(enabled=self.config.batching, max_batch_size=self.config.max_batch_size,
+                            max_queue_delay_ms=self.config.max_queue_delay_ms,
+                            max_queue_size=self.config.max_queue_size)
+            batching.update(record.config.batching)
+            if batching.pop("enabled"):
+                if backend.supports_batching:
+                    served.enable_batching(**batching)
+                else:
+                    log.info("model %s version %s has a fixed batch size: dynamic batching is off", record.name,
+                             version)
+        except Exception as err:  # a broken package can fail in many ways: a manifest, an interpreter, a backend
+            if backend is not None:
+                with contextlib.suppress(Exception):
+                    backend.unload()
+            if isinstance(err, ModelpressError):
+                raise
+            raise ArtifactError(f"{folder}: {type(err).__name__}: {str(err)[:300]}") from None
         served.state = "AVAILABLE"
         log.info("loaded model %s version %s (%s, %d interpreter(s), %d thread(s) each, delegate %s%s) in %.0f ms",
                  record.name, version, backend.platform, pool, threads, delegate or "none",
                  ", batching" if served.batcher else "", (time.perf_counter() - started) * 1000)
         return served
 
+    def _check_inside(self, folder: Path, manifest: Manifest) -> None:
+        """The model file, symbolic links followed, lies inside the repository (as version folders must)."""
+        root = Path(self.config.repository).resolve()
+        target = (folder / manifest.model_file).resolve()
+        if not target.is_relative_to(root):
+            raise ArtifactError(f"{folder}: model file {manifest.model_file!r} links outside the repository "
+                                f"(to {target}); copy the file into the package instead")
+
     def _retire(self, record: ModelRecord, served: ServedVersion) -> None:
         served.state = "UNLOADING"
-        record.retired[served.version] = served
+        with self._lock:  # status() reads it under the lock
+            ended = sorted(v for v, s in record.retired.items() if s.state == "END" and v != served.version)
+            for version in ended[:-RETIRED_KEPT]:
+                del record.retired[version]
+            record.retired[served.version] = served
 
         def run() -> None:
             try:
@@ -315,7 +357,11 @@ class ModelRegistry:
     # --- status ---------------------------------------------------------------------------------
     def status(self, model: str | None = None) -> dict[str, list[dict]]:
         """Per model, each known version newest first: state, error, platform, labels."""
+        if model:
+            self.lookup_model(model)  # a 404 for an unknown name, not a KeyError
         with self._lock:
+            if model and model not in self.models:  # removed by a scan since the lookup
+                raise NotFoundError(f"model {model!r} was removed from the repository")
             records = [self.models[model]] if model else list(self.models.values())
             out = {}
             for record in records:

@@ -156,3 +156,26 @@ def test_the_runtime_never_unpickles():
     for path in (ROOT / "modelpress" / "runtime").rglob("*.py"):
         text = path.read_text()
         assert "pickle" not in text and "allow_pickle=True" not in text, path
+
+
+def test_hot_reloads_do_not_grow_status_or_metrics(make_app, tmp_path, samples):
+    """A device reloading for months must not keep every retired version (backend, manifest, metric series)."""
+    repo = tmp_path / "repo"
+    (repo / "digits").mkdir(parents=True)
+    add_version(repo, "digits", 1)
+    app = make_app(repo, warmup=False)
+    client = app.test_client()
+    x = samples[0][:1]
+    body = {"inputs": [{"name": "image", "datatype": "FP32", "shape": list(x.shape), "data": x.ravel().tolist()}]}
+    for version in range(2, 13):
+        add_version(repo, "digits", version)
+        app.modelpress.registry.scan()
+        assert client.post("/v2/models/digits/infer", json=body).json["model_version"] == str(version)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+            s["state"] != "END" for s in client.get("/v1/models/digits").json["model_version_status"][1:]):
+        time.sleep(0.01)
+    assert len(client.get("/v1/models/digits").json["model_version_status"]) <= 6
+    metrics = client.get("/metrics").text
+    assert 'version="2"' not in metrics
+    assert 'modelpress_compute_duration_seconds_count{model="digits",version="12"}' in metrics
