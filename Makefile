@@ -63,7 +63,7 @@ test-runtime: $(RT_VENV)/.installed
 bench: $(VENV)/.installed $(RT_VENV)/.installed $(FASHION)
 	for script in benchmarks/convert_bench.py benchmarks/compress_bench.py; do \
 		[ ! -f $$script ] || $(VENV)/bin/python $$script || exit 1; done
-	for script in benchmarks/serve_bench.py benchmarks/soak_bench.py; do \
+	for script in benchmarks/serve_bench.py benchmarks/soak_bench.py benchmarks/fuzz_bench.py; do \
 		[ ! -f $$script ] || $(RT_VENV)/bin/python $$script || exit 1; done
 
 clean:

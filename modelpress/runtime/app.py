@@ -14,14 +14,22 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from modelpress.errors import ModelpressError, PayloadTooLargeError, UnauthorizedError, UnavailableError
+from modelpress.errors import (
+    ModelpressError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+    UnavailableError,
+)
 from modelpress.runtime.config import RuntimeConfig
 from modelpress.runtime.dataplane import DataPlane
 from modelpress.runtime.metrics import Metrics, _StateCollector
@@ -29,6 +37,7 @@ from modelpress.runtime.registry import ModelRegistry
 
 log = logging.getLogger("modelpress.runtime")
 access_log = logging.getLogger("modelpress.access")
+VERSION = re.compile(r"[0-9]{1,15}")
 
 
 class Runtime:
@@ -49,9 +58,10 @@ class Runtime:
         """Compare a bearer token with every accepted one in constant time."""
         if not self.tokens:
             return True
-        if not header or not header.startswith("Bearer "):
+        scheme, _, credentials = (header or "").strip().partition(" ")
+        if scheme.lower() != "bearer":  # auth schemes are case-insensitive (RFC 7235)
             return False
-        sent = header[len("Bearer "):].strip().encode()
+        sent = credentials.strip().encode()
         matched = False
         for token in self.tokens:
             matched |= hmac.compare_digest(sent, token)
@@ -121,6 +131,10 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
         needs_token = getattr(view, "modelpress_protected", False)
         if needs_token and not runtime.authorized(request.headers.get("Authorization")):
             raise UnauthorizedError("this route needs a bearer token: send 'Authorization: Bearer <token>'")
+        if g.version and not VERSION.fullmatch(g.version):
+            shown = g.version if len(g.version) <= 40 else g.version[:37] + "..."
+            raise NotFoundError(f"version {shown!r} of model {g.model!r} is not a version number; versions are "
+                                f"whole numbers like 1 or 2 (see /{g.protocol}/models/<model> for the model's)")
 
     @app.errorhandler(ModelpressError)
     def _expected(err: ModelpressError):
@@ -133,26 +147,33 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):
-        message = err.description or err.name
+        message, headers = err.description or err.name, {}
         if err.code == 413:
             message = f"the request body is over {runtime.config.max_body_bytes} bytes (max_body_bytes)"
         elif err.code == 404:
-            message = f"no route {request.path}; see /openapi.json for the routes"
+            message = f"no route {_excerpt(request.path)}; see /openapi.json for the routes"
         elif err.code == 405:
-            message = f"{request.method} is not allowed on {request.path}; see /openapi.json"
-        return json_response({"error": message}, err.code or 500)
+            allowed = sorted(err.valid_methods or []) if isinstance(err, MethodNotAllowed) else []
+            message = f"{request.method} is not allowed on {_excerpt(request.path)}; " + (
+                f"use {', '.join(allowed)}" if allowed else "see /openapi.json")
+            headers = {"Allow": ", ".join(allowed)} if allowed else {}
+        return json_response({"error": message}, err.code or 500, headers)
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return json_response({"error": f"internal error: {type(err).__name__}: {err}"}, 500)
+        reference = uuid.uuid4().hex[:12]
+        log.exception("unexpected error %s on %s %s", reference, request.method, request.path)
+        # the details (paths, internals) stay in the server's log; the client gets a reference to them
+        return json_response({"error": f"internal error ({type(err).__name__}); the server log has the details "
+                                       f"under reference {reference}"}, 500)
 
     @app.after_request
     def _record(response: Response):
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
         protocol = g.get("protocol", "other")
-        if protocol in ("v1", "v2") and g.get("model"):
-            runtime.metrics.request(g.model, str(g.get("version", "")), protocol, response.status_code, seconds)
+        model, version = _known(runtime, g.get("model", ""), str(g.get("version", "")))
+        if protocol in ("v1", "v2") and model:
+            runtime.metrics.request(model, version, protocol, response.status_code, seconds)
         else:
             runtime.metrics.request("", "", protocol, response.status_code, seconds)
         if runtime.config.access_log and access_log.isEnabledFor(logging.INFO):
@@ -163,3 +184,18 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
                 "protocol": protocol, "model": g.get("model") or None, "version": g.get("version") or None,
             }, separators=(",", ":")))
         return response
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    """``text``, cut to ``limit`` characters: errors never echo all of what a client sent."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _known(runtime: Runtime, model: str, version: str) -> tuple[str, str]:
+    """The model and version to label metrics with: only names the repository holds, so that clients
+    asking for made-up models or versions cannot grow the metrics without bound."""
+    record = runtime.registry.models.get(model) if model else None
+    if record is None:
+        return "", ""
+    known = VERSION.fullmatch(version) and (int(version) in record.versions or int(version) in record.failed)
+    return model, version if known else ""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
+import sys
 from typing import Any
 
 import numpy as np
@@ -27,7 +29,17 @@ _NUMPY_TO_TF = {"float32": "DT_FLOAT", "float64": "DT_DOUBLE", "float16": "DT_HA
                 "uint8": "DT_UINT8", "int16": "DT_INT16", "uint16": "DT_UINT16", "int32": "DT_INT32",
                 "uint32": "DT_UINT32", "int64": "DT_INT64", "uint64": "DT_UINT64", "bool": "DT_BOOL"}
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
-_OPEN = np.frombuffer(b"[{", dtype=np.uint8)
+_STEPS = bytes(1 if c in b"[{" else 255 if c in b"]}" else 0 for c in range(256))  # +1 / -1 as int8
+_CHUNK = 1 << 20
+MAX_RANK = 32  # dimensions a v2 tensor may have (numpy itself stops at 64)
+MAX_VALUES = 2**40  # values a v2 shape may describe, zero dimensions aside (numpy needs the bytes to fit int64)
+_DIGITS = re.compile(r"[0-9]{1,15}")
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: error messages echo what a client sent, not all of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def v2_datatype(dtype: str | np.dtype) -> str:
@@ -41,15 +53,18 @@ def tf_datatype(dtype: str | np.dtype) -> str:
 
 
 def json_depth(raw: bytes) -> int:
-    """How deeply arrays / objects nest in a JSON text, counted without parsing it (strings ignored)."""
+    """How deeply arrays / objects nest in a JSON text, counted without parsing it (strings ignored), in
+    chunks so that a large body costs little memory beyond its own size."""
     if raw.count(b"[") + raw.count(b"{") == 0:
         return 0
-    skeleton = _STRING.sub(b'""', raw).translate(None, delete=bytes(set(range(256)) - set(b"[]{}")))
-    if not skeleton:
-        return 0
-    chars = np.frombuffer(skeleton, dtype=np.uint8)
-    steps = np.where(np.isin(chars, _OPEN), 1, -1)
-    return int(np.cumsum(steps).max())
+    skeleton = _STRING.sub(b'""', raw)
+    deepest = level = 0
+    for start in range(0, len(skeleton), _CHUNK):
+        steps = np.frombuffer(skeleton[start:start + _CHUNK].translate(_STEPS), dtype=np.int8)
+        running = np.cumsum(steps, dtype=np.int32)
+        deepest = max(deepest, level + int(running.max()))
+        level += int(running[-1])
+    return deepest
 
 
 def parse_json(raw: bytes, max_depth: int) -> Any:
@@ -65,6 +80,9 @@ def parse_json(raw: bytes, max_depth: int) -> Any:
         raise BadRequestError("the request body is not UTF-8 JSON") from None
     except (json.JSONDecodeError, RecursionError) as err:
         raise BadRequestError(f"the request body is not valid JSON: {err}") from None
+    except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise BadRequestError(f"the request body holds an integer of more than {sys.get_int_max_str_digits()} "
+                              "digits; send numbers that fit the model's datatype") from None
 
 
 def to_array(data: Any, dtype: np.dtype, what: str) -> np.ndarray:
@@ -84,7 +102,19 @@ def to_array(data: Any, dtype: np.dtype, what: str) -> np.ndarray:
         if array.min() < info.min or array.max() > info.max:
             raise BadRequestError(f"{what} holds values outside {np.dtype(dtype).name} "
                                   f"range [{info.min}, {info.max}]")
+    if np.dtype(dtype).kind == "f" and array.size and _may_overflow(array.dtype, np.dtype(dtype)):
+        largest = float(np.finfo(dtype).max)
+        if np.any(np.abs(array[np.isfinite(array)]) > largest):
+            raise BadRequestError(f"{what} holds values outside {np.dtype(dtype).name} range "
+                                  f"[{-largest:.4g}, {largest:.4g}]")
     return array.astype(dtype, copy=False)
+
+
+def _may_overflow(source: np.dtype, target: np.dtype) -> bool:
+    """Whether casting ``source`` numbers to the float ``target`` can turn finite values into infinities."""
+    if source.kind == "f":
+        return source.itemsize > target.itemsize
+    return source.kind in "iu" and target.itemsize == 2
 
 
 def _kind(data: Any) -> str:
@@ -117,12 +147,14 @@ def split_binary_body(raw: bytes, header_length: str | None) -> tuple[bytes, byt
     """Cut a binary-extension body into its JSON head and the concatenated tensor bytes."""
     if header_length is None:
         return raw, b""
-    try:
-        size = int(header_length)
-    except ValueError:
-        raise BadRequestError(f"Inference-Header-Content-Length must be an integer, got {header_length!r}") from None
+    text = header_length.strip()
+    size = int(text) if _DIGITS.fullmatch(text) else None
+    if size is None:
+        raise BadRequestError(f"Inference-Header-Content-Length {_show(header_length)} is not a byte count: send "
+                              f"the JSON header's length, a whole number from 1 to the body's {len(raw)} bytes")
     if not 0 < size <= len(raw):
-        raise BadRequestError(f"Inference-Header-Content-Length {size} is outside the body's {len(raw)} bytes")
+        raise BadRequestError(f"Inference-Header-Content-Length {size} is outside the body's {len(raw)} bytes: "
+                              f"send the JSON header's length, a whole number from 1 to {len(raw)}")
     return raw[:size], raw[size:]
 
 
@@ -139,32 +171,43 @@ def v2_inputs(body: Any, binary: bytes) -> list[tuple[str, np.ndarray]]:
         if missing:
             raise BadRequestError(f"{where} lacks {', '.join(missing)}")
         name, datatype, shape = tensor["name"], tensor["datatype"], tensor["shape"]
-        where = f"input {name!r}"
-        if datatype not in V2_DATATYPES:
-            raise BadRequestError(f"{where}: datatype {datatype!r} is not supported; use one of "
+        if not isinstance(name, str) or not name:
+            raise BadRequestError(f"{where}: name must be a non-empty string, got {_show(name)}")
+        where = f"input {_show(name)}"
+        if not isinstance(datatype, str) or datatype not in V2_DATATYPES:
+            raise BadRequestError(f"{where}: datatype {_show(datatype)} is not supported; use one of "
                                   f"{', '.join(V2_DATATYPES)}")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise BadRequestError(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise BadRequestError(f"{where}: shape must be a list of non-negative integers, got {_show(shape)}")
+        if len(shape) > MAX_RANK:
+            raise BadRequestError(f"{where}: shape has {len(shape)} dimensions; at most {MAX_RANK} are supported")
         dtype = np.dtype(V2_DATATYPES[datatype])
-        count = int(np.prod(shape)) if shape else 1
-        params = tensor.get("parameters") or {}
+        count = math.prod(shape)
+        if math.prod(d or 1 for d in shape) > MAX_VALUES:
+            raise BadRequestError(f"{where}: shape {_show(shape)} is too large: a tensor may have at most "
+                                  f"{MAX_VALUES} (2**40) values, counting zero dimensions as 1")
+        params = tensor.get("parameters")
+        params = {} if params is None else params
+        if not isinstance(params, dict):
+            raise BadRequestError(f'{where}: "parameters" must be an object, got {_show(params)}')
         if "binary_data_size" in params:
             size = params["binary_data_size"]
-            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
-                raise BadRequestError(f"{where}: binary_data_size {size!r} runs past the {len(binary)} bytes "
+            if type(size) is not int or size < 0 or offset + size > len(binary):
+                raise BadRequestError(f"{where}: binary_data_size {_show(size)} runs past the {len(binary)} bytes "
                                       "after the JSON header")
             if size != count * dtype.itemsize:
-                raise BadRequestError(f"{where}: {size} bytes of binary data do not fill shape {shape} of "
+                raise BadRequestError(f"{where}: {size} bytes of binary data do not fill shape {_show(shape)} of "
                                       f"{datatype} ({count * dtype.itemsize} bytes)")
             array = np.frombuffer(binary, dtype=dtype.newbyteorder("<"), count=count, offset=offset)
             offset += size
         elif "data" in tensor:
             array = to_array(tensor["data"], dtype, where)
             if array.size != count:
-                raise BadRequestError(f"{where}: {array.size} values do not fill shape {shape} ({count} values)")
+                raise BadRequestError(f"{where}: {array.size} values do not fill shape {_show(shape)} "
+                                      f"({count} values)")
         else:
             raise BadRequestError(f'{where} has neither "data" nor parameters.binary_data_size')
-        tensors.append((str(name), array.reshape(shape).astype(dtype, copy=False)))
+        tensors.append((name, array.reshape(shape).astype(dtype, copy=False)))
     if offset != len(binary):
         raise BadRequestError(f"{len(binary) - offset} bytes of binary data after the JSON header belong to no input")
     return tensors
@@ -172,7 +215,7 @@ def v2_inputs(body: Any, binary: bytes) -> list[tuple[str, np.ndarray]]:
 
 def v2_output_choice(body: dict, names: list[str]) -> dict[str, bool]:
     """Which outputs to return, each mapped to whether it goes as binary data."""
-    default_binary = bool((body.get("parameters") or {}).get("binary_data_output", False))
+    default_binary = bool(_parameters(body, "the request").get("binary_data_output", False))
     requested = body.get("outputs")
     if not requested:
         return {name: default_binary for name in names}
@@ -180,11 +223,20 @@ def v2_output_choice(body: dict, names: list[str]) -> dict[str, bool]:
         raise BadRequestError('"outputs" must be a list of {"name": ...} objects')
     choice = {}
     for item in requested:
-        if not isinstance(item, dict) or item.get("name") not in names:
-            got = item.get("name") if isinstance(item, dict) else item
-            raise BadRequestError(f"output {got!r} is unknown; the model's outputs are {', '.join(names)}")
-        choice[item["name"]] = bool((item.get("parameters") or {}).get("binary_data", default_binary))
+        got = item.get("name") if isinstance(item, dict) else item
+        if not isinstance(got, str) or got not in names:
+            raise BadRequestError(f"output {_show(got)} is unknown; the model's outputs are {', '.join(names)}")
+        choice[got] = bool(_parameters(item, f"output {got!r}").get("binary_data", default_binary))
     return choice
+
+
+def _parameters(owner: dict, what: str) -> dict:
+    params = owner.get("parameters")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise BadRequestError(f'{what}: "parameters" must be an object, got {_show(params)}')
+    return params
 
 
 def v2_encode_outputs(outputs: dict[str, np.ndarray], choice: dict[str, bool]) -> tuple[list[dict], bytes]:

@@ -2,6 +2,10 @@
 
     doc = openapi_document(app)
     sorted(doc["paths"])       # ['/', '/admin/reload', '/metrics', ..., '/v2/models/{model}/infer']
+
+Each operation lists the statuses it really answers with (every error as ``{"error": "..."}``), its
+request bodies (JSON, and for v2 inference the binary tensor data extension) and, as examples, the
+names the repository holds right now.
 """
 
 from __future__ import annotations
@@ -12,59 +16,126 @@ from typing import Any
 from flask import Flask
 
 from modelpress import __version__
+from modelpress.runtime.codecs import V2_DATATYPES
 
 _PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
-_ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+WHY = {"400": "the request is malformed: the message says what was expected",
+       "401": "a bearer token is needed (only when the service has tokens)",
+       "404": "no such model, version or label (or not a valid name)",
+       "413": "the request body is over max_body_bytes",
+       "503": "no version of the model is available yet (Retry-After), or the batch queue is full"}
+#: statuses a route answers with besides 200 and those implied by its shape (404 for path parameters;
+#: 400, 413 and 503 for an inference body; 401 when protected)
+EXTRA = {"v2.ready": ["503"], "v2.model_ready": ["503"], "v2.version_ready": ["503"],
+         "v2.model_metadata": ["503"], "v2.version_metadata": ["503"], "v1.metadata": ["503"],
+         "v1.version_metadata": ["503"], "v1.label_metadata": ["503"]}
+CONTENT = {"ops.status_page": "text/html", "ops.metrics": "text/plain"}
 _TENSOR = {"type": "object", "required": ["name", "datatype", "shape"], "properties": {
-    "name": {"type": "string"}, "datatype": {"type": "string", "example": "FP32"},
-    "shape": {"type": "array", "items": {"type": "integer"}},
-    "data": {"type": "array", "items": {}}, "parameters": {"type": "object"}}}
+    "name": {"type": "string", "example": "image"},
+    "datatype": {"type": "string", "enum": list(V2_DATATYPES), "example": "FP32"},
+    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "example": [1, 8, 8, 1]},
+    "data": {"type": "array", "items": {}, "description": "row-major values (flat or nested lists)"},
+    "parameters": {"type": "object", "properties": {"binary_data_size": {"type": "integer", "minimum": 0}}}}}
 BODIES = {
     "v1": {"type": "object", "description": "TF Serving predict: exactly one of instances (rows) or inputs (columns)",
-           "properties": {"signature_name": {"type": "string"}, "instances": {"type": "array", "items": {}},
-                          "inputs": {}}},
+           "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
+           "properties": {"signature_name": {"type": "string", "enum": ["serving_default", ""]},
+                          "instances": {"type": "array", "minItems": 1, "items": {}}, "inputs": {}}},
     "v2": {"type": "object", "required": ["inputs"], "properties": {
-        "id": {"type": "string"}, "parameters": {"type": "object"},
-        "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/Tensor"}},
-        "outputs": {"type": "array", "items": {"type": "object"}}}},
+        "id": {"type": "string"},
+        "parameters": {"type": "object", "properties": {"binary_data_output": {"type": "boolean"}}},
+        "inputs": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Tensor"}},
+        "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string"},
+            "parameters": {"type": "object", "properties": {"binary_data": {"type": "boolean"}}}}}}}},
 }
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+BINARY_WHY = ("JSON, or (application/octet-stream) the binary tensor data extension: the JSON request, then "
+              "the tensors' raw bytes, with Inference-Header-Content-Length giving the JSON part's length")
+HEADER_LENGTH = {"name": "Inference-Header-Content-Length", "in": "header", "required": False,
+                 "description": "bytes of JSON at the start of a binary-extension body",
+                 "schema": {"type": "integer", "minimum": 1}}
+
+
+def _examples(app: Flask) -> dict[str, str]:
+    """Names that exist now, as examples for the path parameters."""
+    runtime = app.extensions.get("modelpress")
+    examples = {"model": "digits", "version": "1", "label": "stable"}
+    if runtime is None:
+        return examples
+    for name, rows in runtime.registry.status().items():
+        versions = [row for row in rows if row["version"] is not None]
+        if versions:
+            examples["model"], examples["version"] = name, str(versions[0]["version"])
+            labels = [label for row in versions for label in row.get("labels", [])]
+            if labels:
+                examples["label"] = labels[0]
+                break
+    return examples
+
+
+def _parameter(name: str, examples: dict[str, str]) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if name == "version":
+        schema["pattern"] = "^[0-9]+$"
+    return {"name": name, "in": "path", "required": True, "schema": schema, "example": examples.get(name, name)}
+
+
+def _responses(endpoint: str, has_params: bool, protected: bool, body: bool) -> dict[str, Any]:
+    media = CONTENT.get(endpoint, "application/json")
+    ok: dict[str, Any] = {"description": "success", "content": {media: {}}}
+    if endpoint.endswith("infer"):
+        ok["content"]["application/octet-stream"] = BINARY
+    codes = list(EXTRA.get(endpoint, []))
+    codes += ["404"] if has_params else []
+    codes += ["400", "413", "503"] if body else []
+    codes += ["401"] if protected else []
+    responses = {"200": ok}
+    for code in sorted(set(codes)):
+        responses[code] = {"description": WHY[code], **_ERROR}
+    return responses
 
 
 def openapi_document(app: Flask) -> dict[str, Any]:
     """Every rule of ``app`` (bar static files) as an OpenAPI 3.0 path item."""
     paths: dict[str, dict] = {}
+    examples = _examples(app)
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if rule.endpoint == "static":
             continue
         view = app.view_functions[rule.endpoint]
         path = _PARAM.sub(r"{\1}", rule.rule)
         doc = (view.__doc__ or rule.endpoint).strip().splitlines()[0]
+        protocol = rule.endpoint.split(".")[0]
+        protected = getattr(view, "modelpress_protected", False)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            body = method == "POST" and protocol in BODIES
             operation: dict[str, Any] = {
-                "operationId": f"{rule.endpoint}.{method.lower()}", "summary": doc,
-                "tags": [rule.endpoint.split(".")[0]],
-                "parameters": [{"name": arg, "in": "path", "required": True, "schema": {"type": "string"}}
-                               for arg in sorted(rule.arguments)],
-                "responses": {"200": {"description": "success"}, "400": _ERROR, "404": _ERROR},
+                "operationId": f"{rule.endpoint}.{method.lower()}", "summary": doc, "tags": [protocol],
+                "parameters": [_parameter(arg, examples) for arg in sorted(rule.arguments)],
+                "responses": _responses(rule.endpoint, bool(rule.arguments), protected, body),
             }
-            if method == "POST":
-                protocol = rule.endpoint.split(".")[0]
-                schema = BODIES.get(protocol, {"type": "object"})
-                operation["requestBody"] = {"required": protocol in BODIES,
-                                            "content": {"application/json": {"schema": schema}}}
-                operation["responses"].update({"413": _ERROR, "503": _ERROR})
-            if getattr(view, "modelpress_protected", False):
+            if body:
+                content = {"application/json": {"schema": BODIES[protocol]}}
+                if protocol == "v2":
+                    content["application/octet-stream"] = BINARY
+                    operation["parameters"].append(HEADER_LENGTH)
+                operation["requestBody"] = {"required": True, "content": content}
+                if protocol == "v2":
+                    operation["requestBody"]["description"] = BINARY_WHY
+            if protected:
                 operation["security"] = [{"bearer": []}]
-                operation["responses"]["401"] = _ERROR
             paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.0.3",
         "info": {"title": "modelpress runtime", "version": __version__,
-                 "description": "TF Serving REST v1 and Open Inference Protocol v2 over a model repository"},
+                 "description": "TF Serving REST v1 and Open Inference Protocol v2 over a model repository. Any "
+                                "other method on a path answers 405 (with Allow); an unknown path 404."},
         "paths": paths,
         "components": {
             "schemas": {"Error": {"type": "object", "required": ["error"],
-                                  "properties": {"error": {"type": "string"}}}, "Tensor": _TENSOR},
+                                  "properties": {"error": {"type": "string", "minLength": 1}}}, "Tensor": _TENSOR},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

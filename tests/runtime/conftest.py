@@ -33,6 +33,17 @@ def add_version(repo: Path, model: str, version: int, package: str = "float32") 
     return dest
 
 
+def build_repository(root: Path) -> Path:
+    """digits (float32, versions 1 and 2, labels stable=1 canary=2, latest 2 served), int8 and edgetpu."""
+    (root / "digits").mkdir(parents=True)
+    add_version(root, "digits", 1, "float32")
+    add_version(root, "digits", 2, "float32")
+    (root / "digits" / "config.yaml").write_text("version_policy: {latest: 2}\nlabels: {stable: 1, canary: 2}\n")
+    add_version(root, "int8", 1, "int8")
+    add_version(root, "edgetpu", 1, "edgetpu")
+    return root
+
+
 @pytest.fixture(scope="session")
 def samples():
     """100 real held-out digits (float32 in [0, 1], 8x8x1) and their labels."""
@@ -42,14 +53,7 @@ def samples():
 @pytest.fixture
 def repo(tmp_path) -> Path:
     """digits (float32, versions 1 and 2, labels stable=1 canary=2, latest 2 served), int8 and edgetpu."""
-    root = tmp_path / "repo"
-    (root / "digits").mkdir(parents=True)
-    add_version(root, "digits", 1, "float32")
-    add_version(root, "digits", 2, "float32")
-    (root / "digits" / "config.yaml").write_text("version_policy: {latest: 2}\nlabels: {stable: 1, canary: 2}\n")
-    add_version(root, "int8", 1, "int8")
-    add_version(root, "edgetpu", 1, "edgetpu")
-    return root
+    return build_repository(tmp_path / "repo")
 
 
 @pytest.fixture
@@ -141,13 +145,7 @@ def start_server():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One real `modelpress serve` process on loopback over the standard repository, for a module."""
-    root = tmp_path_factory.mktemp("served") / "repo"
-    (root / "digits").mkdir(parents=True)
-    add_version(root, "digits", 1, "float32")
-    add_version(root, "digits", 2, "float32")
-    (root / "digits" / "config.yaml").write_text("version_policy: {latest: 2}\nlabels: {stable: 1, canary: 2}\n")
-    add_version(root, "int8", 1, "int8")
-    add_version(root, "edgetpu", 1, "edgetpu")
+    root = build_repository(tmp_path_factory.mktemp("served") / "repo")
     process = ServerProcess(root, "--poll-interval", "0")
     yield process
     process.stop()

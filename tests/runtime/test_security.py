@@ -223,3 +223,39 @@ def test_a_long_name_is_quoted_only_in_part(client):
     assert len(answer.json["error"]) < 300
     label = client.get("/v1/models/digits/labels/" + "z" * 3000 + "/metadata")
     assert label.status_code == 404 and len(label.json["error"]) < 300
+
+
+def test_the_bearer_scheme_is_case_insensitive(locked, samples):
+    """RFC 7235: 'bearer' and 'BEARER' name the same scheme; the token itself stays case-sensitive."""
+    x, _ = samples
+    client = locked.test_client()
+    body = _body("v2.infer", x)
+    for scheme in ("bearer", "BEARER", "  Bearer"):
+        assert client.post("/v2/models/digits/infer", json=body,
+                           headers={"Authorization": f"{scheme} {TOKEN}"}).status_code == 200, scheme
+    assert client.post("/v2/models/digits/infer", json=body,
+                       headers={"Authorization": f"bearer {TOKEN.upper()}"}).status_code == 401
+
+
+def test_an_unknown_long_path_is_quoted_only_in_part(client):
+    answer = client.get("/nowhere/" + "q" * 5000)
+    assert answer.status_code == 404 and answer.is_json
+    assert "no route /nowhere/" in answer.json["error"] and len(answer.json["error"]) < 200
+    wrong = client.delete("/v2/health/live" + "")
+    assert wrong.status_code == 405 and len(wrong.json["error"]) < 200
+
+
+def test_an_unexpected_error_keeps_its_details_in_the_log(fake_app, caplog):
+    """A bug's message may hold paths or internals: the client gets its type and a reference, the log the rest."""
+    app = fake_app()
+
+    @app.route("/boom")
+    def boom():
+        raise RuntimeError("/secret/path/inside/the/server")
+
+    with caplog.at_level("ERROR", logger="modelpress.runtime"):
+        answer = app.test_client().get("/boom")
+    assert answer.status_code == 500 and answer.is_json
+    assert "/secret/path" not in answer.json["error"] and "RuntimeError" in answer.json["error"]
+    reference = answer.json["error"].rsplit(" ", 1)[-1]
+    assert reference in caplog.text and "/secret/path/inside/the/server" in caplog.text

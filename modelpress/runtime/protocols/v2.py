@@ -14,7 +14,7 @@ import json
 from flask import Blueprint, Response, current_app, g, request
 
 from modelpress import __version__
-from modelpress.errors import NotFoundError, UnavailableError
+from modelpress.errors import BadRequestError, NotFoundError, UnavailableError
 from modelpress.runtime.app import json_response, protected
 from modelpress.runtime.codecs import (
     parse_json,
@@ -49,8 +49,10 @@ def live():
 @blueprint.get("/health/ready")
 def ready():
     """Readiness: 200 once the repository has been loaded, else 503."""
-    is_ready = _runtime().registry.ready
-    return json_response({"ready": is_ready}, 200 if is_ready else 503)
+    if _runtime().registry.ready:
+        return json_response({"ready": True})
+    return json_response({"ready": False, "error": "the model repository is still loading; retry shortly"}, 503,
+                         {"Retry-After": "1"})
 
 
 def _tensors(specs) -> list[dict]:
@@ -85,11 +87,13 @@ def version_metadata(model: str, version: str):
 
 def _model_ready(model: str, version: str | None = None):
     registry = _runtime().registry
-    registry.lookup_model(model)
+    record = registry.lookup_model(model)
     try:
         with registry.acquire(model, version) as served:
             number = served.version
     except (NotFoundError, UnavailableError) as err:
+        if version is not None and int(version) not in record.versions and int(version) not in record.failed:
+            raise  # a version the repository does not hold: 404, as for its metadata; not "try again later"
         return json_response({"name": model, "ready": False, "error": str(err)}, 503)
     return json_response({"name": model, "version": str(number), "ready": True})
 
@@ -115,9 +119,7 @@ def _infer(model: str, version: str | None = None):
         g.version = str(served.version)
         named = dict(tensors)
         if len(named) != len(tensors):
-            from modelpress.errors import BadRequestError
-
-            raise BadRequestError("an input name appears twice in the request")
+            raise BadRequestError("an input name appears twice in the request; send each input once")
         outputs = runtime.plane.predict(served, named)
     choice = v2_output_choice(body, list(outputs))
     encoded, binary = v2_encode_outputs(outputs, choice)

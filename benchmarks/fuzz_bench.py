@@ -1,0 +1,164 @@
+"""Fuzz campaign: 10,000 hostile requests against a real `modelpress serve` process on loopback, seeded and
+time-capped, over a repository built from the committed fixture packages (no TensorFlow needed).
+
+First schemathesis generates positive and negative requests for every operation of the served
+/openapi.json; then the hostile generator of tests/runtime/fuzzing.py fills the rest of the budget (wrong
+types, shapes and dtypes; huge and deeply nested JSON; broken Inference-Header-Content-Length; invalid
+base64; unknown and tricky names; wrong methods, content types and tokens). Every answer must be below
+500 and every error a JSON object with a message; the server must still be alive and answer
+/v2/health/live at the end, with its memory bounded. Prints tables and writes benchmarks/results/fuzz_bench.json.
+The same seed sends the same requests (for the same code): they are drawn before any is sent, in a child process
+with PYTHONHASHSEED and hypothesis's storage pinned (see repeatable()).
+
+    .venv-runtime/bin/python benchmarks/fuzz_bench.py [--cases 10000] [--time-cap 600] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from modelpress.atomic import atomic_write_bytes  # noqa: E402
+from modelpress.tables import text_table  # noqa: E402
+from tests.runtime.conftest import ServerProcess, build_repository  # noqa: E402
+from tests.runtime.fuzz_driver import Tally, alive, http_sender, plan, run_campaign, run_schemathesis  # noqa: E402
+from tests.runtime.fuzzing import Targets, hostile_requests, routes_of  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+TOKEN = "fuzz-bench-token"
+PINNED = "MODELPRESS_FUZZ_BENCH_PINNED"
+STATUS_COLUMNS = ["200", "308", "400", "401", "404", "405", "413", "503", "none"]
+
+
+class MemoryWatch:
+    """The server process's resident memory, sampled every ``every`` requests from the sending thread itself (a
+    sampling thread would shift hypothesis's draws and so the requests a seed gives)."""
+
+    def __init__(self, pid: int, every: int = 20):
+        self.process, self.every, self.count = psutil.Process(pid), every, 0
+        self.start_mib = self.peak_mib = self._rss()
+
+    def _rss(self) -> float:
+        return self.process.memory_info().rss / 2**20
+
+    def watch(self, send):
+        def watched(request):
+            answer = send(request)
+            self.count += 1
+            if self.count % self.every == 0 and self.process.is_running():
+                self.peak_mib = max(self.peak_mib, self._rss())
+            return answer
+        return watched
+
+    def stop(self) -> dict:
+        end = self._rss()
+        self.peak_mib = max(self.peak_mib, end)
+        return {"rss_start_mib": round(self.start_mib, 1), "rss_peak_mib": round(self.peak_mib, 1),
+                "rss_end_mib": round(end, 1)}
+
+
+def rows_of(counts: dict, key: str) -> list[dict]:
+    rows = []
+    for name, statuses in sorted(counts.items()):
+        row = {key: name, "cases": sum(statuses.values()), **{s: statuses.get(s, 0) for s in STATUS_COLUMNS},
+               "5xx": sum(n for s, n in statuses.items() if s.isdigit() and int(s) >= 500)}
+        rows.append(row)
+    return rows
+
+
+def columns(key: str) -> list[tuple]:
+    return [(key, key), ("cases", "cases")] + [(s, s) for s in STATUS_COLUMNS] + [("5xx", "5xx")]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=10_000, help="requests in all (default 10000)")
+    parser.add_argument("--time-cap", type=float, default=600, help="seconds in all (default 600)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--schemathesis-examples", type=int, default=60, help="examples per operation and mode")
+    parser.add_argument("--max-body-bytes", type=int, default=1 << 20)
+    args = parser.parse_args()
+
+    targets = Targets(token=TOKEN, max_body=args.max_body_bytes)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="fuzz-bench-") as tmp:
+        repo = build_repository(Path(tmp) / "repo")
+        server = ServerProcess(repo, "--poll-interval", "0", "--max-body-bytes", str(args.max_body_bytes),
+                               env={"MODELPRESS_TOKENS": TOKEN, "MODELPRESS_ACCESS_LOG": "false"})
+        try:
+            memory = MemoryWatch(server.proc.pid)
+            routes = routes_of(requests.get(server.url + "/openapi.json", timeout=10).json())
+            hostile = plan(hostile_requests(routes, targets), args.cases, args.seed)  # drawn first: repeatable
+            tally = Tally()
+            run_schemathesis(server.url, targets, max_examples=args.schemathesis_examples,
+                             time_cap=args.time_cap / 2, seed_value=args.seed, tally=tally)
+            schema_cases, schema_seconds = tally.cases, tally.seconds
+            send = memory.watch(http_sender(server.url, requests.Session(), timeout=30))
+            run_campaign(hostile[:max(0, args.cases - tally.cases)], send, tally=tally,
+                         time_cap=max(1.0, args.time_cap - (time.monotonic() - started)))
+            liveness = alive(send)
+            metrics_lines = requests.get(server.url + "/metrics", timeout=10).text.count("\n")
+            running = server.proc.poll() is None
+            server_memory = memory.stop() if running else {}
+        finally:
+            log = server.stop()
+    seconds = time.monotonic() - started
+
+    print(text_table(rows_of(tally.by_route, "route"), columns("route")))
+    print()
+    print(text_table(rows_of(tally.by_category, "category"), columns("category")))
+    passed = not tally.failure_count and not liveness and running
+    print(f"\n{tally.cases} cases ({schema_cases} schemathesis in {schema_seconds:.0f} s, {tally.cases - schema_cases} "
+          f"hostile) in {seconds:.0f} s; statuses {dict(sorted(tally.statuses.items()))}; 5xx {tally.server_errors}; "
+          f"failures {tally.failure_count}; server alive {running and not liveness}; server RSS "
+          f"{server_memory.get('rss_start_mib')} -> peak {server_memory.get('rss_peak_mib')} MiB; "
+          f"{'PASS' if passed else 'FAIL'}")
+    for failure in tally.failures[:5]:
+        print("\nFAILURE", failure["problems"][0][:600], "\n   ", failure["case"][:600])
+    result = {
+        "benchmark": "fuzz_bench", "passed": passed,
+        "config": {"cases": args.cases, "time_cap_s": args.time_cap, "seed": args.seed,
+                   "schemathesis_examples_per_operation_and_mode": args.schemathesis_examples,
+                   "max_body_bytes": args.max_body_bytes, "routes": len(routes)},
+        "totals": {"cases": tally.cases, "schemathesis_cases": schema_cases,
+                   "hostile_cases": tally.cases - schema_cases, "seconds": round(seconds, 1),
+                   "statuses": dict(sorted(tally.statuses.items())),
+                   "server_errors_5xx": tally.server_errors, "failures": tally.failure_count},
+        "server": {"alive_after": running and not liveness, "liveness_problems": liveness,
+                   "metrics_lines_after": metrics_lines, **server_memory,
+                   "internal_errors_logged": log.count("unexpected error on")},
+        "by_route": {k: dict(v) for k, v in sorted(tally.by_route.items())},
+        "by_category": {k: dict(v) for k, v in sorted(tally.by_category.items())},
+        "failures": tally.failures,
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(RESULTS / "fuzz_bench.json", (json.dumps(result, indent=2) + "\n").encode())
+    print(f"wrote {RESULTS / 'fuzz_bench.json'}")
+    return 0 if passed else 1
+
+
+def repeatable() -> int:
+    """Run this script again with what hypothesis's draws depend on pinned: PYTHONHASHSEED, and an empty
+    storage directory (it caches the constants it collects from local modules, and a cached run draws
+    differently from a fresh one)."""
+    with tempfile.TemporaryDirectory(prefix="fuzz-bench-hypothesis-") as storage:
+        env = {**os.environ, "PYTHONHASHSEED": "0", "HYPOTHESIS_STORAGE_DIRECTORY": storage, PINNED: "1"}
+        return subprocess.call([sys.executable, *sys.argv], env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main() if os.environ.get(PINNED) == "1" else repeatable())
