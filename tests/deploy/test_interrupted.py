@@ -183,6 +183,10 @@ class Watcher(threading.Thread):
             time.sleep(0.001)  # leave the CPU to the command being watched
 
     def finish(self) -> None:
+        # two more looks first, so that one began after whatever the caller did last (no lost last sighting)
+        target, deadline = self.looks + 2, time.monotonic() + 10
+        while self.looks < target and self.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.001)
         self.halt.set()
         self.join(timeout=10)
         assert self.problems == [] and self.looks > 10
