@@ -13,6 +13,11 @@ so the two front doors render the same failure the same way::
 from __future__ import annotations
 
 
+def excerpt(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters: an error quotes what a client sent, never all of it."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class ModelpressError(Exception):
     """Base class: an expected failure with a message fit for the user."""
 

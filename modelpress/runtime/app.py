@@ -29,6 +29,7 @@ from modelpress.errors import (
     PayloadTooLargeError,
     UnauthorizedError,
     UnavailableError,
+    excerpt,
 )
 from modelpress.runtime.config import RuntimeConfig
 from modelpress.runtime.dataplane import DataPlane
@@ -132,7 +133,7 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
         if needs_token and not runtime.authorized(request.headers.get("Authorization")):
             raise UnauthorizedError("this route needs a bearer token: send 'Authorization: Bearer <token>'")
         if g.version and not VERSION.fullmatch(g.version):
-            shown = g.version if len(g.version) <= 40 else g.version[:37] + "..."
+            shown = excerpt(g.version, 40)
             raise NotFoundError(f"version {shown!r} of model {g.model!r} is not a version number; versions are "
                                 f"whole numbers like 1 or 2 (see /{g.protocol}/models/<model> for the model's)")
 
@@ -151,10 +152,10 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
         if err.code == 413:
             message = f"the request body is over {runtime.config.max_body_bytes} bytes (max_body_bytes)"
         elif err.code == 404:
-            message = f"no route {_excerpt(request.path)}; see /openapi.json for the routes"
+            message = f"no route {excerpt(request.path)}; see /openapi.json for the routes"
         elif err.code == 405:
             allowed = sorted(err.valid_methods or []) if isinstance(err, MethodNotAllowed) else []
-            message = f"{request.method} is not allowed on {_excerpt(request.path)}; " + (
+            message = f"{request.method} is not allowed on {excerpt(request.path)}; " + (
                 f"use {', '.join(allowed)}" if allowed else "see /openapi.json")
             headers = {"Allow": ", ".join(allowed)} if allowed else {}
         return json_response({"error": message}, err.code or 500, headers)
@@ -184,11 +185,6 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
                 "protocol": protocol, "model": g.get("model") or None, "version": g.get("version") or None,
             }, separators=(",", ":")))
         return response
-
-
-def _excerpt(text: str, limit: int = 80) -> str:
-    """``text``, cut to ``limit`` characters: errors never echo all of what a client sent."""
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _known(runtime: Runtime, model: str, version: str) -> tuple[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpress.errors import BadRequestError
+from modelpress.errors import BadRequestError, excerpt
 
 V2_DATATYPES = {
     "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
@@ -36,10 +36,8 @@ MAX_VALUES = 2**40  # values a v2 shape may describe, zero dimensions aside (num
 _DIGITS = re.compile(r"[0-9]{1,15}")
 
 
-def _show(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters: error messages echo what a client sent, not all of it."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+def _show(value: Any) -> str:
+    return excerpt(repr(value))
 
 
 def v2_datatype(dtype: str | np.dtype) -> str:
@@ -186,10 +184,7 @@ def v2_inputs(body: Any, binary: bytes) -> list[tuple[str, np.ndarray]]:
         if math.prod(d or 1 for d in shape) > MAX_VALUES:
             raise BadRequestError(f"{where}: shape {_show(shape)} is too large: a tensor may have at most "
                                   f"{MAX_VALUES} (2**40) values, counting zero dimensions as 1")
-        params = tensor.get("parameters")
-        params = {} if params is None else params
-        if not isinstance(params, dict):
-            raise BadRequestError(f'{where}: "parameters" must be an object, got {_show(params)}')
+        params = _parameters(tensor, where)
         if "binary_data_size" in params:
             size = params["binary_data_size"]
             if type(size) is not int or size < 0 or offset + size > len(binary):

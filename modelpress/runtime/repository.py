@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelpress.errors import ArtifactError, ModelpressError, NotFoundError, UsageError
+from modelpress.errors import ArtifactError, ModelpressError, NotFoundError, UsageError, excerpt
 from modelpress.manifest import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
@@ -32,9 +32,8 @@ MODEL_CONFIG = "config.yaml"
 BATCHING_KEYS = ("enabled", "max_batch_size", "max_queue_delay_ms", "max_queue_size")
 
 
-def _excerpt(value: object, limit: int = 40) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= limit else shown[:limit - 4] + "...'"
+def _excerpt(value: object) -> str:
+    return excerpt(repr(value), 40)
 
 
 def check_name(kind: str, value: str, error: type[ModelpressError] = NotFoundError) -> str:
