@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -26,14 +25,12 @@ from pathlib import Path
 
 from modelpress.atomic import TEMP_PREFIX
 from modelpress.errors import UsageError
-
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+from modelpress.layout import NAME_RULE, is_model_name, version_folders
 
 
 def check_model_name(name: str) -> str:
-    if not NAME.match(name) or ".." in name:
-        raise UsageError(f"model name {name!r} cannot be a repository folder; use letters, digits, '_', '.', '-' "
-                         "(at most 128 characters, not starting with '.' or '-')")
+    if not is_model_name(name):
+        raise UsageError(f"model name {name!r} cannot be a repository folder; use {NAME_RULE}")
     return name
 
 
@@ -41,8 +38,7 @@ def next_version(model_dir: Path) -> int:
     """One more than the highest integer version folder (1 for a new model)."""
     if not model_dir.is_dir():
         return 1
-    versions = [int(p.name) for p in model_dir.iterdir() if p.name.isdigit() and p.name.isascii() and p.is_dir()]
-    return max(versions, default=0) + 1
+    return max(version_folders(model_dir), default=0) + 1
 
 
 @contextlib.contextmanager

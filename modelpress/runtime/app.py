@@ -14,7 +14,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import re
 import time
 import uuid
 from pathlib import Path
@@ -31,6 +30,7 @@ from modelpress.errors import (
     UnavailableError,
     excerpt,
 )
+from modelpress.layout import parse_version
 from modelpress.runtime.config import RuntimeConfig
 from modelpress.runtime.dataplane import DataPlane
 from modelpress.runtime.metrics import Metrics, _StateCollector
@@ -38,7 +38,6 @@ from modelpress.runtime.registry import ModelRegistry
 
 log = logging.getLogger("modelpress.runtime")
 access_log = logging.getLogger("modelpress.access")
-VERSION = re.compile(r"[0-9]{1,15}")
 
 
 class Runtime:
@@ -132,7 +131,7 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
         needs_token = getattr(view, "modelpress_protected", False)
         if needs_token and not runtime.authorized(request.headers.get("Authorization")):
             raise UnauthorizedError("this route needs a bearer token: send 'Authorization: Bearer <token>'")
-        if g.version and not VERSION.fullmatch(g.version):
+        if g.version and parse_version(g.version) is None:
             shown = excerpt(g.version, 40)
             raise NotFoundError(f"version {shown!r} of model {g.model!r} is not a version number; versions are "
                                 f"whole numbers like 1 or 2 (see /{g.protocol}/models/<model> for the model's)")
@@ -193,5 +192,6 @@ def _known(runtime: Runtime, model: str, version: str) -> tuple[str, str]:
     record = runtime.registry.models.get(model) if model else None
     if record is None:
         return "", ""
-    known = VERSION.fullmatch(version) and (int(version) in record.versions or int(version) in record.failed)
+    number = parse_version(version)
+    known = number is not None and (number in record.versions or number in record.failed)
     return model, version if known else ""

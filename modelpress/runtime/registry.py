@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from modelpress.errors import ArtifactError, ModelpressError, NotFoundError, ServingError, UnavailableError
+from modelpress.layout import parse_version
 from modelpress.manifest import Manifest, read_manifest
 from modelpress.runtime.backends import BACKENDS, Backend
 from modelpress.runtime.batcher import Batcher
@@ -328,9 +329,9 @@ class ModelRegistry:
             if label is not None:
                 number = self.label_version(model, label)
             elif version is not None:
-                if not str(version).isdigit():
+                number = parse_version(version if isinstance(version, int) else str(version))
+                if number is None:
                     raise NotFoundError(f"version {version!r} of model {model!r} is not an integer version")
-                number = int(version)
             else:
                 if not record.versions:
                     raise UnavailableError(f"model {model!r} has no version available{self._why(record)}",

@@ -17,17 +17,16 @@ Names are checked so that nothing a client sends can reach outside the repositor
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modelpress.errors import ArtifactError, ModelpressError, NotFoundError, UsageError, excerpt
+from modelpress.layout import NAME_RULE, is_model_name, version_folders
 from modelpress.manifest import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MODEL_CONFIG = "config.yaml"
 BATCHING_KEYS = ("enabled", "max_batch_size", "max_queue_delay_ms", "max_queue_size")
 
@@ -39,9 +38,8 @@ def _excerpt(value: object) -> str:
 def check_name(kind: str, value: str, error: type[ModelpressError] = NotFoundError) -> str:
     """A model name, version or label as sent by a client: plain characters only, never a path. The
     error quotes at most 40 characters of what was sent."""
-    if not isinstance(value, str) or not NAME.match(value) or ".." in value:
-        raise error(f"{kind} {_excerpt(value)} is not a valid name (letters, digits, '_', '.', '-'; "
-                    "at most 128 characters, starting with a letter or digit, no '..')")
+    if not is_model_name(value):
+        raise error(f"{kind} {_excerpt(value)} is not a valid name ({NAME_RULE})")
     return value
 
 
@@ -162,7 +160,7 @@ def scan_repository(root: str | Path) -> dict[str, ModelEntry]:
         raise ArtifactError(f"model repository {root} is not a folder; pass a folder holding <model>/<version>/")
     models: dict[str, ModelEntry] = {}
     for model_dir in sorted(root.iterdir()):
-        if not model_dir.is_dir() or not NAME.match(model_dir.name) or model_dir.name.startswith("."):
+        if not model_dir.is_dir() or not is_model_name(model_dir.name):
             continue
         if not model_dir.resolve().is_relative_to(root):
             log.warning("skipping %s: it links outside the repository", model_dir)
@@ -185,13 +183,12 @@ def scan_repository(root: str | Path) -> dict[str, ModelEntry]:
 
 def _version_folders(model_dir: Path, root: Path) -> dict[int, VersionFolder]:
     versions = {}
-    for folder in model_dir.iterdir():
-        if not (folder.name.isdigit() and folder.name.isascii() and folder.is_dir()):
-            continue
+    for number, folders in version_folders(model_dir).items():
+        folder = folders[-1]
         if not folder.resolve().is_relative_to(root):
             log.warning("skipping %s: it links outside the repository", folder)
             continue
         fingerprint = _fingerprint(folder)
         if fingerprint is not None:
-            versions[int(folder.name)] = VersionFolder(int(folder.name), folder, fingerprint)
+            versions[number] = VersionFolder(number, folder, fingerprint)
     return versions
