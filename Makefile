@@ -51,8 +51,11 @@ demo: $(VENV)/.installed
 
 test: test-full test-runtime
 
-# Everything, the runtime's tests included (its SavedModel backend needs TensorFlow) ...
+# The design's import rules (pyproject.toml [tool.importlinter]) and ruff first, then everything, the
+# runtime's tests included (its SavedModel backend needs TensorFlow) ...
 test-full: $(VENV)/.installed $(VENV)/.browser
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check modelpress tests benchmarks examples
 	$(VENV)/bin/python -m pytest -m "not slow" -p no:cacheprovider
 
 # ... and the runtime's tests again where TensorFlow is absent, as on a device.

@@ -81,11 +81,12 @@ def compress(model: Any, recipe: Any, data: Any, *, out: str | Path | None = Non
         model, report = compress("digits.keras", "prune-80", "digits.npz")
         print(report.to_markdown())
     """
+    from modelpress.api.model_sizes import model_sizes
     from modelpress.compressor.data import load_data
     from modelpress.compressor.flavors import recompile
     from modelpress.compressor.pipeline import run_recipe
     from modelpress.compressor.recipe import load_recipe
-    from modelpress.compressor.report import CompressionReport, accuracy, compare_layers, layer_stats, model_sizes
+    from modelpress.compressor.report import CompressionReport, accuracy, compare_layers, layer_stats
 
     start = time.perf_counter()
     chosen = load_recipe(recipe)

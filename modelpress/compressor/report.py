@@ -7,9 +7,7 @@
 
 from __future__ import annotations
 
-import gzip
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,39 +97,6 @@ def compare_layers(before: dict[str, dict], after: dict[str, dict]) -> list[dict
                      "macs_nonzero_after": int(round(macs_after * (1 - (sparsity or 0.0)))),
                      "shape_before": b.get("kernel_shape"), "shape_after": a.get("kernel_shape")})
     return rows
-
-
-def _gzip_len(data: bytes) -> int:
-    return len(gzip.compress(data, compresslevel=9, mtime=0))
-
-
-def model_sizes(model: Any, calibration: np.ndarray | None, x_val: np.ndarray | None = None,
-                y_val: np.ndarray | None = None) -> dict[str, Any]:
-    """Saved model file and int8 TFLite sizes, raw and gzip (and the int8 model's accuracy on ``x_val``)."""
-    from modelpress.converters.tflite import to_tflite_bytes
-    from modelpress.errors import ModelpressError
-    from modelpress.model_io import save_model
-
-    sizes: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="modelpress-size-") as tmp:
-        path = save_model(model, Path(tmp) / "model.keras")
-        data = path.read_bytes()
-        sizes.update(model_file=path.suffix, model_bytes=len(data), model_gzip_bytes=_gzip_len(data))
-    if calibration is None:
-        return sizes
-    try:
-        tflite = to_tflite_bytes(model, "int8", calibration=calibration[:200])
-    except ModelpressError as err:
-        sizes["int8_error"] = str(err)
-        return sizes
-    sizes.update(int8_tflite_bytes=len(tflite), int8_tflite_gzip_bytes=_gzip_len(tflite))
-    if x_val is not None and y_val is not None:
-        from modelpress.tflite_interpreter import TFLiteModel
-
-        interpreter = TFLiteModel(tflite)
-        outputs = np.concatenate([interpreter.predict([x_val[i:i + 256]])[0] for i in range(0, len(x_val), 256)])
-        sizes["int8_accuracy"] = accuracy(y_val, outputs)
-    return sizes
 
 
 @dataclass
