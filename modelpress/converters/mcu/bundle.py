@@ -1,0 +1,99 @@
+"""The firmware half of a microcontroller / NPU package, added beside ``model.tflite``.
+
+    parts = add_mcu_parts(folder, folder / "model.tflite", profile, "digits_cnn", verify_x, "verify.npy")
+    parts.info["arena"]["recommended_bytes"], parts.info["micro_agreement"]["max_lsb"], parts.notes
+
+For every ``hardware: mcu`` profile: the tensor arena measured on TFLite Micro, TFLite Micro held
+against LiteRT on the verification data (within 1 LSB, or FidelityError), the estimates, and the C
+sources (model_data.cc/.h, model_ops.h). For an Ethos-U profile (``npu:``) also Vela's compilation
+(``model_vela.tflite``) and its figures; the C sources then carry the compiled model, which a host
+cannot run (TFLite Micro's host build has no Ethos-U kernel), so it is marked unverified with that reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelpress.converters.mcu.arena import HEADROOM, measure_arena
+from modelpress.converters.mcu.c_sources import resolver_methods, write_c_sources
+from modelpress.converters.mcu.estimates import estimate
+from modelpress.converters.mcu.micro_check import compare_with_litert, integer_inputs, require_tflite_micro
+from modelpress.device_profiles import DeviceProfile
+from modelpress.tflite_graph import read_graph
+
+MICRO_SAMPLES = 256  # TFLite Micro's reference kernels run one sample at a time
+ALIGN = 16
+ON_SRAM = ("Sram_Only", "Shared_Sram")
+
+
+@dataclass
+class McuParts:
+    info: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def is_mcu_profile(profile: DeviceProfile) -> bool:
+    """Whether a package for ``profile`` gets the firmware files (``hardware: mcu``, Ethos-U included)."""
+    return profile.hardware == "mcu"
+
+
+def _round_up(n: float) -> int:
+    return int(-(-int(np.ceil(n)) // ALIGN) * ALIGN)
+
+
+def add_mcu_parts(folder: Path, model_path: Path, profile: DeviceProfile, name: str, verify_x: np.ndarray,
+                  verify_source: str) -> McuParts:
+    """Measure, check and write the firmware files; ConstraintError / FidelityError refuse the package.
+
+        parts = add_mcu_parts(Path("pkg"), Path("pkg/model.tflite"), load_profile("cortex-m"), "digits",
+                              x_verify, "verify.npy")
+    """
+    require_tflite_micro(profile.name)
+    data = model_path.read_bytes()
+    resolver_methods(read_graph(data).ops)  # names any op TFLite Micro has no kernel for
+    sample = integer_inputs(data, verify_x[:1])
+    arena = measure_arena(data, [sample])
+    agreement = compare_with_litert(data, verify_x[:MICRO_SAMPLES], arena.recommended_bytes, verify_source)
+    est = estimate(profile, data)
+    info: dict[str, Any] = {
+        "arena": {**arena.to_dict(), "source": "measured on TFLite Micro"},
+        "micro_agreement": agreement.to_dict(),
+        "estimate": est.to_dict(),
+        "measured": {"flash_bytes": len(data), "arena_bytes": arena.minimum_bytes},
+        "verified": True, "unverified_reason": None,
+    }
+    notes = [f"TFLite Micro agrees with LiteRT within {agreement.max_lsb} LSB on {agreement.samples} samples; "
+             f"tensor arena {arena.recommended_bytes:,} B ({arena.comment})"]
+    firmware_model, firmware_ops, arena_bytes, arena_comment = data, read_graph(data).ops, arena.recommended_bytes, \
+        arena.comment
+    if profile.npu:
+        from modelpress.converters.mcu.vela import compile_with_vela
+
+        vela = compile_with_vela(model_path, profile)
+        firmware_model = (folder / vela.compiled_file).read_bytes()
+        firmware_ops = read_graph(firmware_model).ops
+        npu_arena = vela.sram_bytes if profile.npu_memory_mode in ON_SRAM else vela.arena_dram_bytes
+        arena_bytes = _round_up((npu_arena + (arena.tail_bytes or 0)) * (1 + HEADROOM))
+        where = "SRAM" if profile.npu_memory_mode in ON_SRAM else f"DRAM, plus {vela.sram_bytes:,} B of SRAM cache"
+        arena_comment = (f"Vela's arena {npu_arena:,} B ({where}) + TFLite Micro's bookkeeping "
+                         f"{arena.tail_bytes or 0:,} B (measured on the CPU graph) + {HEADROOM:.0%} headroom; "
+                         "not measured on the NPU")
+        info["vela"] = vela.to_dict()
+        info["arena"]["npu_recommended_bytes"] = arena_bytes
+        info["measured"]["flash_bytes"] = vela.compiled_bytes
+        info["verified"] = False
+        info["unverified_reason"] = (
+            f"{vela.compiled_file} runs its {vela.npu_ops} NPU operator(s) only on an Ethos-U (or Arm's FVP): "
+            "TFLite Micro's host build has no Ethos-U kernel. The int8 graph before Vela (model.tflite) was "
+            "verified on TFLite Micro instead")
+        notes.append(f"{vela.compiled_file} compiled by Vela {vela.version} for {vela.accelerator}: "
+                     f"{vela.npu_ops} NPU / {vela.cpu_ops} CPU ops, {vela.cycles:,} cycles, {vela.inference_ms:.3f} ms "
+                     f"at {vela.clock_hz / 1e6:.0f} MHz (Vela's estimate); unverified: {info['unverified_reason']}")
+    sources = write_c_sources(folder, firmware_model, name, firmware_ops, arena_bytes, arena_comment)
+    info["c_sources"] = {**sources.to_dict(), "model": profile.npu and info["vela"]["compiled_file"] or model_path.name,
+                         "arena_bytes": arena_bytes}
+    return McuParts(info=info, notes=notes)
