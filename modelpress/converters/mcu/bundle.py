@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from modelpress.converters.mcu.arena import HEADROOM, measure_arena
-from modelpress.converters.mcu.c_sources import resolver_methods, write_c_sources
+from modelpress.converters.mcu.c_sources import write_c_sources
 from modelpress.converters.mcu.estimates import estimate
 from modelpress.converters.mcu.micro_check import compare_with_litert, integer_inputs, require_tflite_micro
 from modelpress.device_profiles import DeviceProfile
@@ -54,7 +54,6 @@ def add_mcu_parts(folder: Path, model_path: Path, profile: DeviceProfile, name: 
     """
     require_tflite_micro(profile.name)
     data = model_path.read_bytes()
-    resolver_methods(read_graph(data).ops)  # names any op TFLite Micro has no kernel for
     sample = integer_inputs(data, verify_x[:1])
     arena = measure_arena(data, [sample])
     agreement = compare_with_litert(data, verify_x[:MICRO_SAMPLES], arena.recommended_bytes, verify_source)

@@ -101,9 +101,9 @@ class MicroModel:
         if error is not None:
             ops = missing_ops(log)
             if ops:
-                raise ConstraintError(f"TFLite Micro has no kernel for op(s) {', '.join(ops)}; a microcontroller "
-                                      "cannot run this model. Replace the layers that produce them and convert "
-                                      "again")
+                raise ConstraintError(f"TFLite Micro has no kernel for op(s) {', '.join(ops)} (it says: "
+                                      f"{_reason(log, str(error))}); a microcontroller cannot run this model. "
+                                      "Replace the layers that produce them and convert again")
             raise MicroError(f"TFLite Micro cannot prepare the model with a {self.arena_bytes:,}-byte arena: "
                              f"{_reason(log, str(error))}")
 
@@ -207,7 +207,7 @@ def compare_with_litert(data: bytes, x: np.ndarray, arena_bytes: int, source: st
     reference, served = _LiteRT(data, builtin_only=True), _LiteRT(data, builtin_only=False)
     x_int = integer_inputs(data, x)
     micro = MicroModel(data, arena_bytes)
-    worst, worst_served, differing, equal, total = 0, 0, 0, 0, 0
+    worst, worst_served, differing, equal, total = -1, 0, 0, 0, 0
     worst_at = ""
     for i in range(len(x_int)):
         sample = x_int[i:i + 1]
@@ -228,6 +228,6 @@ def compare_with_litert(data: bytes, x: np.ndarray, arena_bytes: int, source: st
         raise FidelityError(f"TFLite Micro and LiteRT disagree by up to {worst} LSB ({differing} of {total} output "
                             f"values differ by more than {MAX_LSB}; worst at {worst_at}). The firmware would not "
                             "compute what was verified: report the op to TFLite Micro, or change the layer")
-    return MicroAgreement(samples=len(x_int), max_lsb=worst, differing_values=differing,
+    return MicroAgreement(samples=len(x_int), max_lsb=max(worst, 0), differing_values=differing,
                           equal_outputs=equal / max(total, 1), max_lsb_xnnpack=worst_served, data=source,
                           runtime=f"tflite-micro {micro_version()}")

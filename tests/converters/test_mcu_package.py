@@ -1,0 +1,143 @@
+"""Microcontroller packages on the real runtimes: TFLite Micro (host build) and Arm's Vela.
+
+The example CNN, trained on real digits, is converted for cortex-m and ethos-u55-128; what a firmware
+build takes is checked: the arena, the agreement with LiteRT, the C array, Vela's figures."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+import pytest
+
+import modelpress
+from modelpress.errors import ConstraintError, FidelityError, ModelpressError
+
+pytest.importorskip("tflite_micro")
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cortex_pkg(models, data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mcu") / "cortex-m"
+    return modelpress.convert(models["keras3"], "cortex-m", out, calibration=data_dir / "calib.npy",
+                              verify_data=data_dir / "verify.npy", name="digits cnn")
+
+
+@pytest.fixture(scope="module")
+def ethos_pkg(models, data_dir, tmp_path_factory):
+    pytest.importorskip("ethosu.vela")
+    out = tmp_path_factory.mktemp("mcu") / "ethos-u55-128"
+    return modelpress.convert(models["keras3"], "ethos-u55-128", out, calibration=data_dir / "calib.npy",
+                              verify_data=data_dir / "verify.npy", name="digits cnn")
+
+
+def _int8_sample(pkg, data_dir):
+    from modelpress.converters.mcu.micro_check import integer_inputs
+
+    return [integer_inputs(pkg.model_path.read_bytes(), np.load(data_dir / "verify.npy")[:1])]
+
+
+def test_measured_arena_works_and_ten_percent_less_does_not(cortex_pkg, data_dir):
+    from modelpress.converters.mcu.arena import arena_works
+
+    arena = cortex_pkg.manifest.mcu["arena"]
+    data, sample = cortex_pkg.model_path.read_bytes(), _int8_sample(cortex_pkg, data_dir)
+    assert arena_works(data, sample, arena["minimum_bytes"])
+    assert not arena_works(data, sample, int(arena["minimum_bytes"] * 0.9))
+    assert not arena_works(data, sample, arena["minimum_bytes"] - 16)
+    # TFLite Micro's own recording allocator accounts for exactly the bytes the bisection found
+    assert arena["head_bytes"] + arena["tail_bytes"] == arena["minimum_bytes"]
+    assert arena["recommended_bytes"] >= arena["minimum_bytes"] * 1.1 and arena["recommended_bytes"] % 16 == 0
+    header = (cortex_pkg.path / "model_data.h").read_text()
+    assert f"#define DIGITS_CNN_TENSOR_ARENA_SIZE {arena['recommended_bytes']}" in header
+
+
+def test_tflite_micro_agrees_with_litert_on_real_digits(cortex_pkg, data_dir):
+    agreement = cortex_pkg.manifest.mcu["micro_agreement"]
+    assert agreement["samples"] == 256 and agreement["max_lsb"] <= 1 and agreement["differing_values"] == 0
+    assert agreement["data"].endswith("verify.npy") and agreement["runtime"].startswith("tflite-micro")
+    # and independently: TFLite Micro's scores pick the same digit as the package's LiteRT run
+    from modelpress.converters.mcu.micro_check import MicroModel, integer_inputs
+    from modelpress.tflite_interpreter import TFLiteModel
+
+    data = cortex_pkg.model_path.read_bytes()
+    x = np.load(data_dir / "verify.npy")[:40]
+    micro = MicroModel(data, cortex_pkg.manifest.mcu["arena"]["recommended_bytes"])
+    x_int = integer_inputs(data, x)
+    micro_top = [int(micro.run([x_int[i:i + 1]])[0].argmax()) for i in range(len(x))]
+    litert_top = TFLiteModel(data).predict([x])[0].argmax(axis=1).tolist()
+    assert np.mean(np.array(micro_top) == np.array(litert_top)) >= 0.95
+
+
+def test_disagreement_refuses_the_package_and_says_where(models, data_dir, tmp_path, monkeypatch):
+    from modelpress.converters.mcu import micro_check
+
+    monkeypatch.setattr(micro_check, "MAX_LSB", -1)  # a bound no run can meet: the refusal path, for real
+    with pytest.raises(FidelityError, match=r"TFLite Micro and LiteRT disagree by up to \d+ LSB .*worst at output "
+                                            r"'.+', sample \d+, element \d+: TFLite Micro -?\d+ vs LiteRT -?\d+"):
+        modelpress.convert(models["keras3"], "cortex-m", tmp_path / "pkg", calibration=data_dir / "calib.npy")
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_model_data_holds_exactly_the_model_aligned(cortex_pkg):
+    source = (cortex_pkg.path / "model_data.cc").read_text()
+    assert "alignas(16) const unsigned char digits_cnn_model_data[]" in source
+    body = source[source.index("{") + 1:source.index("};")]
+    array = bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", body))
+    assert array == cortex_pkg.model_path.read_bytes()
+    assert f"digits_cnn_model_data_len = {len(array)};" in source
+    ops = (cortex_pkg.path / "model_ops.h").read_text()
+    distinct = list(dict.fromkeys(cortex_pkg.manifest.ops))
+    assert f"kDigitsCnnOpCount = {len(distinct)};" in ops
+    assert ops.count("resolver.Add") == len(distinct) == cortex_pkg.manifest.mcu["c_sources"]["op_count"]
+
+
+def test_op_tflite_micro_lacks_is_refused_by_name(digits, data_dir, tmp_path, runner, cli):
+    from modelpress.demo.example import train_example_model
+
+    model = tmp_path / "gelu.keras"
+    train_example_model(digits, flavor="keras3", epochs=1, activation="gelu").save(model)
+    profile = tmp_path / "any-mcu.yaml"  # no allowed_ops: TFLite Micro itself decides
+    profile.write_text("name: any-mcu\nhardware: mcu\nquantization: int8\ninput_dtype: int8\noutput_dtype: int8\n"
+                       "op_set: int8_builtins\n")
+    with pytest.raises(ConstraintError, match=r"TFLite Micro has no kernel for op\(s\) GELU .*Didn't find op for "
+                                              r"builtin opcode 'GELU'"):
+        modelpress.convert(model, profile, tmp_path / "pkg", calibration=data_dir / "calib.npy")
+    result = runner.invoke(cli, ["convert", str(model), "-p", "cortex-m", "-o", str(tmp_path / "cm"),
+                                 "-c", str(data_dir / "calib.npy")])
+    assert result.exit_code == 6 and "GELU" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "pkg").exists() and not (tmp_path / "cm").exists()
+
+
+def test_ethos_u_package_carries_vela_figures_and_says_it_is_unverified(ethos_pkg):
+    from modelpress.tflite_graph import read_graph
+
+    mcu = ethos_pkg.manifest.mcu
+    vela = mcu["vela"]
+    compiled = ethos_pkg.path / vela["compiled_file"]
+    assert "ethos-u" in read_graph(compiled.read_bytes()).ops
+    assert vela["accelerator"] == "ethos-u55-128" and vela["version"].startswith("5.2")
+    assert vela["sram_bytes"] > 0 and vela["flash_bytes"] > 0 and vela["cycles"] >= vela["npu_cycles"] > 0
+    assert vela["npu_ops"] > 0 and vela["cpu_ops"] == 0 and vela["cpu_op_names"] == []
+    assert vela["inference_ms"] == pytest.approx(vela["cycles"] / 500e6 * 1000)
+    assert abs(vela["macs"] - mcu["estimate"]["macs"]) / vela["macs"] < 0.02  # two MAC counts, one model
+    assert mcu["verified"] is False and "no Ethos-U kernel" in mcu["unverified_reason"]
+    assert any("unverified" in note for note in ethos_pkg.manifest.notes)
+    assert mcu["micro_agreement"]["max_lsb"] <= 1  # the int8 graph before Vela, on TFLite Micro
+    # the firmware files carry the compiled model and register the NPU operator
+    assert f"DIGITS_CNN_MODEL_DATA_LEN {compiled.stat().st_size}" in (ethos_pkg.path / "model_data.h").read_text()
+    assert "resolver.AddEthosU()" in (ethos_pkg.path / "model_ops.h").read_text()
+    assert f"#define DIGITS_CNN_TENSOR_ARENA_SIZE {mcu['c_sources']['arena_bytes']}" in \
+        (ethos_pkg.path / "model_data.h").read_text()
+    assert mcu["c_sources"]["arena_bytes"] >= vela["sram_bytes"]
+
+
+def test_without_the_mcu_extra_the_message_says_what_to_install(models, data_dir, tmp_path, monkeypatch):
+    for name in [m for m in sys.modules if m.startswith("tflite_micro")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "tflite_micro", None)  # import fails as where it is not installed
+    with pytest.raises(ModelpressError, match=r"profile cortex-m .*TFLite Micro.*pip install 'modelpress\[mcu\]'"):
+        modelpress.convert(models["keras3"], "cortex-m", tmp_path / "pkg", calibration=data_dir / "calib.npy")
+    assert not (tmp_path / "pkg").exists()
