@@ -19,7 +19,7 @@ from modelpress.converters.artifact import Artifact
 from modelpress.converters.calibration import Samples
 from modelpress.converters.constraints import check_constraints, raise_on
 from modelpress.converters.edgetpu import compile_for_edgetpu
-from modelpress.converters.mcu import add_mcu_parts, is_mcu_profile
+from modelpress.converters.mcu.bundle import add_mcu_parts, is_mcu_profile
 from modelpress.converters.savedmodel import describe_saved_model, export_saved_model, run_saved_model
 from modelpress.converters.sizes import gzip_bytes, raw_bytes
 from modelpress.converters.tflite import to_tflite_bytes

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from modelpress.atomic import atomic_directory
+from modelpress.converters.mcu.figures import COLUMNS as MCU_COLUMNS
 from modelpress.report.collect import RunResults, collect
 from modelpress.report.plots import layer_sparsity, scatter
 from modelpress.tables import markdown_table
@@ -19,6 +20,7 @@ ROW_COLUMNS = [
     ("format", "format"), ("quant", "quantization"), ("size KB", "kb", "{:.1f}"), ("gzip KB", "gzip_kb", "{:.1f}"),
     ("x smaller", "ratio", "{:.1f}x"), ("accuracy", "accuracy", "{:.2%}"), ("agreement", "agreement", "{:.2%}"),
     ("agreement", "top1_agreement", "{:.2%}"), ("p50 ms", "p50_ms", "{:.3f}"), ("speed-up", "speedup", "{:.1f}x"),
+    *MCU_COLUMNS,
 ]
 LAYER_COLUMNS = [("layer", "name"), ("type", "type"), ("params before", "params_before", "{:,}"),
                  ("params after", "params_after", "{:,}"), ("sparsity", "sparsity", "{:.1%}"),

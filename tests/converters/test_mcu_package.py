@@ -141,3 +141,21 @@ def test_without_the_mcu_extra_the_message_says_what_to_install(models, data_dir
     with pytest.raises(ModelpressError, match=r"profile cortex-m .*TFLite Micro.*pip install 'modelpress\[mcu\]'"):
         modelpress.convert(models["keras3"], "cortex-m", tmp_path / "pkg", calibration=data_dir / "calib.npy")
     assert not (tmp_path / "pkg").exists()
+
+
+def test_inspect_and_report_show_measured_beside_estimated(cortex_pkg, ethos_pkg, runner, cli, tmp_path):
+    import json
+
+    from modelpress.report import render_report
+
+    result = runner.invoke(cli, ["inspect", str(cortex_pkg.path)])
+    assert result.exit_code == 0, result.output
+    arena = cortex_pkg.manifest.mcu["arena"]
+    assert f"{arena['minimum_bytes'] / 1024:.1f} KB measured on TFLite Micro (estimate" in result.output
+    assert "estimated from" in result.output
+    assert "C sources     model_data.cc, model_data.h, model_ops.h" in result.output
+    rows = [cortex_pkg.summary(), ethos_pkg.summary()]
+    assert rows[0]["arena_kb"] == arena["minimum_bytes"] / 1024 and rows[1]["vela_ms"] > 0
+    (tmp_path / "results.json").write_text(json.dumps({"rows": rows}))
+    markdown = render_report(tmp_path).markdown.read_text()
+    assert "arena KB (est.)" in markdown and "arena KB (measured)" in markdown and "ms (Vela)" in markdown
