@@ -37,7 +37,10 @@ class McuParts:
 
 
 def is_mcu_profile(profile: DeviceProfile) -> bool:
-    """Whether a package for ``profile`` gets the firmware files (``hardware: mcu``, Ethos-U included)."""
+    """Whether a package for ``profile`` gets the firmware files (``hardware: mcu``, Ethos-U included).
+
+        is_mcu_profile(load_profile("ethos-u55-128"))   # True
+    """
     return profile.hardware == "mcu"
 
 

@@ -96,7 +96,7 @@ def estimate(profile: DeviceProfile, data: bytes) -> Estimate:
 
 
 def mcu_profiles() -> list[DeviceProfile]:
-    """The built-in microcontroller and NPU profiles (``hardware: mcu``)."""
+    """The built-in microcontroller and NPU profiles (``hardware: mcu``): ``[p.name for p in mcu_profiles()]``."""
     return [p for p in builtin_profiles() if p.hardware == "mcu"]
 
 

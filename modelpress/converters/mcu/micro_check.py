@@ -46,6 +46,7 @@ def require_tflite_micro(profile_name: str):
 
 
 def micro_version() -> str:
+    """The installed tflite-micro build: ``micro_version() == "0.dev20261023182759-g8f6596d"``."""
     from tflite_micro.python.tflite_micro import _version
 
     return str(_version.__version__)
@@ -53,7 +54,12 @@ def micro_version() -> str:
 
 @contextlib.contextmanager
 def captured_fd2() -> Iterator[list[str]]:
-    """Collect what native code writes to fd 2 (TFLite Micro's log) into the yielded list."""
+    """Collect what native code writes to fd 2 (TFLite Micro's log) into the yielded list.
+
+        with captured_fd2() as lines:
+            interpreter.print_allocations()
+        lines   # ['[RecordingMicroAllocator] Arena allocation total 6272 bytes', ...]
+    """
     lines: list[str] = []
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
@@ -73,7 +79,10 @@ def _reason(lines: list[str], fallback: str) -> str:
 
 
 def missing_ops(lines: list[str]) -> list[str]:
-    """Op names TFLite Micro said it has no kernel for, from its log lines."""
+    """Op names TFLite Micro said it has no kernel for, from its log lines.
+
+        missing_ops(["Didn't find op for builtin opcode 'GELU'"]) == ["GELU"]
+    """
     found = []
     for line in lines:
         for match in _MISSING_OP.finditer(line):
@@ -161,7 +170,10 @@ class MicroAgreement:
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
-    """Real values to the model's integer input type, as LiteRT and a firmware would."""
+    """Real values to the model's integer input type, as LiteRT and a firmware would.
+
+        quantize(np.array([0.0, 1.0]), scale=1 / 255, zero_point=-128, dtype=np.int8)   # [-128, 127]
+    """
     info = np.iinfo(dtype)
     return np.clip(np.round(x.astype(np.float32) / scale + zero_point), info.min, info.max).astype(dtype)
 
@@ -189,7 +201,10 @@ class _LiteRT:
 
 
 def integer_inputs(data: bytes, x: np.ndarray) -> np.ndarray:
-    """``x`` (real values) as the model's first input type, quantized with its scale and zero point."""
+    """``x`` (real values) as the model's first input type, quantized with its scale and zero point.
+
+        x_int8 = integer_inputs(Path("pkg/model.tflite").read_bytes(), x_verify[:1])
+    """
     detail = _LiteRT(data, builtin_only=True).inputs[0]
     scale, zero_point = detail["quantization"]
     dtype = np.dtype(detail["dtype"])
