@@ -65,6 +65,7 @@ class DeviceProfile:
     npu_memory_mode: str | None = None
     clock_hz: int | None = None
     macs_per_cycle: float | None = None
+    micro_max_lsb: int = 1
     source: str = "user"
 
     def __post_init__(self) -> None:
@@ -112,6 +113,9 @@ class DeviceProfile:
                 self.macs_per_cycle, (int, float)) or self.macs_per_cycle <= 0):
             raise ProfileError(f"{where}: field 'macs_per_cycle' is {self.macs_per_cycle!r}; expected a positive "
                                "number or null")
+        if isinstance(self.micro_max_lsb, bool) or not isinstance(self.micro_max_lsb, int) or self.micro_max_lsb < 0:
+            raise ProfileError(f"{where}: field 'micro_max_lsb' is {self.micro_max_lsb!r}; expected a whole number "
+                               "of int8 steps, 0 or more (1 by default)")
         if self.npu is not None:
             _choice("npu", self.npu, NPUS, where)
             if self.hardware != "mcu" or self.quantization != "int8":

@@ -23,6 +23,7 @@ from modelpress.converters.mcu.c_sources import write_c_sources
 from modelpress.converters.mcu.estimates import estimate
 from modelpress.converters.mcu.micro_check import compare_with_litert, integer_inputs, require_tflite_micro
 from modelpress.device_profiles import DeviceProfile
+from modelpress.errors import ConstraintError
 from modelpress.tflite_graph import read_graph
 
 MICRO_SAMPLES = 256  # TFLite Micro's reference kernels run one sample at a time
@@ -44,6 +45,14 @@ def is_mcu_profile(profile: DeviceProfile) -> bool:
     return profile.hardware == "mcu"
 
 
+def _check_ram(profile: DeviceProfile, arena_bytes: int, how: str) -> None:
+    budget = profile.ram_budget_bytes
+    if budget is not None and arena_bytes > budget:
+        raise ConstraintError(f"artifact rejected for profile {profile.name}: the tensor arena ({how}) needs "
+                              f"{arena_bytes:,} bytes, over the RAM budget of {budget:,} bytes. Compress the model "
+                              "(e.g. --recipe slim-50) or choose a profile with more RAM")
+
+
 def _round_up(n: float) -> int:
     return int(-(-int(np.ceil(n)) // ALIGN) * ALIGN)
 
@@ -55,11 +64,17 @@ def add_mcu_parts(folder: Path, model_path: Path, profile: DeviceProfile, name: 
         parts = add_mcu_parts(Path("pkg"), Path("pkg/model.tflite"), load_profile("cortex-m"), "digits",
                               x_verify, "verify.npy")
     """
-    require_tflite_micro(profile.name)
+    require_tflite_micro(f"profile {profile.name}")
+    if profile.npu:
+        from modelpress.converters.mcu.vela import vela_version
+
+        vela_version()  # says how to install Vela before any work is done
     data = model_path.read_bytes()
     sample = integer_inputs(data, verify_x[:1])
     arena = measure_arena(data, [sample])
-    agreement = compare_with_litert(data, verify_x[:MICRO_SAMPLES], arena.recommended_bytes, verify_source)
+    _check_ram(profile, arena.minimum_bytes, "measured on TFLite Micro")
+    agreement = compare_with_litert(data, verify_x[:MICRO_SAMPLES], arena.recommended_bytes, verify_source,
+                                    max_lsb=profile.micro_max_lsb)
     est = estimate(profile, data)
     info: dict[str, Any] = {
         "arena": {**arena.to_dict(), "source": "measured on TFLite Micro"},
@@ -68,7 +83,8 @@ def add_mcu_parts(folder: Path, model_path: Path, profile: DeviceProfile, name: 
         "measured": {"flash_bytes": len(data), "arena_bytes": arena.minimum_bytes},
         "verified": True, "unverified_reason": None,
     }
-    notes = [f"TFLite Micro agrees with LiteRT within {agreement.max_lsb} LSB on {agreement.samples} samples; "
+    notes = [f"TFLite Micro agrees with LiteRT within {agreement.max_lsb} LSB on {agreement.samples} samples "
+             f"(same top class on {agreement.top1_agreement:.1%}); "
              f"tensor arena {arena.recommended_bytes:,} B ({arena.comment})"]
     firmware_model, firmware_ops, arena_bytes, arena_comment = data, read_graph(data).ops, arena.recommended_bytes, \
         arena.comment
@@ -80,6 +96,7 @@ def add_mcu_parts(folder: Path, model_path: Path, profile: DeviceProfile, name: 
         firmware_ops = read_graph(firmware_model).ops
         npu_arena = vela.sram_bytes if profile.npu_memory_mode in ON_SRAM else vela.arena_dram_bytes
         arena_bytes = _round_up((npu_arena + (arena.tail_bytes or 0)) * (1 + HEADROOM))
+        _check_ram(profile, npu_arena, f"Vela's arena for {vela.accelerator}")
         where = "SRAM" if profile.npu_memory_mode in ON_SRAM else f"DRAM, plus {vela.sram_bytes:,} B of SRAM cache"
         arena_comment = (f"Vela's arena {npu_arena:,} B ({where}) + TFLite Micro's bookkeeping "
                          f"{arena.tail_bytes or 0:,} B (measured on the CPU graph) + {HEADROOM:.0%} headroom; "
