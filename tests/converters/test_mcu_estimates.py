@@ -59,6 +59,7 @@ def _npu(**fields) -> dict:
     ({"npu_memory_mode": None}, "needs npu_system_config and npu_memory_mode"),
     ({"clock_hz": 0}, "field 'clock_hz' is 0; expected a positive integer"),
     ({"macs_per_cycle": "fast"}, "field 'macs_per_cycle' is 'fast'"),
+    ({"micro_max_lsb": -1}, "field 'micro_max_lsb' is -1; expected a whole number"),
 ])
 def test_npu_profile_fields_are_checked(fields, message):
     with pytest.raises(ProfileError, match=message):

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from modelpress.converters.mcu.agreement import compare_with_litert, integer_inputs
 from modelpress.converters.mcu.arena import HEADROOM, measure_arena
 from modelpress.converters.mcu.c_sources import write_c_sources
 from modelpress.converters.mcu.estimates import estimate
-from modelpress.converters.mcu.micro_check import compare_with_litert, integer_inputs, require_tflite_micro
+from modelpress.converters.mcu.micro_check import require_tflite_micro
 from modelpress.device_profiles import DeviceProfile
 from modelpress.errors import ConstraintError
 from modelpress.tflite_graph import read_graph
