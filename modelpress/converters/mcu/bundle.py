@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from modelpress.converters.mcu.agreement import compare_with_litert, integer_inputs
-from modelpress.converters.mcu.arena import HEADROOM, measure_arena
+from modelpress.converters.mcu.arena import HEADROOM, ArenaSize, measure_arena
 from modelpress.converters.mcu.c_sources import write_c_sources
 from modelpress.converters.mcu.estimates import estimate
 from modelpress.converters.mcu.micro_check import require_tflite_micro
@@ -84,36 +84,39 @@ def add_mcu_parts(folder: Path, model_path: Path, profile: DeviceProfile, name: 
         "measured": {"flash_bytes": len(data), "arena_bytes": arena.minimum_bytes},
         "verified": True, "unverified_reason": None,
     }
-    notes = [f"TFLite Micro agrees with LiteRT within {agreement.max_lsb} LSB on {agreement.samples} samples "
-             f"(same top class on {agreement.top1_agreement:.1%}); "
-             f"tensor arena {arena.recommended_bytes:,} B ({arena.comment})"]
-    firmware_model, firmware_ops, arena_bytes, arena_comment = data, read_graph(data).ops, arena.recommended_bytes, \
-        arena.comment
+    notes = [f"TFLite Micro agrees with LiteRT ({agreement.kernels} kernels) within {agreement.max_lsb} LSB on "
+             f"{agreement.samples} samples (same top class on {agreement.top1_agreement:.1%}); tensor arena "
+             f"{arena.recommended_bytes:,} B ({arena.comment})"]
+    firmware = (data, read_graph(data).ops, arena.recommended_bytes, arena.comment)
     if profile.npu:
-        from modelpress.converters.mcu.vela import compile_with_vela
-
-        vela = compile_with_vela(model_path, profile)
-        firmware_model = (folder / vela.compiled_file).read_bytes()
-        firmware_ops = read_graph(firmware_model).ops
-        npu_arena = vela.sram_bytes if profile.npu_memory_mode in ON_SRAM else vela.arena_dram_bytes
-        arena_bytes = _round_up((npu_arena + (arena.tail_bytes or 0)) * (1 + HEADROOM))
-        _check_ram(profile, npu_arena, f"Vela's arena for {vela.accelerator}")
-        where = "SRAM" if profile.npu_memory_mode in ON_SRAM else f"DRAM, plus {vela.sram_bytes:,} B of SRAM cache"
-        arena_comment = (f"Vela's arena {npu_arena:,} B ({where}) + TFLite Micro's bookkeeping "
-                         f"{arena.tail_bytes or 0:,} B (measured on the CPU graph) + {HEADROOM:.0%} headroom; "
-                         "not measured on the NPU")
-        info["vela"] = vela.to_dict()
-        info["arena"]["npu_recommended_bytes"] = arena_bytes
-        info["measured"]["flash_bytes"] = vela.compiled_bytes
-        info["verified"] = False
-        info["unverified_reason"] = (
-            f"{vela.compiled_file} runs its {vela.npu_ops} NPU operator(s) only on an Ethos-U (or Arm's FVP): "
-            "TFLite Micro's host build has no Ethos-U kernel. The int8 graph before Vela (model.tflite) was "
-            "verified on TFLite Micro instead")
-        notes.append(f"{vela.compiled_file} compiled by Vela {vela.version} for {vela.accelerator}: "
-                     f"{vela.npu_ops} NPU / {vela.cpu_ops} CPU ops, {vela.cycles:,} cycles, {vela.inference_ms:.3f} ms "
-                     f"at {vela.clock_hz / 1e6:.0f} MHz (Vela's estimate); unverified: {info['unverified_reason']}")
-    sources = write_c_sources(folder, firmware_model, name, firmware_ops, arena_bytes, arena_comment)
-    info["c_sources"] = {**sources.to_dict(), "model": profile.npu and info["vela"]["compiled_file"] or model_path.name,
-                         "arena_bytes": arena_bytes}
+        firmware = _add_vela(folder, model_path, profile, arena, info, notes)
+    model, ops, arena_bytes, arena_comment = firmware
+    sources = write_c_sources(folder, model, name, ops, arena_bytes, arena_comment)
+    info["c_sources"] = {**sources.to_dict(), "arena_bytes": arena_bytes,
+                         "model": info["vela"]["compiled_file"] if profile.npu else model_path.name}
     return McuParts(info=info, notes=notes)
+
+
+def _add_vela(folder: Path, model_path: Path, profile: DeviceProfile, arena: ArenaSize, info: dict[str, Any],
+              notes: list[str]) -> tuple[bytes, list[str], int, str]:
+    """Compile for the profile's Ethos-U; record Vela's figures; the firmware's (model, ops, arena, comment)."""
+    from modelpress.converters.mcu.vela import compile_with_vela
+
+    vela = compile_with_vela(model_path, profile)
+    model = (folder / vela.compiled_file).read_bytes()
+    npu_arena = vela.sram_bytes if profile.npu_memory_mode in ON_SRAM else vela.arena_dram_bytes
+    _check_ram(profile, npu_arena, f"Vela's arena for {vela.accelerator}")
+    arena_bytes = _round_up((npu_arena + (arena.tail_bytes or 0)) * (1 + HEADROOM))
+    where = "SRAM" if profile.npu_memory_mode in ON_SRAM else f"DRAM, plus {vela.sram_bytes:,} B of SRAM cache"
+    comment = (f"Vela's arena {npu_arena:,} B ({where}) + TFLite Micro's bookkeeping {arena.tail_bytes or 0:,} B "
+               f"(measured on the CPU graph) + {HEADROOM:.0%} headroom; not measured on the NPU")
+    reason = (f"{vela.compiled_file} runs its {vela.npu_ops} NPU operator(s) only on an Ethos-U (or Arm's FVP): "
+              "TFLite Micro's host build has no Ethos-U kernel. The int8 graph before Vela (model.tflite) was "
+              "verified on TFLite Micro instead")
+    info.update(vela=vela.to_dict(), verified=False, unverified_reason=reason)
+    info["arena"]["npu_recommended_bytes"] = arena_bytes
+    info["measured"]["flash_bytes"] = vela.compiled_bytes
+    notes.append(f"{vela.compiled_file} compiled by Vela {vela.version} for {vela.accelerator}: {vela.npu_ops} NPU / "
+                 f"{vela.cpu_ops} CPU ops, {vela.cycles:,} cycles, {vela.inference_ms:.3f} ms at "
+                 f"{vela.clock_hz / 1e6:.0f} MHz (Vela's estimate); unverified: {reason}")
+    return model, read_graph(model).ops, arena_bytes, comment
