@@ -11,11 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-#: (header, key, format) for tables that show these figures; "(est.)" marks estimates
-COLUMNS = [("flash KB", "flash_kb", "{:.1f}"), ("arena KB (est.)", "arena_est_kb", "{:.1f}"),
-           ("arena KB (measured)", "arena_kb", "{:.1f}"), ("ms (est.)", "est_ms", "{:.3f}"),
-           ("ms (Vela)", "vela_ms", "{:.3f}"), ("TFLM LSB", "micro_lsb")]
-
 
 def mcu_figures(mcu: dict[str, Any] | None) -> dict[str, Any]:
     """Flat figures from a manifest's ``mcu`` block; empty for other packages.
