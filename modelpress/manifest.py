@@ -27,6 +27,7 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "model_format": str, "model_file": str, "inputs": list, "outputs": list, "version": (str, int),
     "profile": dict, "quantization": str, "calibration": dict, "source": dict, "artifact": dict, "fidelity": dict,
     "ops": list, "tool_versions": dict, "created_at": str, "labels_file": str, "notes": list,
+    "mcu": dict,
 }
 
 
@@ -88,6 +89,8 @@ class Manifest:
     created_at: str = ""
     labels_file: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: microcontroller / NPU packages: arena, TFLite Micro agreement, estimates, C sources, Vela figures
+    mcu: dict[str, Any] | None = None
     format: str = FORMAT_ID
 
     def to_dict(self) -> dict[str, Any]:

@@ -141,8 +141,37 @@ def _print_inspection(info: dict[str, Any]) -> None:
     if "activation_bytes" in model:
         click.echo(f"  weights       {_size(model['weight_bytes'])}, largest activation "
                    f"{_size(model['activation_bytes'])}")
+    _print_mcu((manifest or {}).get("mcu"), model.get("mcu_estimates"))
     for note in (manifest or {}).get("notes", []):
         click.secho(f"  note          {note}", fg="yellow")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f} ms"
+
+
+def _print_mcu(mcu: dict[str, Any] | None, estimates: list[dict[str, Any]] | None) -> None:
+    """Microcontroller figures: measured beside estimated for a package; estimates per profile for a file."""
+    if mcu:
+        est, arena, agree = mcu.get("estimate", {}), mcu.get("arena", {}), mcu.get("micro_agreement", {})
+        firmware = mcu.get("c_sources", {}).get("arena_bytes")
+        click.echo(f"  arena         {_size(arena.get('minimum_bytes'))} measured on TFLite Micro (estimate "
+                   f"{_size(est.get('arena_bytes'))}); firmware uses {_size(firmware)}")
+        click.echo(f"  flash         {_size(mcu.get('measured', {}).get('flash_bytes'))} (estimate "
+                   f"{_size(est.get('flash_bytes'))})")
+        click.echo(f"  speed         {_ms(est.get('inference_ms'))} estimated from {est.get('macs', 0):,} MACs "
+                   f"at {est.get('macs_per_cycle')} MAC/cycle, {(est.get('clock_hz') or 0) / 1e6:.0f} MHz")
+        click.echo(f"  TFLite Micro  within {agree.get('max_lsb')} LSB of LiteRT on {agree.get('samples')} samples")
+        vela = mcu.get("vela")
+        if vela:
+            click.echo(f"  Vela          {vela['accelerator']}: {vela['npu_ops']} NPU / {vela['cpu_ops']} CPU ops, "
+                       f"SRAM {_size(vela['sram_bytes'])}, flash {_size(vela['flash_bytes'])}, "
+                       f"{vela['cycles']:,} cycles = {_ms(vela['inference_ms'])} (Vela's estimate)")
+        click.echo(f"  C sources     {', '.join(mcu.get('c_sources', {}).get('files', []))}")
+    for row in [] if mcu else estimates or []:
+        fits = "fits" if row["fits_flash"] and row["fits_ram"] else "does NOT fit"
+        click.echo(f"  estimate      {row['profile']:<14} flash {_size(row['flash_bytes'])}, arena >= "
+                   f"{_size(row['arena_bytes'])}, {_ms(row['inference_ms'])} ({row['macs']:,} MACs; {fits})")
 
 
 @click.command("inspect")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelpress.converters.mcu.figures import mcu_figures
 from modelpress.manifest import Manifest, read_manifest
 
 
@@ -49,6 +50,7 @@ class Artifact:
             "max_abs_error": fidelity.get("max_abs_error"),
             "input_dtype": self.manifest.inputs[0].dtype if self.manifest.inputs else None,
             "path": str(self.path),
+            **mcu_figures(self.manifest.mcu),
         }
 
     def __repr__(self) -> str:

@@ -22,7 +22,7 @@ def _tflite(path: Path) -> dict[str, Any]:
     data = path.read_bytes()
     graph = read_graph(data)
     model = TFLiteModel(data)
-    return {
+    info = {
         "format": "tflite",
         "inputs": [asdict(s) for s in model.input_specs()],
         "outputs": [asdict(s) for s in model.output_specs()],
@@ -31,6 +31,11 @@ def _tflite(path: Path) -> dict[str, Any]:
         "bytes": len(data), "gzip_bytes": gzip_bytes(path),
         "quantization": graph.quantization,
     }
+    if graph.quantization == "int8":  # what each microcontroller / NPU profile would need: estimates
+        from modelpress.converters.mcu.estimates import estimates_for_builtin_profiles
+
+        info["mcu_estimates"] = estimates_for_builtin_profiles(data)
+    return info
 
 
 def _package(path: Path) -> dict[str, Any]:

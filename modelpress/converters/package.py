@@ -19,6 +19,7 @@ from modelpress.converters.artifact import Artifact
 from modelpress.converters.calibration import Samples
 from modelpress.converters.constraints import check_constraints, raise_on
 from modelpress.converters.edgetpu import compile_for_edgetpu
+from modelpress.converters.mcu.bundle import add_mcu_parts, is_mcu_profile
 from modelpress.converters.savedmodel import describe_saved_model, export_saved_model, run_saved_model
 from modelpress.converters.sizes import gzip_bytes, raw_bytes
 from modelpress.converters.tflite import to_tflite_bytes
@@ -115,6 +116,11 @@ def build_package(source: LoadedModel, plan: Plan, out: Path, overwrite: bool = 
                          "--calibration) with real samples for a meaningful top-1 agreement")
         if plan.calibration is not None and plan.calibration.is_random:
             notes.append("calibrated on random data at the user's request: expect poor int8 accuracy")
+        mcu = None
+        if plan.model_format == "tflite" and is_mcu_profile(plan.profile):
+            parts = add_mcu_parts(folder, model_path, plan.profile, plan.name, plan.verification.x,
+                                  plan.verification.source)
+            mcu, notes = parts.info, notes + parts.notes
         labels_file = None
         if plan.labels:
             (folder / LABELS_NAME).write_text("\n".join(plan.labels) + "\n", encoding="utf-8")
@@ -134,7 +140,7 @@ def build_package(source: LoadedModel, plan: Plan, out: Path, overwrite: bool = 
                       "gzip_bytes": gzip_bytes(model_path)},
             fidelity=fidelity.to_dict(), ops=ops, tool_versions=_tool_versions(backend),
             created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            labels_file=labels_file, notes=notes,
+            labels_file=labels_file, notes=notes, mcu=mcu,
         )
         write_manifest(folder, manifest)
     return Artifact(Path(out), manifest)

@@ -30,6 +30,7 @@ COLUMNS = [
     ("size KB", "kb", "{:.1f}"), ("gzip KB", "gzip_kb", "{:.1f}"), ("x smaller", "ratio", "{:.1f}x"),
     ("accuracy", "accuracy", "{:.2%}"), ("agreement", "agreement", "{:.2%}"),
     ("p50 ms", "p50_ms", "{:.3f}"), ("speed-up", "speedup", "{:.1f}x"),
+    ("arena KB", "arena_kb", "{:.1f}"), ("ms (est.)", "est_ms", "{:.3f}"),
 ]
 
 
@@ -94,6 +95,7 @@ def _measure_source(model_path: Path, data, runs: int, variant: str = "example",
 
 def _measure_artifact(artifact, data, source_probs: np.ndarray, runs: int, base: dict[str, Any],
                       variant: str) -> dict[str, Any]:
+    from modelpress.converters.mcu.figures import mcu_figures
     from modelpress.latency import measure_latency
     from modelpress.tflite_interpreter import TFLiteModel
 
@@ -113,7 +115,7 @@ def _measure_artifact(artifact, data, source_probs: np.ndarray, runs: int, base:
     return _row(variant, m.profile["name"], m.model_format, m.quantization, artifact.size_bytes,
                 artifact.gzip_bytes, float(np.mean(probs.argmax(1) == data.y_test)),
                 float(np.mean(probs.argmax(1) == source_probs.argmax(1))), p50, base,
-                path=str(artifact.path), notes=m.notes)
+                path=str(artifact.path), notes=m.notes, **mcu_figures(m.mcu))
 
 
 def _short_json(value: Any, width: int = 150) -> str:

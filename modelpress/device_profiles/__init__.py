@@ -5,6 +5,7 @@ from modelpress.device_profiles.profile import (
     FORMATS,
     HARDWARE,
     IO_DTYPES,
+    NPUS,
     OP_SETS,
     QUANTIZATIONS,
     DeviceProfile,
@@ -12,6 +13,6 @@ from modelpress.device_profiles.profile import (
 from modelpress.device_profiles.registry import builtin_names, builtin_profiles, load_profile, load_profile_file
 
 __all__ = [
-    "DELEGATES", "FORMATS", "HARDWARE", "IO_DTYPES", "OP_SETS", "QUANTIZATIONS",
+    "DELEGATES", "FORMATS", "HARDWARE", "IO_DTYPES", "NPUS", "OP_SETS", "QUANTIZATIONS",
     "DeviceProfile", "builtin_names", "builtin_profiles", "load_profile", "load_profile_file",
 ]

@@ -21,6 +21,8 @@ QUANTIZATIONS = ("none", "dynamic", "float16", "int8", "int16x8")
 IO_DTYPES = ("float32", "float16", "int8", "uint8", "int16")
 OP_SETS = ("builtins", "int8_builtins", "select_tf_ops")
 DELEGATES = ("none", "xnnpack", "gpu", "edgetpu", "nnapi", "coreml")
+#: Arm Ethos-U NPU configurations Vela compiles for (``vela --accelerator-config``)
+NPUS = ("ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512")
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...], where: str) -> str:
@@ -58,6 +60,12 @@ class DeviceProfile:
     compiler: str | None = None
     min_top1_agreement: float = 0.95
     max_abs_error: float | None = None
+    npu: str | None = None
+    npu_system_config: str | None = None
+    npu_memory_mode: str | None = None
+    clock_hz: int | None = None
+    macs_per_cycle: float | None = None
+    micro_max_lsb: int = 1
     source: str = "user"
 
     def __post_init__(self) -> None:
@@ -90,12 +98,32 @@ class DeviceProfile:
         ):
             raise ProfileError(f"{where}: field 'max_abs_error' is {self.max_abs_error!r}; "
                                "expected a non-negative number or null")
+        self._check_mcu_fields(where)
         integer_io = {"int8", "uint8", "int16"}
         if (self.input_dtype in integer_io or self.output_dtype in integer_io) and self.quantization not in (
             "int8", "int16x8"
         ):
             raise ProfileError(f"{where}: integer input/output dtypes need quantization int8 or int16x8, "
                                f"found {self.quantization!r}")
+
+    def _check_mcu_fields(self, where: str) -> None:
+        """Microcontroller / NPU fields: the clock and MAC rate behind estimates, the Vela target."""
+        _positive_int("clock_hz", self.clock_hz, where)
+        if self.macs_per_cycle is not None and (isinstance(self.macs_per_cycle, bool) or not isinstance(
+                self.macs_per_cycle, (int, float)) or self.macs_per_cycle <= 0):
+            raise ProfileError(f"{where}: field 'macs_per_cycle' is {self.macs_per_cycle!r}; expected a positive "
+                               "number or null")
+        if isinstance(self.micro_max_lsb, bool) or not isinstance(self.micro_max_lsb, int) or self.micro_max_lsb < 0:
+            raise ProfileError(f"{where}: field 'micro_max_lsb' is {self.micro_max_lsb!r}; expected a whole number "
+                               "of int8 steps, 0 or more (1 by default)")
+        if self.npu is not None:
+            _choice("npu", self.npu, NPUS, where)
+            if self.hardware != "mcu" or self.quantization != "int8":
+                raise ProfileError(f"{where}: an Ethos-U NPU (npu: {self.npu}) needs hardware 'mcu' and "
+                                   "quantization 'int8'")
+            if not self.npu_system_config or not self.npu_memory_mode:
+                raise ProfileError(f"{where}: npu {self.npu} needs npu_system_config and npu_memory_mode (Vela's "
+                                   "system config and memory mode, e.g. Ethos_U55_High_End_Embedded, Shared_Sram)")
 
     @property
     def default_format(self) -> str:

@@ -19,6 +19,10 @@ ROW_COLUMNS = [
     ("format", "format"), ("quant", "quantization"), ("size KB", "kb", "{:.1f}"), ("gzip KB", "gzip_kb", "{:.1f}"),
     ("x smaller", "ratio", "{:.1f}x"), ("accuracy", "accuracy", "{:.2%}"), ("agreement", "agreement", "{:.2%}"),
     ("agreement", "top1_agreement", "{:.2%}"), ("p50 ms", "p50_ms", "{:.3f}"), ("speed-up", "speedup", "{:.1f}x"),
+    # microcontroller / NPU packages (modelpress.converters.mcu.figures): "(est.)" marks estimates
+    ("flash KB", "flash_kb", "{:.1f}"), ("arena KB (est.)", "arena_est_kb", "{:.1f}"),
+    ("arena KB (measured)", "arena_kb", "{:.1f}"), ("ms (est.)", "est_ms", "{:.3f}"),
+    ("ms (Vela)", "vela_ms", "{:.3f}"), ("TFLM LSB", "micro_lsb"),
 ]
 LAYER_COLUMNS = [("layer", "name"), ("type", "type"), ("params before", "params_before", "{:,}"),
                  ("params after", "params_after", "{:,}"), ("sparsity", "sparsity", "{:.1%}"),
