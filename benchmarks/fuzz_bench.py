@@ -16,6 +16,7 @@ with PYTHONHASHSEED and hypothesis's storage pinned (see repeatable()).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -53,7 +54,11 @@ class MemoryWatch:
         self.start_mib = self.peak_mib = self._rss()
 
     def _rss(self) -> float:
-        return self.process.memory_info().rss / 2**20
+        total = self.process.memory_info().rss
+        for child in self.process.children(recursive=True):  # granian's workers hold the models
+            with contextlib.suppress(psutil.Error):
+                total += child.memory_info().rss
+        return total / 2**20
 
     def watch(self, send):
         def watched(request):
