@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +30,14 @@ from modelpress.manifest import Manifest, read_manifest
 from modelpress.runtime.backends import BACKENDS, Backend
 from modelpress.runtime.batcher import Batcher
 from modelpress.runtime.config import RuntimeConfig
-from modelpress.runtime.repository import ModelConfig, check_name, scan_repository
+from modelpress.runtime.leftovers import remove_stale_staging
+from modelpress.runtime.repository import ModelConfig, ModelEntry, check_name, scan_repository
+from modelpress.runtime.state import ModelState
 
 log = logging.getLogger(__name__)
 RETIRED_KEPT = 4  # ended versions a model's status still lists (older ones are forgotten, metrics included)
+LOAD_WORKERS = 4  # models loaded side by side at most (each loads its versions one after another)
+AMBIGUOUS = ("ambiguous",)  # the fingerprint of a refused version that several folders name
 
 
 class ServedVersion:
@@ -42,7 +47,7 @@ class ServedVersion:
                  backend: Backend, metrics):
         self.model, self.version, self.folder, self.fingerprint = model, version, folder, fingerprint
         self.manifest, self.backend, self.metrics = manifest, backend, metrics
-        self.state = "LOADING"
+        self.state = ModelState.LOADING
         self.error: str | None = None
         self.batcher: Batcher | None = None
         self.inflight = 0
@@ -92,7 +97,7 @@ class ServedVersion:
         try:
             self.backend.unload()
         finally:
-            self.state = "END"
+            self.state = ModelState.END
             if self.metrics is not None:
                 self.metrics.forget(self.model, str(self.version))
             log.info("unloaded model %s version %s", self.model, self.version)
@@ -144,7 +149,7 @@ class ModelRegistry:
             for model in self.models.values():
                 model.versions = {}
         for version in served:
-            version.state = "UNLOADING"
+            version.state = ModelState.UNLOADING
             try:
                 version.retire(self.config.unload_timeout)
             except Exception:  # one backend failing to unload must not stop the others
@@ -164,25 +169,45 @@ class ModelRegistry:
         """Bring the served versions in line with the repository (one scan at a time)."""
         with self._scan_lock:
             entries = scan_repository(self.config.repository)
-            for name, entry in entries.items():
-                record = self.models.get(name) or ModelRecord(name)
-                if entry.config_error and name in self.models:  # a broken edit keeps the last good policy
-                    record.config_error = entry.config_error
-                    log.error("model %s: %s; serving on with its previous config.yaml", name, entry.config_error)
-                else:
-                    record.config, record.config_error = entry.config, entry.config_error
-                    if entry.config_error:
-                        log.error("model %s: %s", name, entry.config_error)
-                try:
-                    self._sync_model(record, entry.versions)
-                except Exception:  # never let one model stop the scan of the others
-                    log.exception("model %s: reloading failed; its versions stay as they were", name)
-                with self._lock:
-                    self.models[name] = record
+            remove_stale_staging(Path(self.config.repository))
+            # independent models load side by side (bounded), so a slow one does not hold up the others; a
+            # model's record takes traffic only once its versions are loaded and warmed up, as before
+            with ThreadPoolExecutor(max_workers=max(1, min(LOAD_WORKERS, len(entries))),
+                                    thread_name_prefix="modelpress-load") as pool:
+                list(pool.map(self._sync_entry, entries.values()))  # re-raises here what a load thread raised
             for name in [n for n in self.models if n not in entries]:
                 self._sync_model(self.models[name], {})
                 with self._lock:
                     del self.models[name]
+
+    def _sync_entry(self, entry: ModelEntry) -> None:
+        """Bring one model in line with its entry of the scan (run in the loader pool)."""
+        name = entry.name
+        record = self.models.get(name) or ModelRecord(name)
+        if entry.config_error and name in self.models:  # a broken edit keeps the last good policy
+            record.config_error = entry.config_error
+            log.error("model %s: %s; serving on with its previous config.yaml", name, entry.config_error)
+        else:
+            record.config, record.config_error = entry.config, entry.config_error
+            if entry.config_error:
+                log.error("model %s: %s", name, entry.config_error)
+        self._mark_ambiguous(record, entry.ambiguous)
+        try:
+            self._sync_model(record, entry.versions)
+        except Exception:  # never let one model stop the scan of the others
+            log.exception("model %s: reloading failed; its versions stay as they were", name)
+        with self._lock:
+            self.models[name] = record
+
+    @staticmethod
+    def _mark_ambiguous(record: ModelRecord, ambiguous: dict[int, str]) -> None:
+        """Versions that several folders name are refused, and shown FAILED with the reason, until resolved."""
+        for v in [v for v, (mark, _) in record.failed.items() if mark == AMBIGUOUS and v not in ambiguous]:
+            del record.failed[v]
+        for v, message in ambiguous.items():
+            if record.failed.get(v, (None, None))[1] != message:
+                log.error("model %s: %s", record.name, message)
+            record.failed[v] = (AMBIGUOUS, message)
 
     def _sync_model(self, record: ModelRecord, folders: dict) -> None:
         def loadable() -> list[int]:
@@ -261,7 +286,7 @@ class ModelRegistry:
             if isinstance(err, ModelpressError):
                 raise
             raise ArtifactError(f"{folder}: {type(err).__name__}: {str(err)[:300]}") from None
-        served.state = "AVAILABLE"
+        served.state = ModelState.AVAILABLE
         log.info("loaded model %s version %s (%s, %d interpreter(s), %d thread(s) each, delegate %s%s) in %.0f ms",
                  record.name, version, backend.platform, pool, threads, delegate or "none",
                  ", batching" if served.batcher else "", (time.perf_counter() - started) * 1000)
@@ -276,9 +301,10 @@ class ModelRegistry:
                                 f"(to {target}); copy the file into the package instead")
 
     def _retire(self, record: ModelRecord, served: ServedVersion) -> None:
-        served.state = "UNLOADING"
+        served.state = ModelState.UNLOADING
         with self._lock:  # status() reads it under the lock
-            ended = sorted(v for v, s in record.retired.items() if s.state == "END" and v != served.version)
+            ended = sorted(v for v, s in record.retired.items()
+                           if s.state == ModelState.END and v != served.version)
             for version in ended[:-RETIRED_KEPT]:
                 del record.retired[version]
             record.retired[served.version] = served
@@ -338,7 +364,7 @@ class ModelRegistry:
                                            retry_after=5)
                 number = max(record.versions)
             served = record.versions.get(number)
-            if served is None or served.state != "AVAILABLE":
+            if served is None or served.state != ModelState.AVAILABLE:
                 served_list = ", ".join(str(v) for v in sorted(record.versions)) or "none"
                 why = f" ({record.failed[number][1]})" if number in record.failed else ""
                 raise NotFoundError(f"version {number} of model {model!r} is not available{why}; "
@@ -373,7 +399,7 @@ class ModelRegistry:
                 for v, served in record.retired.items():
                     rows[v] = {"version": v, "state": served.state, "error": None}
                 for v, (_, error) in record.failed.items():
-                    rows[v] = {"version": v, "state": "FAILED", "error": error}
+                    rows[v] = {"version": v, "state": ModelState.FAILED, "error": error}
                 for v, served in record.versions.items():
                     error = record.failed[v][1] if v in record.failed else None
                     rows[v] = {"version": v, "state": served.state, "error": error,
@@ -382,7 +408,7 @@ class ModelRegistry:
                     row["labels"] = sorted(labels.get(v, []))
                 out[record.name] = [rows[v] for v in sorted(rows, reverse=True)]
                 if record.config_error:
-                    out[record.name].insert(0, {"version": None, "state": "CONFIG_ERROR",
+                    out[record.name].insert(0, {"version": None, "state": ModelState.CONFIG_ERROR,
                                                 "error": record.config_error, "labels": []})
             return out
 
