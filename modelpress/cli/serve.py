@@ -11,6 +11,8 @@ import click
 @click.argument("repository", required=False, type=click.Path(file_okay=False, path_type=str))
 @click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False, path_type=str),
               help="YAML settings file (see examples/device-service/modelpress.yaml); also MODELPRESS_CONFIG.")
+@click.option("--model-name", help="Name of the model when REPOSITORY holds one package (or <version>/ packages "
+                                    "of one model), as KServe mounts it at /mnt/models; default: the folder's name.")
 @click.option("--host", help="Address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8500; 0 picks a free one).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Processes sharing the port (default 1).")
@@ -28,7 +30,8 @@ import click
 @click.option("--poll-interval", type=click.FloatRange(0, 3600), help="Seconds between repository scans (0: off).")
 @click.option("--max-body-bytes", type=click.IntRange(1), help="Largest request body accepted (default 16 MiB).")
 def serve(repository: str | None, config_file: str | None, **options) -> None:
-    """Serve the model packages in REPOSITORY (<model>/<version>/ folders) over HTTP.
+    """Serve the model packages in REPOSITORY over HTTP: <model>/<version>/ folders, or one package (or
+    <version>/ packages of one model) served as --model-name.
 
     Speaks TF Serving REST v1 (/v1/models/...) and Open Inference v2 (/v2/...), reloads new versions
     while running, and exposes /metrics, /openapi.json and a status page at /. Runs on waitress.
@@ -38,6 +41,7 @@ def serve(repository: str | None, config_file: str | None, **options) -> None:
       modelpress serve models/
       modelpress serve models/ --host 0.0.0.0 --port 8500 --threads 8 --token-file tokens.txt
       modelpress serve --config /etc/modelpress/service.yaml
+      MODELPRESS_PORT=8080 modelpress serve /mnt/models --model-name digits
     """
     from modelpress.runtime.config import RuntimeConfig
     from modelpress.runtime.server import serve as run

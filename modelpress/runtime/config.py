@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from modelpress.errors import UsageError
+from modelpress.layout import NAME_RULE, is_model_name
 
 ENV_PREFIX = "MODELPRESS_"
 
@@ -25,7 +26,8 @@ ENV_PREFIX = "MODELPRESS_"
 class RuntimeConfig:
     """All service settings, flat. See ``examples/device-service/modelpress.yaml`` for a commented file."""
 
-    repository: str = ""
+    repository: str = ""                   # <model>/<version>/ folders, one package, or <version>/ packages
+    model_name: str | None = None          # the name of the model when the repository folder holds just one
     host: str = "127.0.0.1"
     port: int = 8500
     threads: int = 4                       # WSGI worker threads = request concurrency
@@ -81,6 +83,8 @@ class RuntimeConfig:
             raise UsageError(f"port must be 0..65535, got {self.port}")
         if self.max_queue_delay_ms < 0 or self.poll_interval < 0:
             raise UsageError("max_queue_delay_ms and poll_interval must not be negative")
+        if self.model_name is not None and not is_model_name(self.model_name):
+            raise UsageError(f"model_name {self.model_name!r} is not a valid model name ({NAME_RULE})")
 
     def all_tokens(self) -> list[str]:
         """The bearer tokens accepted: ``tokens`` plus one a line from ``token_file`` (# comments ignored)."""

@@ -163,7 +163,7 @@ class ModelRegistry:
     def scan(self) -> None:
         """Bring the served versions in line with the repository (one scan at a time)."""
         with self._scan_lock:
-            entries = scan_repository(self.config.repository)
+            entries = scan_repository(self.config.repository, self.config.model_name)
             for name, entry in entries.items():
                 record = self.models.get(name) or ModelRecord(name)
                 if entry.config_error and name in self.models:  # a broken edit keeps the last good policy
