@@ -95,7 +95,7 @@ def create_app(config: RuntimeConfig | dict | str | Path | None = None, *, backe
 
         app = create_app({"repository": "models/"}, batching=True, max_batch_size=16)
     """
-    from modelpress.runtime.protocols import ops, tfserving_v1, v2
+    from modelpress.runtime.protocols import ops, repository, tfserving_v1, v2
 
     cfg = _config(config, overrides)
     if not cfg.repository:
@@ -108,7 +108,7 @@ def create_app(config: RuntimeConfig | dict | str | Path | None = None, *, backe
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_body_bytes
     app.extensions["modelpress"] = runtime
     app.modelpress = runtime  # type: ignore[attr-defined]
-    for blueprint in (tfserving_v1.blueprint, v2.blueprint, ops.blueprint):
+    for blueprint in (tfserving_v1.blueprint, v2.blueprint, repository.blueprint, ops.blueprint):
         app.register_blueprint(blueprint)
     _install_hooks(app, runtime)
     if start:

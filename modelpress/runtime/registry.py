@@ -29,7 +29,9 @@ from modelpress.manifest import Manifest, read_manifest
 from modelpress.runtime.backends import BACKENDS, Backend
 from modelpress.runtime.batcher import Batcher
 from modelpress.runtime.config import RuntimeConfig
-from modelpress.runtime.repository import ModelConfig, check_name, scan_repository
+from modelpress.runtime.memory import release_memory
+from modelpress.runtime.model_control import ModelControl
+from modelpress.runtime.repository import ModelConfig, VersionFolder, check_name, scan_repository
 
 log = logging.getLogger(__name__)
 RETIRED_KEPT = 4  # ended versions a model's status still lists (older ones are forgotten, metrics included)
@@ -95,6 +97,7 @@ class ServedVersion:
             self.state = "END"
             if self.metrics is not None:
                 self.metrics.forget(self.model, str(self.version))
+            release_memory()  # the interpreters' heap back to the system, so that RSS goes down
             log.info("unloaded model %s version %s", self.model, self.version)
 
 
@@ -106,6 +109,31 @@ class ModelRecord:
     versions: dict[int, ServedVersion] = field(default_factory=dict)
     failed: dict[int, tuple[tuple, str]] = field(default_factory=dict)   # version -> (fingerprint, error)
     retired: dict[int, ServedVersion] = field(default_factory=dict)
+    # model control (see model_control.py)
+    folders: dict[int, VersionFolder] = field(default_factory=dict)  # complete version folders, last scan
+    wanted: bool = True                # to be served (False: unloaded through the API, or explicit mode)
+    extra: set[int] = field(default_factory=set)      # versions loaded through the API besides the policy's
+    excluded: set[int] = field(default_factory=set)   # versions unloaded through the API
+    reason: str | None = None          # why the model is not loaded (unloaded, evicted)
+    waiters: int = 0                   # requests checking it out (it is not evicted under them)
+    last_used: float = 0.0             # time.monotonic() of the last checkout
+    size: int = 0                      # bytes counted against the memory budget while loaded
+    measured: int | None = None        # RSS growth measured at its last load
+
+    def loadable(self) -> list[int]:
+        """Versions on disk that did not fail to load as they are now."""
+        return [v for v, f in self.folders.items() if not (v in self.failed and self.failed[v][0] == f.fingerprint)]
+
+    def choose(self, loadable: list[int]) -> list[int]:
+        """The versions to serve out of ``loadable``: the policy's, less those unloaded through the API,
+        plus those loaded through it; newest first."""
+        chosen = {v for v in self.config.choose(loadable) if v not in self.excluded} | (self.extra & set(loadable))
+        return sorted(chosen, reverse=True)
+
+    def pending(self) -> list[int]:
+        """Versions a sync would load now (new, or changed on disk)."""
+        return [v for v in self.choose(self.loadable())
+                if v not in self.versions or self.versions[v].fingerprint != self.folders[v].fingerprint]
 
 
 class ModelRegistry:
@@ -126,6 +154,7 @@ class ModelRegistry:
             from modelpress.device_profiles import load_profile
 
             self._profile = load_profile(config.profile)
+        self.control = ModelControl(self)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -165,7 +194,10 @@ class ModelRegistry:
         with self._scan_lock:
             entries = scan_repository(self.config.repository, self.config.model_name)
             for name, entry in entries.items():
-                record = self.models.get(name) or ModelRecord(name)
+                record = self.models.get(name)
+                if record is None:
+                    record = ModelRecord(name, wanted=self.control.initially_wanted(name))
+                record.folders = entry.versions
                 if entry.config_error and name in self.models:  # a broken edit keeps the last good policy
                     record.config_error = entry.config_error
                     log.error("model %s: %s; serving on with its previous config.yaml", name, entry.config_error)
@@ -174,7 +206,7 @@ class ModelRegistry:
                     if entry.config_error:
                         log.error("model %s: %s", name, entry.config_error)
                 try:
-                    self._sync_model(record, entry.versions)
+                    self.control.sync(record)
                 except Exception:  # never let one model stop the scan of the others
                     log.exception("model %s: reloading failed; its versions stay as they were", name)
                 with self._lock:
@@ -190,7 +222,7 @@ class ModelRegistry:
                     if not (v in record.failed and record.failed[v][0] == f.fingerprint)]
 
         while True:
-            wanted = record.config.choose(loadable())
+            wanted = record.choose(loadable())
             pending = [v for v in wanted if v not in record.versions
                        or record.versions[v].fingerprint != folders[v].fingerprint]
             if not pending:
@@ -212,7 +244,7 @@ class ModelRegistry:
                     record.versions[v] = served
                 if old is not None:
                     self._retire(record, old)
-        keep = set(record.config.choose(loadable()))
+        keep = set(record.choose(loadable()))
         for v in [v for v in record.versions if v not in keep]:
             with self._lock:
                 old = record.versions.pop(v)
@@ -303,6 +335,7 @@ class ModelRegistry:
             with served.cond:
                 served.inflight -= 1
                 served.cond.notify_all()
+            self.control.notify_idle()
 
     def lookup_model(self, model: str) -> ModelRecord:
         """The record of a model in the repository, or a 404 naming the models there."""
@@ -323,9 +356,11 @@ class ModelRegistry:
         return record.config.labels[label]
 
     def _checkout(self, model: str, version: str | int | None = None, label: str | None = None) -> ServedVersion:
-        """The served version asked for, already counted in flight (``acquire`` releases it)."""
+        """The served version asked for, already counted in flight (``acquire`` releases it); a model the
+        memory budget unloaded is loaded again first."""
         record = self.lookup_model(model)
-        with self._lock:
+        with self.control.reserve(record), self._lock:
+            record.last_used = time.monotonic()
             if label is not None:
                 number = self.label_version(model, label)
             elif version is not None:
@@ -349,6 +384,11 @@ class ModelRegistry:
 
     @staticmethod
     def _why(record: ModelRecord) -> str:
+        if record.reason:
+            return f": {record.reason}"
+        if not record.wanted:
+            return (": it is not loaded (explicit model control); load it with POST "
+                    f"/v2/repository/models/{record.name}/load")
         if record.config_error:
             return f": {record.config_error}"
         if record.failed:
