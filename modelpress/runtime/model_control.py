@@ -85,6 +85,7 @@ class ModelControl:
         self.startup = set(config.load_models)
         self._cond = threading.Condition(threading.Lock())  # notified when a model becomes idle
         self._jobs: dict[str, _LoadJob] = {}
+        self._measured_once = False
         self.metrics = None
         if registry.metrics is not None:
             self.metrics = _ControlMetrics(self, registry.metrics.registry)
@@ -102,9 +103,15 @@ class ModelControl:
                 self._unload_now(record, "api")
             return
         if self.budget is None:
-            self.registry._sync_model(record, record.folders)
+            self._sync_counted(record)
         elif record.versions:  # resident: hot reload within the budget; not resident: loads on demand
             self._bring_up(record, deadline=time.monotonic() + self.load_wait)
+
+    def _sync_counted(self, record: ModelRecord) -> None:
+        resident = bool(record.versions)
+        self.registry._sync_model(record, record.folders)
+        if not resident and record.versions and self.metrics is not None:
+            self.metrics.loads.labels(record.name).inc()
 
     def notify_idle(self) -> None:
         if self.budget is not None:
@@ -141,7 +148,7 @@ class ModelControl:
             else:
                 record.excluded.clear()
             if self.budget is None:
-                self.registry._sync_model(record, record.folders)
+                self._sync_counted(record)
             else:
                 self._bring_up(record, deadline=time.monotonic() + self.load_wait)
         if not record.versions or (version is not None and version not in record.versions):
@@ -254,7 +261,7 @@ class ModelControl:
             job.done.set()
 
     def _estimate(self, record: ModelRecord) -> int:
-        """Bytes the versions this model would serve are expected to hold."""
+        """Bytes the versions this model would serve are expected to hold, by their packages."""
         total = 0
         for v in record.choose(record.loadable()):
             folder = record.folders[v].path
@@ -264,7 +271,7 @@ class ModelControl:
                 continue  # the load itself will report it
             pool = self.registry._settings(record, manifest)[2]
             total += package_estimate(folder, manifest, pool)
-        return max(total, record.measured or 0)
+        return total
 
     def _used(self, excluding: ModelRecord | None = None) -> int:
         with self.registry._lock:
@@ -281,13 +288,13 @@ class ModelControl:
         """Make room for ``record`` (evicting idle models, least recently used first), then load it and
         measure its size (scan lock held)."""
         assert self.budget is not None
-        need = self._estimate(record)
-        pending = record.pending()
-        if not pending:
+        if not record.pending():
             self.registry._sync_model(record, record.folders)  # removals only: nothing to make room for
             return
-        if need > self.budget:
-            raise UnavailableError(f"model {record.name!r} needs about {need / 2**20:.1f} MiB by its package, more "
+        estimate = self._estimate(record)
+        need = max(estimate, record.measured or 0)
+        if estimate > self.budget:
+            raise UnavailableError(f"model {record.name!r} needs about {estimate / 2**20:.1f} MiB by its package, more "
                                    f"than the whole memory budget ({self.budget / 2**20:.1f} MiB); raise "
                                    "--max-memory or serve it on a larger machine")
         while self._used(excluding=record) + need > self.budget and self._used(excluding=record) > 0:
@@ -307,15 +314,17 @@ class ModelControl:
         self.registry._sync_model(record, record.folders)
         after = process_rss()
         if record.versions:
-            if not resident and before is not None and after is not None and after > before:
+            # the process's first interpreter also pays for the runtime's own start-up: not the model's size
+            if not resident and self._measured_once and before is not None and after is not None and after > before:
                 record.measured = after - before
+            self._measured_once = True
             record.size = max(need, record.measured or 0)
             record.last_used = time.monotonic()
             record.reason = None
             if self.metrics is not None:
                 self.metrics.loads.labels(record.name).inc()
             log.info("model %s loaded within the memory budget: %.1f MiB (package estimate %.1f MiB, measured "
-                     "%.1f MiB); %.1f of %.1f MiB used", record.name, record.size / 2**20, need / 2**20,
+                     "%.1f MiB); %.1f of %.1f MiB used", record.name, record.size / 2**20, estimate / 2**20,
                      (record.measured or 0) / 2**20, self._used() / 2**20, self.budget / 2**20)
         else:
             record.size = 0

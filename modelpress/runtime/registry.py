@@ -94,10 +94,10 @@ class ServedVersion:
         try:
             self.backend.unload()
         finally:
+            release_memory()  # the interpreters' heap back to the system, so that RSS goes down
             self.state = "END"
             if self.metrics is not None:
                 self.metrics.forget(self.model, str(self.version))
-            release_memory()  # the interpreters' heap back to the system, so that RSS goes down
             log.info("unloaded model %s version %s", self.model, self.version)
 
 
