@@ -170,6 +170,9 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
     @app.after_request
     def _record(response: Response):
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        waited = runtime.registry.control.take_wait()
+        if waited is not None:  # the request waited for its model to load (memory budget): say so, and how long
+            response.headers["Server-Timing"] = f'load;dur={waited * 1000:.1f};desc="on-demand model load"'
         protocol = g.get("protocol", "other")
         model, version = _known(runtime, g.get("model", ""), str(g.get("version", "")))
         if protocol in ("v1", "v2") and model:

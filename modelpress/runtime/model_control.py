@@ -86,6 +86,7 @@ class ModelControl:
         self._cond = threading.Condition(threading.Lock())  # notified when a model becomes idle
         self._jobs: dict[str, _LoadJob] = {}
         self._measured_once = False
+        self._local = threading.local()
         self.metrics = None
         if registry.metrics is not None:
             self.metrics = _ControlMetrics(self, registry.metrics.registry)
@@ -203,6 +204,13 @@ class ModelControl:
                                  "reason": record.config_error or "no complete version folder yet"})
         return [row for row in rows if row["state"] == "READY"] if ready_only else rows
 
+    def take_wait(self) -> float | None:
+        """Seconds the current thread's last request waited for an on-demand load (then forgotten), or None:
+        the service reports it to the client in a ``Server-Timing`` header."""
+        waited = getattr(self._local, "waited", None)
+        self._local.waited = None
+        return waited
+
     def sizes(self) -> dict[str, int]:
         """Bytes counted against the budget by each loaded model."""
         with self.registry._lock:
@@ -232,6 +240,7 @@ class ModelControl:
                                  daemon=True).start()
         finished = job.done.wait(self.load_wait)
         outcome = "timeout" if not finished else ("failed" if job.error else "loaded")
+        self._local.waited = time.monotonic() - started
         if self.metrics is not None:
             self.metrics.waits.labels(record.name, outcome).inc()
             self.metrics.wait_seconds.labels(record.name).observe(time.monotonic() - started)

@@ -81,7 +81,7 @@ def test_a_request_that_waits_past_load_wait_gets_503_with_retry_after(start_ser
     body = {"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 8, 8, 1], "data": x[0].ravel().tolist()}]}
     first = requests.post(server.url + "/v2/models/alpha/infer", json=body, timeout=30)
     assert first.status_code == 503 and int(first.headers["Retry-After"]) >= 1
-    assert "loaded on demand" in first.json()["error"]
+    assert "loaded on demand" in first.json()["error"] and "on-demand model load" in first.headers["Server-Timing"]
     deadline = time.monotonic() + 30
     while (answer := requests.post(server.url + "/v2/models/alpha/infer", json=body, timeout=30)).status_code == 503:
         assert time.monotonic() < deadline, answer.text
