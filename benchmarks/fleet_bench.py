@@ -38,9 +38,10 @@ from modelpress.manifest import read_manifest  # noqa: E402
 from modelpress.runtime.memory import package_estimate  # noqa: E402
 from modelpress.tables import text_table  # noqa: E402
 from modelpress.tflite_interpreter import TFLiteModel  # noqa: E402
-from tests.runtime.conftest import FIXTURES, PACKAGES  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
+FIXTURES = ROOT / "tests" / "runtime" / "fixtures"  # the committed packages (data files, not test code)
+PACKAGES = FIXTURES / "packages"
 MB = 1024 * 1024
 MODELS = 20
 FITS = 5

@@ -28,12 +28,13 @@ from prometheus_client.core import GaugeMetricFamily
 from modelpress.errors import ArtifactError, ModelpressError, NotFoundError, UnavailableError
 from modelpress.manifest import read_manifest
 from modelpress.runtime.memory import package_estimate, parse_memory, process_rss
+from modelpress.runtime.state import ModelState
 
 if TYPE_CHECKING:
     from modelpress.runtime.registry import ModelRecord, ModelRegistry
 
 log = logging.getLogger(__name__)
-INDEX_STATES = {"AVAILABLE": "READY", "LOADING": "LOADING", "UNLOADING": "UNLOADING"}
+INDEX_STATES = {ModelState.AVAILABLE: "READY", ModelState.LOADING: "LOADING", ModelState.UNLOADING: "UNLOADING"}
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -189,7 +190,7 @@ class ModelControl:
                     retired = record.retired.get(v)
                     if served is not None:
                         state, reason = INDEX_STATES.get(served.state, "UNAVAILABLE"), ""
-                    elif retired is not None and retired.state == "UNLOADING":
+                    elif retired is not None and retired.state == ModelState.UNLOADING:
                         state, reason = "UNLOADING", ""
                     elif v not in record.folders:
                         continue
@@ -355,7 +356,7 @@ class ModelControl:
             record.size = 0
         for version in served:
             if reason == "eviction":
-                version.state = "UNLOADING"
+                version.state = ModelState.UNLOADING
                 version.retire(self.registry.config.unload_timeout)
             else:
                 self.registry._retire(record, version)

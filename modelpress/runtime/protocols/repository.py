@@ -14,8 +14,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from modelpress.errors import BadRequestError
-from modelpress.runtime.app import json_response, protected
 from modelpress.runtime.codecs import parse_json
+from modelpress.runtime.http import json_response, protected
 
 blueprint = Blueprint("repository", __name__, url_prefix="/v2/repository")
 
