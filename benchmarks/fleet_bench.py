@@ -23,6 +23,7 @@ import json
 import shutil
 import sys
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -48,19 +49,21 @@ FITS = 5
 THREADS = 4  # server threads = interpreters per model
 
 
-def build_repository(root: Path) -> dict[str, str]:
-    """m00..m19, float32 and int8 packages alternating; returns model -> package."""
+def build_repository(root: Path, pool_size: int) -> dict[str, str]:
+    """m00..m19, float32 and int8 packages alternating, each with ``pool_size`` interpreters (the digits
+    models are tiny: a pool makes each weigh a few MiB, closer to a real model); returns model -> package."""
     packages = {}
     for i in range(MODELS):
         name, package = f"m{i:02d}", ("float32", "int8")[i % 2]
         shutil.copytree(PACKAGES / package, root / name / "1")
+        (root / name / "config.yaml").write_text(f"pool_size: {pool_size}\n")
         packages[name] = package
     return packages
 
 
-def budget_for(root: Path, packages: dict[str, str]) -> int:
+def budget_for(root: Path, packages: dict[str, str], pool_size: int) -> int:
     """Five times the largest package estimate: five models fit, a sixth does not."""
-    sizes = [package_estimate(root / name / "1", read_manifest(root / name / "1"), THREADS) for name in packages]
+    sizes = [package_estimate(root / name / "1", read_manifest(root / name / "1"), pool_size) for name in packages]
     return FITS * max(sizes)
 
 
@@ -68,6 +71,21 @@ def zipf_mix(count: int, exponent: float, seed: int = 0) -> np.ndarray:
     """Model indexes 0..19 drawn with probability proportional to 1 / rank**exponent (rank 1 = m00)."""
     weights = 1.0 / np.arange(1, MODELS + 1) ** exponent
     return np.random.default_rng(seed).choice(MODELS, size=count, p=weights / weights.sum())
+
+
+def lru_hit_rate(exponent: float, count: int = 100_000) -> float:
+    """The hit rate an ideal LRU cache of FITS models gets on the same mix, one request at a time."""
+    cache: OrderedDict[int, None] = OrderedDict()
+    hits = 0
+    for model in zipf_mix(count, exponent, seed=1):
+        if model in cache:
+            hits += 1
+            cache.move_to_end(model)
+        else:
+            cache[model] = None
+            if len(cache) > FITS:
+                cache.popitem(last=False)
+    return hits / count
 
 
 def metric_total(url: str, name: str, **labels: str) -> float:
@@ -157,6 +175,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per run")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of the model mix")
+    parser.add_argument("--pool-size", type=int, default=16, help="interpreters per model (its weight)")
     parser.add_argument("--quick", action="store_true", help="15 s per run")
     args = parser.parse_args()
     if args.quick:
@@ -164,16 +183,17 @@ def main() -> None:
     x = np.load(FIXTURES / "x_test.npy")[:2]
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
         repo = Path(tmp) / "repo"
-        packages = build_repository(repo)
-        budget = budget_for(repo, packages)
+        packages = build_repository(repo, args.pool_size)
+        budget = budget_for(repo, packages, args.pool_size)
         results = [run(repo, packages, budget, args, x), run(repo, packages, None, args, x)]
     weights = 1.0 / np.arange(1, MODELS + 1) ** args.zipf
     top5 = float(weights[:FITS].sum() / weights.sum())
     rows = [{**r, "warm_p50": r["warm"]["p50_ms"], "warm_p99": r["warm"]["p99_ms"], "cold_p50": r["cold"]["p50_ms"],
              "cold_p99": r["cold"]["p99_ms"], "hit": 100 * r["hit_rate"], "errs": sum(r["errors"].values())}
             for r in results]
-    print(f"{MODELS} models, Zipf {args.zipf} (top {FITS} take {100 * top5:.0f}% of requests), "
-          f"{args.concurrency} clients, {args.duration:.0f} s a run")
+    print(f"{MODELS} models of {args.pool_size} interpreters, Zipf {args.zipf} (top {FITS} take {100 * top5:.0f}% "
+          f"of requests; an ideal LRU of {FITS} hits {100 * lru_hit_rate(args.zipf):.0f}%), {args.concurrency} "
+          f"clients, {args.duration:.0f} s a run, budget {budget / MB:.1f} MiB")
     print(text_table(rows, [
         ("budget", "budget"), ("requests", "ok"), ("errors", "errs"), ("req/s", "rps", "{:.0f}"),
         ("hit %", "hit", "{:.1f}"), ("warm p50 ms", "warm_p50", "{:.2f}"), ("warm p99 ms", "warm_p99", "{:.2f}"),
@@ -185,6 +205,7 @@ def main() -> None:
     name = "fleet_bench_quick" if args.quick else "fleet_bench"
     plot(results, RESULTS / f"{name}_rss.png")
     report = {"machine": machine(), "models": MODELS, "fits": FITS, "zipf": args.zipf, "top5_share": top5,
+              "ideal_lru_hit_rate": lru_hit_rate(args.zipf), "pool_size": args.pool_size,
               "concurrency": args.concurrency, "duration_s": args.duration, "runs": results}
     atomic_write_bytes(RESULTS / f"{name}.json", json.dumps(report, indent=1).encode())
     print(f"wrote {RESULTS / (name + '.json')} and {name}_rss.png")
