@@ -143,7 +143,7 @@ class ModelControl:
             raise NotFoundError(f"model {name!r} has no version {version} in the repository; versions there: "
                                 f"{', '.join(str(v) for v in sorted(record.folders)) or 'none'}")
         with self.registry._scan_lock:
-            record.wanted = True
+            record.wanted, record.reason = True, None
             if version is not None:
                 record.extra.add(version)
                 record.excluded.discard(version)
@@ -155,7 +155,6 @@ class ModelControl:
                 self._bring_up(record, deadline=time.monotonic() + self.load_wait)
         if not record.versions or (version is not None and version not in record.versions):
             raise ArtifactError(f"model {name!r} failed to load{self.registry._why(record)}")
-        record.reason = None
 
     def unload(self, name: str, version: int | None = None) -> None:
         """Unload a model (it stays unloaded, on-demand loading included, until loaded again), or one

@@ -123,3 +123,19 @@ def test_repository_routes_need_the_inference_token(make_app, repo):
     for path in ("/v2/repository/index", "/v2/repository/models/int8/unload", "/v2/repository/models/int8/load"):
         assert client.post(path).status_code == 401
         assert client.post(path, headers={"Authorization": "Bearer t0ken"}).status_code == 200
+
+
+def test_loading_a_broken_package_says_why(start_server, repo):
+    from tests.runtime.conftest import add_version
+
+    folder = add_version(repo, "broken", 1, "float32")
+    (folder / "model.tflite").write_bytes(b"not a flatbuffer at all")
+    server = start_server(repo, "--poll-interval", "0", "--model-control", "explicit")
+    client = httpclient.InferenceServerClient(url=server.hostport)
+    with pytest.raises(InferenceServerException, match=r"failed to load: version 1 failed: .*model\.tflite"):
+        client.load_model("broken")
+    row = next(r for r in client.get_model_repository_index() if r["name"] == "broken")
+    assert row["state"] == "UNAVAILABLE" and "model.tflite" in row["reason"]
+    client.load_model("int8")  # the others load as ever
+    assert client.is_model_ready("int8")
+    client.close()
