@@ -38,6 +38,7 @@ from modelpress.atomic import atomic_write_bytes  # noqa: E402
 from modelpress.manifest import read_manifest  # noqa: E402
 from modelpress.runtime.memory import package_estimate  # noqa: E402
 from modelpress.tables import text_table  # noqa: E402
+from modelpress.testing.server import serving_pid  # noqa: E402
 from modelpress.tflite_interpreter import TFLiteModel  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -101,7 +102,7 @@ def run(repo: Path, packages: dict[str, str], budget: int | None, args, x: np.nd
     body, headers = v2_body(x, "image", binary=True)
     cold: dict[int, bool] = {}
     extra = ["--max-memory", str(budget)] if budget else []
-    with served(repo, "--poll-interval", "0", "--threads", str(THREADS), *extra) as server:
+    with served(repo, "--poll-interval", "0", "--threads", str(THREADS), "--server", args.server, *extra) as server:
         def send(session: requests.Session, index: int) -> str | None:
             name = names[mix[index % len(mix)]]
             answer = session.post(f"{server.url}/v2/models/{name}/infer", data=body, headers=headers, timeout=60)
@@ -113,7 +114,7 @@ def run(repo: Path, packages: dict[str, str], budget: int | None, args, x: np.nd
                 return "wrong values"
             return None
 
-        with RssSampler(server.proc.pid, interval=0.5) as rss:
+        with RssSampler(serving_pid(server.proc.pid), interval=0.5) as rss:
             start_rss = rss.now()
             load = run_load(send, concurrency=args.concurrency, total=10**9, cap=args.duration)
             end_rss = rss.now()
@@ -175,6 +176,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per run")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of the model mix")
+    parser.add_argument("--server", default="auto", help="HTTP server: auto (granian when installed), waitress")
     parser.add_argument("--pool-size", type=int, default=16, help="interpreters per model (its weight)")
     parser.add_argument("--quick", action="store_true", help="15 s per run")
     args = parser.parse_args()
@@ -186,6 +188,10 @@ def main() -> None:
         packages = build_repository(repo, args.pool_size)
         budget = budget_for(repo, packages, args.pool_size)
         results = [run(repo, packages, budget, args, x), run(repo, packages, None, args, x)]
+    from modelpress.runtime.config import RuntimeConfig
+    from modelpress.runtime.server import server_name
+
+    server = server_name(RuntimeConfig(server=args.server))
     weights = 1.0 / np.arange(1, MODELS + 1) ** args.zipf
     top5 = float(weights[:FITS].sum() / weights.sum())
     rows = [{**r, "warm_p50": r["warm"]["p50_ms"], "warm_p99": r["warm"]["p99_ms"], "cold_p50": r["cold"]["p50_ms"],
@@ -193,7 +199,7 @@ def main() -> None:
             for r in results]
     print(f"{MODELS} models of {args.pool_size} interpreters, Zipf {args.zipf} (top {FITS} take {100 * top5:.0f}% "
           f"of requests; an ideal LRU of {FITS} hits {100 * lru_hit_rate(args.zipf):.0f}%), {args.concurrency} "
-          f"clients, {args.duration:.0f} s a run, budget {budget / MB:.1f} MiB")
+          f"clients, {args.duration:.0f} s a run, budget {budget / MB:.1f} MiB, {server}")
     print(text_table(rows, [
         ("budget", "budget"), ("requests", "ok"), ("errors", "errs"), ("req/s", "rps", "{:.0f}"),
         ("hit %", "hit", "{:.1f}"), ("warm p50 ms", "warm_p50", "{:.2f}"), ("warm p99 ms", "warm_p99", "{:.2f}"),
@@ -205,7 +211,7 @@ def main() -> None:
     name = "fleet_bench_quick" if args.quick else "fleet_bench"
     plot(results, RESULTS / f"{name}_rss.png")
     report = {"machine": machine(), "models": MODELS, "fits": FITS, "zipf": args.zipf, "top5_share": top5,
-              "ideal_lru_hit_rate": lru_hit_rate(args.zipf), "pool_size": args.pool_size,
+              "ideal_lru_hit_rate": lru_hit_rate(args.zipf), "pool_size": args.pool_size, "server": server,
               "concurrency": args.concurrency, "duration_s": args.duration, "runs": results}
     atomic_write_bytes(RESULTS / f"{name}.json", json.dumps(report, indent=1).encode())
     print(f"wrote {RESULTS / (name + '.json')} and {name}_rss.png")

@@ -24,7 +24,7 @@ from modelpress.errors import ModelpressError, NotFoundError, PayloadTooLargeErr
 from modelpress.layout import parse_version
 from modelpress.runtime.config import RuntimeConfig
 from modelpress.runtime.dataplane import DataPlane
-from modelpress.runtime.fastpath import FastInference
+from modelpress.runtime.fastpath import FastInference, Lingering
 from modelpress.runtime.http import authorized, error_answer, internal_answer, json_response, load_timing
 from modelpress.runtime.metrics import Metrics, _StateCollector
 from modelpress.runtime.protocols import ops, repository, tfserving_v1, v2
@@ -93,7 +93,8 @@ def create_app(config: RuntimeConfig | dict | str | Path | None = None, *, backe
     for blueprint in (tfserving_v1.blueprint, v2.blueprint, repository.blueprint, ops.blueprint):
         app.register_blueprint(blueprint)
     _install_hooks(app, runtime)
-    app.wsgi_app = FastInference(app.wsgi_app, runtime)  # v2 inference without Flask's per-request work
+    # v2 inference without Flask's per-request work; early answers then drain what the client still sends
+    app.wsgi_app = FastInference(Lingering(app.wsgi_app), runtime)  # type: ignore[method-assign]
     if start:
         runtime.registry.start()
     return app
@@ -108,8 +109,8 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
         g.version = (request.view_args or {}).get("version", "")
         length = request.content_length
         if length is not None and length > runtime.config.max_body_bytes:
-            raise PayloadTooLargeError(f"the request body has {length} bytes; at most "
-                                       f"{runtime.config.max_body_bytes} are accepted (max_body_bytes)")
+            raise PayloadTooLargeError(f"the request body has {length} bytes, over {runtime.config.max_body_bytes} "
+                                       "bytes (max_body_bytes); it was refused before being read")
         view = app.view_functions.get(request.endpoint or "")
         needs_token = getattr(view, "modelpress_protected", False)
         if needs_token and not runtime.authorized(request.headers.get("Authorization")):

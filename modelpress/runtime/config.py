@@ -20,6 +20,7 @@ from modelpress.errors import UsageError
 from modelpress.layout import NAME_RULE, is_model_name
 
 ENV_PREFIX = "MODELPRESS_"
+SERVERS = ("auto", "granian", "waitress")
 
 
 @dataclass
@@ -32,6 +33,7 @@ class RuntimeConfig:
     port: int = 8500
     threads: int = 4                       # WSGI worker threads = request concurrency
     workers: int = 1                       # processes sharing the port (each loads its own models)
+    server: str = "auto"                   # HTTP server: granian (Rust) when installed, else waitress
     pool_size: int | None = None           # interpreters per model version; default: threads
     interpreter_threads: int | None = None  # default: the device profile's threads
     delegate: str | None = None            # default: the device profile's delegate
@@ -86,6 +88,8 @@ class RuntimeConfig:
             raise UsageError(f"pool_size must be at least 1, got {self.pool_size}")
         if not 0 <= self.port <= 65535:
             raise UsageError(f"port must be 0..65535, got {self.port}")
+        if self.server not in SERVERS:
+            raise UsageError(f"server {self.server!r} is unknown; use one of {', '.join(SERVERS)}")
         if self.max_queue_delay_ms < 0 or self.poll_interval < 0:
             raise UsageError("max_queue_delay_ms and poll_interval must not be negative")
         if self.model_control not in ("poll", "explicit"):

@@ -14,8 +14,9 @@ import requests
 
 from modelpress.manifest import read_manifest
 from modelpress.runtime.memory import package_estimate
+from modelpress.testing.server import serving_pid
 from modelpress.tflite_interpreter import TFLiteModel
-from tests.runtime.conftest import PACKAGES
+from tests.runtime.conftest import PACKAGES, SERVERS
 
 httpclient = pytest.importorskip("tritonclient.http")
 
@@ -100,12 +101,13 @@ def test_a_model_larger_than_the_whole_budget_is_refused_clearly(start_server, t
     assert "--max-memory" in answer.json()["error"]
 
 
-def test_memory_is_returned_to_the_system_after_an_unload(start_server, tmp_path):
+@pytest.mark.parametrize("http_server", SERVERS)
+def test_memory_is_returned_to_the_system_after_an_unload(start_server, tmp_path, http_server):
     repo = _two_models(tmp_path / "repo")
     (repo / "beta" / "config.yaml").write_text("pool_size: 96\n")  # 96 interpreters: a load worth measuring
-    server = start_server(repo, "--poll-interval", "0", "--model-control", "explicit")
+    server = start_server(repo, "--poll-interval", "0", "--model-control", "explicit", "--server", http_server)
     client = httpclient.InferenceServerClient(url=server.hostport)
-    process = psutil.Process(server.proc.pid)
+    process = psutil.Process(serving_pid(server.proc.pid))
     client.load_model("alpha")  # the interpreter library and first-load costs are paid once, before measuring
     client.unload_model("alpha")
     _wait_state(client, "alpha", "UNAVAILABLE")
