@@ -123,3 +123,25 @@ def test_memory_is_returned_to_the_system_after_an_unload(start_server, tmp_path
     assert after <= before * 1.10, f"RSS {before / 2**20:.1f} MiB before load, {after / 2**20:.1f} after unload"
     assert after - before <= 0.25 * grown, f"{(after - before) / 2**20:.1f} of {grown / 2**20:.1f} MiB kept"
     client.close()
+
+
+def test_new_versions_under_a_budget_reach_resident_and_evicted_models(make_app, tmp_path, samples):
+    from tests.runtime.conftest import add_version
+
+    x, _ = samples
+    repo = _two_models(tmp_path / "repo")
+    folder = repo / "alpha" / "1"
+    estimate = package_estimate(folder, read_manifest(folder), pool_size=1)
+    app = make_app(repo, pool_size=1, max_memory=str(int(estimate * 1.5)))
+    client = app.test_client()
+    body = {"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 8, 8, 1], "data": x[0].ravel().tolist()}]}
+    assert client.post("/v2/models/alpha/infer", json=body).json["model_version"] == "1"
+
+    add_version(repo, "alpha", 2, "int8")   # alpha is loaded: the scan swaps its version within the budget
+    add_version(repo, "beta", 2, "int8")    # beta is not: its next request loads the new version
+    app.modelpress.registry.scan()
+    ready = {(r["name"], r["version"]) for r in client.post("/v2/repository/index").json if r["state"] == "READY"}
+    assert ready == {("alpha", "2")}
+    assert client.post("/v2/models/beta/infer", json=body).json["model_version"] == "2"
+    ready = {(r["name"], r["version"]) for r in client.post("/v2/repository/index").json if r["state"] == "READY"}
+    assert ready == {("beta", "2")}  # alpha made room
