@@ -124,10 +124,13 @@ class ModelControl:
     def reserve(self, record: ModelRecord) -> Iterator[None]:
         """Hold ``record`` against eviction while a request checks it out; load it on demand first when
         the budget unloaded it (or never loaded it), waiting at most ``load_wait`` seconds."""
+        if self.budget is None:  # nothing is ever evicted: no bookkeeping on the request path
+            yield
+            return
         with self.registry._lock:
             record.waiters += 1
         try:
-            if self.budget is not None and record.wanted and not record.versions:
+            if record.wanted and not record.versions:
                 self._wait_for_load(record)
             yield
         finally:
