@@ -95,11 +95,17 @@ class ModelControl:
     # --- what the registry asks ----------------------------------------------------------------------
     def initially_wanted(self, name: str) -> bool:
         """Whether a model first seen by a scan is to be served: always in poll mode; in explicit mode
-        when named in ``load_models`` (``*``: every model)."""
+        when named in ``load_models`` (``*``: every model)::
+
+            ModelRecord(name, wanted=control.initially_wanted(name))
+        """
         return not self.explicit or "*" in self.startup or name in self.startup
 
     def sync(self, record: ModelRecord) -> None:
-        """Bring a model in line with the repository after a scan (scan lock held)."""
+        """Bring a model in line with the repository after a scan (scan lock held)::
+
+            record.folders = entry.versions; control.sync(record)
+        """
         if not record.wanted:
             if record.versions:
                 self._unload_now(record, "api")
@@ -116,6 +122,10 @@ class ModelControl:
             self.metrics.loads.labels(record.name).inc()
 
     def notify_idle(self) -> None:
+        """Wake a load waiting for room: a request ended (``acquire`` calls it)::
+
+            control.notify_idle()
+        """
         if self.budget is not None:
             with self._cond:
                 self._cond.notify_all()
@@ -123,7 +133,11 @@ class ModelControl:
     @contextlib.contextmanager
     def reserve(self, record: ModelRecord) -> Iterator[None]:
         """Hold ``record`` against eviction while a request checks it out; load it on demand first when
-        the budget unloaded it (or never loaded it), waiting at most ``load_wait`` seconds."""
+        the budget unloaded it (or never loaded it), waiting at most ``load_wait`` seconds::
+
+            with control.reserve(record), registry._lock:
+                served = record.versions[max(record.versions)]; served.inflight += 1
+        """
         if self.budget is None:  # nothing is ever evicted: no bookkeeping on the request path
             yield
             return
@@ -140,7 +154,10 @@ class ModelControl:
 
     # --- the repository API --------------------------------------------------------------------------
     def load(self, name: str, version: int | None = None) -> None:
-        """Load a model (its policy's versions) or one more version of it, now; waits for the load."""
+        """Load a model (its policy's versions) or one more version of it, now; waits for the load::
+
+            control.load("digits"); control.load("digits", version=1)
+        """
         record = self.registry.lookup_model(name)
         if version is not None and version not in record.folders:
             raise NotFoundError(f"model {name!r} has no version {version} in the repository; versions there: "
@@ -161,7 +178,10 @@ class ModelControl:
 
     def unload(self, name: str, version: int | None = None) -> None:
         """Unload a model (it stays unloaded, on-demand loading included, until loaded again), or one
-        version of it; in-flight requests finish first."""
+        version of it; in-flight requests finish first::
+
+            control.unload("digits", version=1); control.unload("digits")
+        """
         record = self.registry.lookup_model(name)
         with self.registry._scan_lock:
             if version is None:
@@ -181,7 +201,10 @@ class ModelControl:
 
     def index(self, ready_only: bool = False) -> list[dict]:
         """The repository index as Triton and MLServer answer it: a row per model version with its state
-        (READY, LOADING, UNLOADING, UNAVAILABLE) and the reason when it is not ready."""
+        (READY, LOADING, UNLOADING, UNAVAILABLE) and the reason when it is not ready::
+
+            control.index(ready_only=True)    # [{"name": "digits", "version": "2", "state": "READY", "reason": ""}]
+        """
         rows = []
         with self.registry._lock:
             for name in sorted(self.registry.models):
@@ -209,13 +232,19 @@ class ModelControl:
 
     def take_wait(self) -> float | None:
         """Seconds the current thread's last request waited for an on-demand load (then forgotten), or None:
-        the service reports it to the client in a ``Server-Timing`` header."""
+        the service reports it to the client in a ``Server-Timing`` header::
+
+            waited = control.take_wait()      # 0.042 after a request that waited 42 ms, else None
+        """
         waited = getattr(self._local, "waited", None)
         self._local.waited = None
         return waited
 
     def sizes(self) -> dict[str, int]:
-        """Bytes counted against the budget by each loaded model."""
+        """Bytes counted against the budget by each loaded model::
+
+            control.sizes()                   # {"digits": 1237536}
+        """
         with self.registry._lock:
             return {r.name: r.size for r in self.registry.models.values() if r.versions}
 

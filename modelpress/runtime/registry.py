@@ -126,17 +126,26 @@ class ModelRecord:
     measured: int | None = None        # RSS growth measured at its last load
 
     def loadable(self) -> list[int]:
-        """Versions on disk that did not fail to load as they are now."""
+        """Versions on disk that did not fail to load as they are now::
+
+            record.loadable()      # [1, 2]
+        """
         return [v for v, f in self.folders.items() if not (v in self.failed and self.failed[v][0] == f.fingerprint)]
 
     def choose(self, loadable: list[int]) -> list[int]:
         """The versions to serve out of ``loadable``: the policy's, less those unloaded through the API,
-        plus those loaded through it; newest first."""
+        plus those loaded through it; newest first::
+
+            record.choose([1, 2, 3])    # [3] for the default policy; [3, 1] after loading version 1
+        """
         chosen = {v for v in self.config.choose(loadable) if v not in self.excluded} | (self.extra & set(loadable))
         return sorted(chosen, reverse=True)
 
     def pending(self) -> list[int]:
-        """Versions a sync would load now (new, or changed on disk)."""
+        """Versions a sync would load now (new, or changed on disk)::
+
+            record.pending()       # [3] once version 3 was published
+        """
         return [v for v in self.choose(self.loadable())
                 if v not in self.versions or self.versions[v].fingerprint != self.folders[v].fingerprint]
 
