@@ -11,6 +11,8 @@ import click
 @click.argument("repository", required=False, type=click.Path(file_okay=False, path_type=str))
 @click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False, path_type=str),
               help="YAML settings file (see examples/device-service/modelpress.yaml); also MODELPRESS_CONFIG.")
+@click.option("--model-name", help="Name of the model when REPOSITORY holds one package (or <version>/ packages "
+                                    "of one model), as KServe mounts it at /mnt/models; default: the folder's name.")
 @click.option("--host", help="Address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8500; 0 picks a free one).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Processes sharing the port (default 1).")
@@ -29,8 +31,22 @@ import click
 @click.option("--max-queue-delay-ms", type=click.FloatRange(0, 1000), help="Longest wait for a batch (default 2).")
 @click.option("--poll-interval", type=click.FloatRange(0, 3600), help="Seconds between repository scans (0: off).")
 @click.option("--max-body-bytes", type=click.IntRange(1), help="Largest request body accepted (default 16 MiB).")
+@click.option("--model-control", type=click.Choice(["poll", "explicit"]),
+              help="poll (default): serve every model of the repository; explicit: only those named with "
+                   "--load-model or loaded through POST /v2/repository/models/<m>/load.")
+@click.option("--load-model", "load_models", multiple=True, metavar="NAME",
+              help="With --model-control explicit: a model to load at start (repeatable; '*' for all).")
+@click.option("--max-memory", metavar="SIZE|SHARE",
+              help="Memory budget for loaded models: bytes (512MiB, 2G) or a share of the machine or container "
+                   "(75%, 0.5). Models then load on their first request and idle ones are unloaded, least "
+                   "recently used first, to make room.")
+@click.option("--load-wait", type=click.FloatRange(0, 3600),
+              help="Seconds a request waits for its model to load on demand before a 503 (default 30).")
+@click.option("--drain-timeout", type=click.FloatRange(0, 3600),
+              help="Seconds SIGTERM waits for in-flight requests before exiting (default 30).")
 def serve(repository: str | None, config_file: str | None, **options) -> None:
-    """Serve the model packages in REPOSITORY (<model>/<version>/ folders) over HTTP.
+    """Serve the model packages in REPOSITORY over HTTP: <model>/<version>/ folders, or one package (or
+    <version>/ packages of one model) served as --model-name.
 
     Speaks TF Serving REST v1 (/v1/models/...) and Open Inference v2 (/v2/...), reloads new versions
     while running, and exposes /metrics, /openapi.json and a status page at /. Runs on granian (a Rust
@@ -41,6 +57,9 @@ def serve(repository: str | None, config_file: str | None, **options) -> None:
       modelpress serve models/
       modelpress serve models/ --host 0.0.0.0 --port 8500 --threads 8 --token-file tokens.txt
       modelpress serve --config /etc/modelpress/service.yaml
+      MODELPRESS_PORT=8080 modelpress serve /mnt/models --model-name digits
+      modelpress serve models/ --max-memory 75%
+      modelpress serve models/ --model-control explicit --load-model digits
     """
     from modelpress.runtime.config import RuntimeConfig
     from modelpress.runtime.server import serve as run
@@ -48,5 +67,6 @@ def serve(repository: str | None, config_file: str | None, **options) -> None:
     root = logging.getLogger()
     if root.level > logging.INFO or root.level == logging.NOTSET:
         logging.getLogger("modelpress.runtime").setLevel(logging.INFO)
+    options["load_models"] = list(options["load_models"]) or None  # none given: keep the file's / environment's
     config = RuntimeConfig.load(config_file, repository=repository, **options)
     run(config)

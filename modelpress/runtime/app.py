@@ -25,9 +25,9 @@ from modelpress.layout import parse_version
 from modelpress.runtime.config import RuntimeConfig
 from modelpress.runtime.dataplane import DataPlane
 from modelpress.runtime.fastpath import FastInference, Lingering
-from modelpress.runtime.http import authorized, error_answer, internal_answer, json_response
+from modelpress.runtime.http import authorized, error_answer, internal_answer, json_response, load_timing
 from modelpress.runtime.metrics import Metrics, _StateCollector
-from modelpress.runtime.protocols import ops, tfserving_v1, v2
+from modelpress.runtime.protocols import ops, repository, tfserving_v1, v2
 from modelpress.runtime.registry import ModelRegistry
 
 log = logging.getLogger("modelpress.runtime")
@@ -90,7 +90,7 @@ def create_app(config: RuntimeConfig | dict | str | Path | None = None, *, backe
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_body_bytes
     app.extensions["modelpress"] = runtime
     app.modelpress = runtime  # type: ignore[attr-defined]
-    for blueprint in (tfserving_v1.blueprint, v2.blueprint, ops.blueprint):
+    for blueprint in (tfserving_v1.blueprint, v2.blueprint, repository.blueprint, ops.blueprint):
         app.register_blueprint(blueprint)
     _install_hooks(app, runtime)
     # v2 inference without Flask's per-request work; early answers then drain what the client still sends
@@ -148,6 +148,9 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
     @app.after_request
     def _record(response: Response):
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        waited = runtime.registry.control.take_wait()
+        if waited is not None:  # the request waited for its model to load (memory budget): say so, and how long
+            response.headers["Server-Timing"] = load_timing(waited)
         protocol = g.get("protocol", "other")
         model, version = runtime.metric_labels(g.get("model", ""), str(g.get("version", "")))
         if protocol in ("v1", "v2") and model:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from modelpress.errors import UsageError
+from modelpress.layout import NAME_RULE, is_model_name
 
 ENV_PREFIX = "MODELPRESS_"
 SERVERS = ("auto", "granian", "waitress")
@@ -26,7 +27,8 @@ SERVERS = ("auto", "granian", "waitress")
 class RuntimeConfig:
     """All service settings, flat. See ``examples/device-service/modelpress.yaml`` for a commented file."""
 
-    repository: str = ""
+    repository: str = ""                   # <model>/<version>/ folders, one package, or <version>/ packages
+    model_name: str | None = None          # the name of the model when the repository folder holds just one
     host: str = "127.0.0.1"
     port: int = 8500
     threads: int = 4                       # WSGI worker threads = request concurrency
@@ -48,6 +50,11 @@ class RuntimeConfig:
     warmup: bool = True
     access_log: bool = True
     unload_timeout: float = 60.0
+    model_control: str = "poll"            # poll: serve what the repository holds; explicit: what is loaded
+    load_models: list[str] = field(default_factory=list)  # explicit: models loaded at start ("*": all)
+    max_memory: str | None = None          # budget for loaded models: bytes (512MiB, 2G) or a share (75%, 0.5)
+    load_wait: float = 30.0                # seconds a request waits for an on-demand load, then 503
+    drain_timeout: float = 30.0            # seconds SIGTERM waits for in-flight requests before exiting
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> RuntimeConfig:
@@ -91,6 +98,17 @@ class RuntimeConfig:
             raise UsageError(f"server {self.server!r} is unknown; use one of {', '.join(SERVERS)}")
         if self.max_queue_delay_ms < 0 or self.poll_interval < 0:
             raise UsageError("max_queue_delay_ms and poll_interval must not be negative")
+        if self.model_control not in ("poll", "explicit"):
+            raise UsageError(f"model_control {self.model_control!r} must be poll (serve what the repository holds) "
+                             "or explicit (only the models loaded through the API or named in load_models)")
+        if self.load_wait < 0 or self.drain_timeout < 0:
+            raise UsageError("load_wait and drain_timeout must not be negative")
+        if self.max_memory is not None:
+            from modelpress.runtime.memory import parse_memory
+
+            parse_memory(self.max_memory)
+        if self.model_name is not None and not is_model_name(self.model_name):
+            raise UsageError(f"model_name {self.model_name!r} is not a valid model name ({NAME_RULE})")
 
     def all_tokens(self) -> list[str]:
         """The bearer tokens accepted: ``tokens`` plus one a line from ``token_file`` (# comments ignored)."""

@@ -173,3 +173,25 @@ class DataPlane:
     def input_dtype(spec: TensorSpec) -> np.dtype:
         """The dtype a JSON value for ``spec`` is decoded to when the client does not say (real values)."""
         return np.dtype(np.float32) if spec.quantized else np.dtype(spec.dtype)
+
+    # --- the repository extension (model control behind the registry) ---------------------------------
+    def repository_index(self, ready_only: bool = False) -> list[dict]:
+        """Every model version with its state and reason::
+
+            plane.repository_index()     # [{"name": "digits", "version": "2", "state": "READY", "reason": ""}, ...]
+        """
+        return self.registry.control.index(ready_only)
+
+    def load_model(self, model: str, version: int | None = None) -> None:
+        """Load a model (or one more version of it) and wait for it::
+
+            plane.load_model("digits"); plane.load_model("digits", 1)
+        """
+        self.registry.control.load(model, version)
+
+    def unload_model(self, model: str, version: int | None = None) -> None:
+        """Unload a model (or one version of it) once its in-flight requests finish::
+
+            plane.unload_model("digits", 1); plane.unload_model("digits")
+        """
+        self.registry.control.unload(model, version)

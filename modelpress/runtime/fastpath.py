@@ -28,7 +28,7 @@ from modelpress.errors import (
     excerpt,
 )
 from modelpress.layout import parse_version
-from modelpress.runtime.http import JSON, authorized, error_answer, internal_answer
+from modelpress.runtime.http import JSON, authorized, error_answer, internal_answer, load_timing
 from modelpress.runtime.protocols.v2 import infer_answer
 
 access_log = logging.getLogger("modelpress.access")
@@ -81,6 +81,9 @@ class FastInference:
             status, body, headers = error_answer(err)
         except Exception as err:  # noqa: BLE001 - the client gets a reference, the log the details
             status, body = internal_answer(err, "POST", environ.get("PATH_INFO", ""))
+        waited = self.runtime.registry.control.take_wait()
+        if waited is not None:  # the request waited for its model to load (memory budget): say so, and how long
+            headers = {**headers, "Server-Timing": load_timing(waited)}
         start_response(_REASONS.get(status, str(status)), [("Content-Type", content_type),
                                                             ("Content-Length", str(len(body))), *headers.items()])
         self._record(environ, model, served[0] if served else (version or ""), status, started, len(body))

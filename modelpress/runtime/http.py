@@ -86,3 +86,11 @@ def authorized(header: str | None, tokens: list[bytes]) -> bool:
     for token in tokens:
         matched |= hmac.compare_digest(sent, token)
     return matched
+
+
+def load_timing(seconds: float) -> str:
+    """The ``Server-Timing`` header value of a request that waited for an on-demand model load::
+
+        load_timing(0.042)      # 'load;dur=42.0;desc="on-demand model load"'
+    """
+    return f'load;dur={seconds * 1000:.1f};desc="on-demand model load"'

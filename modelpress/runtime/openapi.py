@@ -24,12 +24,16 @@ WHY = {"400": "the request is malformed: the message says what was expected",
        "401": "a bearer token is needed (only when the service has tokens)",
        "404": "no such model, version or label (or not a valid name)",
        "413": "the request body is over max_body_bytes",
+       "422": "the model failed to load: the message says why",
        "503": "no version of the model is available yet (Retry-After), or the batch queue is full"}
 #: statuses a route answers with besides 200 and those implied by its shape (404 for path parameters;
 #: 400, 413 and 503 for an inference body; 401 when protected)
 EXTRA = {"v2.ready": ["503"], "v2.model_ready": ["503"], "v2.version_ready": ["503"],
          "v2.model_metadata": ["503"], "v2.version_metadata": ["503"], "v1.metadata": ["503"],
-         "v1.version_metadata": ["503"], "v1.label_metadata": ["503"]}
+         "v1.version_metadata": ["503"], "v1.label_metadata": ["503"],
+         "repository.index": ["400", "413"], "repository.load": ["400", "413", "422", "503"],
+         "repository.version_load": ["400", "413", "422", "503"], "repository.unload": ["400", "413"],
+         "repository.version_unload": ["400", "413"]}
 CONTENT = {"ops.status_page": "text/html", "ops.metrics": "text/plain"}
 _TENSOR = {"type": "object", "required": ["name", "datatype", "shape"], "properties": {
     "name": {"type": "string", "example": "image"},

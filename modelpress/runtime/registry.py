@@ -31,7 +31,9 @@ from modelpress.runtime.backends import BACKENDS, Backend
 from modelpress.runtime.batcher import Batcher
 from modelpress.runtime.config import RuntimeConfig
 from modelpress.runtime.leftovers import remove_stale_staging
-from modelpress.runtime.repository import ModelConfig, ModelEntry, check_name, scan_repository
+from modelpress.runtime.memory import release_memory
+from modelpress.runtime.model_control import ModelControl
+from modelpress.runtime.repository import ModelConfig, ModelEntry, VersionFolder, check_name, scan_repository
 from modelpress.runtime.state import ModelState
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,7 @@ class ServedVersion:
         try:
             self.backend.unload()
         finally:
+            release_memory()  # the interpreters' heap back to the system, so that RSS goes down
             self.state = ModelState.END
             if self.metrics is not None:
                 self.metrics.forget(self.model, str(self.version))
@@ -111,6 +114,40 @@ class ModelRecord:
     versions: dict[int, ServedVersion] = field(default_factory=dict)
     failed: dict[int, tuple[tuple, str]] = field(default_factory=dict)   # version -> (fingerprint, error)
     retired: dict[int, ServedVersion] = field(default_factory=dict)
+    # model control (see model_control.py)
+    folders: dict[int, VersionFolder] = field(default_factory=dict)  # complete version folders, last scan
+    wanted: bool = True                # to be served (False: unloaded through the API, or explicit mode)
+    extra: set[int] = field(default_factory=set)      # versions loaded through the API besides the policy's
+    excluded: set[int] = field(default_factory=set)   # versions unloaded through the API
+    reason: str | None = None          # why the model is not loaded (unloaded, evicted)
+    waiters: int = 0                   # requests checking it out (it is not evicted under them)
+    last_used: float = 0.0             # time.monotonic() of the last checkout
+    size: int = 0                      # bytes counted against the memory budget while loaded
+    measured: int | None = None        # RSS growth measured at its last load
+
+    def loadable(self) -> list[int]:
+        """Versions on disk that did not fail to load as they are now::
+
+            record.loadable()      # [1, 2]
+        """
+        return [v for v, f in self.folders.items() if not (v in self.failed and self.failed[v][0] == f.fingerprint)]
+
+    def choose(self, loadable: list[int]) -> list[int]:
+        """The versions to serve out of ``loadable``: the policy's, less those unloaded through the API,
+        plus those loaded through it; newest first::
+
+            record.choose([1, 2, 3])    # [3] for the default policy; [3, 1] after loading version 1
+        """
+        chosen = {v for v in self.config.choose(loadable) if v not in self.excluded} | (self.extra & set(loadable))
+        return sorted(chosen, reverse=True)
+
+    def pending(self) -> list[int]:
+        """Versions a sync would load now (new, or changed on disk)::
+
+            record.pending()       # [3] once version 3 was published
+        """
+        return [v for v in self.choose(self.loadable())
+                if v not in self.versions or self.versions[v].fingerprint != self.folders[v].fingerprint]
 
 
 class ModelRegistry:
@@ -131,6 +168,7 @@ class ModelRegistry:
             from modelpress.device_profiles import load_profile
 
             self._profile = load_profile(config.profile)
+        self.control = ModelControl(self)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -168,12 +206,13 @@ class ModelRegistry:
     def scan(self) -> None:
         """Bring the served versions in line with the repository (one scan at a time)."""
         with self._scan_lock:
-            entries = scan_repository(self.config.repository)
+            entries = scan_repository(self.config.repository, self.config.model_name)
             remove_stale_staging(Path(self.config.repository))
             # independent models load side by side (bounded), so a slow one does not hold up the others; a
-            # model's record takes traffic only once its versions are loaded and warmed up, as before
-            with ThreadPoolExecutor(max_workers=max(1, min(LOAD_WORKERS, len(entries))),
-                                    thread_name_prefix="modelpress-load") as pool:
+            # model's record takes traffic only once its versions are loaded and warmed up, as before. Under a
+            # memory budget one at a time: each load's room is made by unloading others
+            workers = 1 if self.control.budget is not None else max(1, min(LOAD_WORKERS, len(entries)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelpress-load") as pool:
                 list(pool.map(self._sync_entry, entries.values()))  # re-raises here what a load thread raised
             for name in [n for n in self.models if n not in entries]:
                 self._sync_model(self.models[name], {})
@@ -183,7 +222,10 @@ class ModelRegistry:
     def _sync_entry(self, entry: ModelEntry) -> None:
         """Bring one model in line with its entry of the scan (run in the loader pool)."""
         name = entry.name
-        record = self.models.get(name) or ModelRecord(name)
+        record = self.models.get(name)
+        if record is None:
+            record = ModelRecord(name, wanted=self.control.initially_wanted(name))
+        record.folders = entry.versions
         if entry.config_error and name in self.models:  # a broken edit keeps the last good policy
             record.config_error = entry.config_error
             log.error("model %s: %s; serving on with its previous config.yaml", name, entry.config_error)
@@ -193,7 +235,7 @@ class ModelRegistry:
                 log.error("model %s: %s", name, entry.config_error)
         self._mark_ambiguous(record, entry.ambiguous)
         try:
-            self._sync_model(record, entry.versions)
+            self.control.sync(record)
         except Exception:  # never let one model stop the scan of the others
             log.exception("model %s: reloading failed; its versions stay as they were", name)
         with self._lock:
@@ -215,7 +257,7 @@ class ModelRegistry:
                     if not (v in record.failed and record.failed[v][0] == f.fingerprint)]
 
         while True:
-            wanted = record.config.choose(loadable())
+            wanted = record.choose(loadable())
             pending = [v for v in wanted if v not in record.versions
                        or record.versions[v].fingerprint != folders[v].fingerprint]
             if not pending:
@@ -237,7 +279,7 @@ class ModelRegistry:
                     record.versions[v] = served
                 if old is not None:
                     self._retire(record, old)
-        keep = set(record.config.choose(loadable()))
+        keep = set(record.choose(loadable()))
         for v in [v for v in record.versions if v not in keep]:
             with self._lock:
                 old = record.versions.pop(v)
@@ -329,6 +371,7 @@ class ModelRegistry:
             with served.cond:
                 served.inflight -= 1
                 served.cond.notify_all()
+            self.control.notify_idle()
 
     def lookup_model(self, model: str) -> ModelRecord:
         """The record of a model in the repository, or a 404 naming the models there."""
@@ -349,9 +392,11 @@ class ModelRegistry:
         return record.config.labels[label]
 
     def _checkout(self, model: str, version: str | int | None = None, label: str | None = None) -> ServedVersion:
-        """The served version asked for, already counted in flight (``acquire`` releases it)."""
+        """The served version asked for, already counted in flight (``acquire`` releases it); a model the
+        memory budget unloaded is loaded again first."""
         record = self.lookup_model(model)
-        with self._lock:
+        with self.control.reserve(record), self._lock:
+            record.last_used = time.monotonic()
             if label is not None:
                 number = self.label_version(model, label)
             elif version is not None:
@@ -375,6 +420,11 @@ class ModelRegistry:
 
     @staticmethod
     def _why(record: ModelRecord) -> str:
+        if record.reason:
+            return f": {record.reason}"
+        if not record.wanted:
+            return (": it is not loaded (explicit model control); load it with POST "
+                    f"/v2/repository/models/{record.name}/load")
         if record.config_error:
             return f": {record.config_error}"
         if record.failed:

@@ -154,11 +154,53 @@ def _fingerprint(folder: Path) -> tuple | None:
     return tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in stats)
 
 
-def scan_repository(root: str | Path) -> dict[str, ModelEntry]:
-    """Every model folder under ``root`` with its ready version folders."""
+def single_model(root: Path) -> str | None:
+    """How a folder holds one model instead of a repository (KServe mounts whatever ``storageUri`` holds at
+    ``/mnt/models``): ``"package"`` (a manifest at the root), ``"versions"`` (``<root>/<version>/`` packages)
+    or None (a repository of ``<model>/<version>/`` folders)::
+
+        single_model(Path("/mnt/models"))        # "package" when /mnt/models/modelpress.json exists
+    """
+    if (root / MANIFEST_NAME).is_file():
+        return "package"
+    try:
+        if any((folder / MANIFEST_NAME).is_file() for found in version_folders(root).values() for folder in found):
+            return "versions"
+    except OSError:
+        return None
+    return None
+
+
+def _single_entry(root: Path, name: str, layout: str) -> ModelEntry:
+    config, error = ModelConfig(), None
+    try:
+        config = ModelConfig.read(root / MODEL_CONFIG)
+    except UsageError as err:
+        error = str(err)
+    ambiguous: dict[int, str] = {}
+    if layout == "package":
+        fingerprint = _fingerprint(root)
+        versions = {1: VersionFolder(1, root, fingerprint)} if fingerprint is not None else {}
+    else:
+        versions, ambiguous = _version_folders(root, root)
+    return ModelEntry(name, config, versions, error, ambiguous)
+
+
+def scan_repository(root: str | Path, model_name: str | None = None) -> dict[str, ModelEntry]:
+    """Every model folder under ``root`` with its ready version folders. A root that holds one package
+    (or ``<version>/`` packages of one model) serves that model as ``model_name`` (default: the root
+    folder's name, or ``model`` when that is not a valid name)::
+
+        scan_repository("/mnt/models", model_name="digits")    # {"digits": ModelEntry(...)}
+    """
     root = Path(root).resolve()
     if not root.is_dir():
-        raise ArtifactError(f"model repository {root} is not a folder; pass a folder holding <model>/<version>/")
+        raise ArtifactError(f"model repository {root} is not a folder; pass a folder holding <model>/<version>/ "
+                            "folders, one model package, or <version>/ packages of one model")
+    layout = single_model(root)
+    if layout is not None:
+        name = model_name or (root.name if is_model_name(root.name) else "model")
+        return {name: _single_entry(root, name, layout)}
     models: dict[str, ModelEntry] = {}
     for model_dir in sorted(root.iterdir()):
         if not model_dir.is_dir() or not is_model_name(model_dir.name):

@@ -84,21 +84,51 @@ def _run_one(config: RuntimeConfig, sock: socket.socket, announce: Any, worker: 
                                     clear_untrusted_proxy_headers=True)
     server.channel_class = _json_channel(config.max_body_bytes)
 
+    draining = threading.Event()
+
     def stop(signum, frame):  # noqa: ARG001
-        # out of the main loop: run() then waits for the worker threads before we close the server (closing
-        # it here, under threads still finishing a request, made them fail on its closed wake-up pipe)
-        raise SystemExit(0)
+        # the main loop notices and drains: readiness turns 503, no new connection is accepted, and the
+        # requests already received are answered before the process exits (Kubernetes sends SIGTERM)
+        draining.set()
 
     signal.signal(signal.SIGTERM, stop)
     if announce is not None:
         announce(worker)
     try:
-        server.run()
-    except (KeyboardInterrupt, SystemExit):
-        server.task_dispatcher.shutdown()
+        _loop(server, draining, app.modelpress, config.drain_timeout)
+    except KeyboardInterrupt:
+        pass
     finally:
+        server.task_dispatcher.shutdown()
         server.close()
         app.modelpress.close()
+
+
+def _busy(server) -> int:
+    """Connections with a request in progress or an answer not yet sent (idle keep-alives do not count)."""
+    return sum(1 for channel in list(server._map.values())
+               if channel is not server and (getattr(channel, "requests", None) or getattr(channel, "request", None)
+                                             or getattr(channel, "total_outbufs_len", 0)))
+
+
+def _loop(server, draining: threading.Event, runtime, drain_timeout: float) -> None:
+    """waitress's main loop, with a drain: after SIGTERM the server stops accepting, keeps serving the
+    connections it has until none is busy (at most ``drain_timeout`` seconds), then returns."""
+    timeout = server.adj.asyncore_loop_timeout
+    while not draining.is_set():
+        server.asyncore.loop(timeout=timeout, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1)
+    runtime.registry.ready = False  # /v2/health/ready answers 503: load balancers stop sending
+    server.accepting = False
+    deadline = time.monotonic() + drain_timeout
+    busy = _busy(server)
+    log.warning("SIGTERM: draining %d busy connection(s) (up to %g s)", busy, drain_timeout)
+    while busy and time.monotonic() < deadline:
+        server.asyncore.loop(timeout=0.05, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1)
+        busy = _busy(server)
+    if busy:
+        log.warning("drain timeout: %d connection(s) still busy are dropped", busy)
+    else:
+        log.warning("drained: every request received was answered")
 
 
 def server_name(config: RuntimeConfig) -> str:
@@ -201,7 +231,7 @@ def _serve_granian(cfg: RuntimeConfig, host: str, port: int, line: str) -> None:
 
     server = Granian("modelpress.runtime.app:create_app", address=host, port=port, interface=Interfaces.WSGI,
                      workers=cfg.workers, blocking_threads=cfg.threads, backlog=1024, log_level=LogLevels.warning,
-                     workers_kill_timeout=int(cfg.unload_timeout) + 5)
+                     workers_kill_timeout=int(max(cfg.unload_timeout, cfg.drain_timeout)) + 5)
     server.serve(target_loader=load)
 
 

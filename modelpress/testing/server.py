@@ -84,3 +84,16 @@ def served(repo: Path, *args: str, access_log: bool = False, env: dict | None = 
         yield server
     finally:
         server.stop()
+
+
+def serving_pid(pid: int) -> int:
+    """The process that holds the models of the server ``pid``: the server itself (waitress), or its worker
+    (granian's main process forks one per ``--workers``; the largest one when there are several)::
+
+        psutil.Process(serving_pid(server.proc.pid)).memory_info().rss
+    """
+    import psutil  # a test dependency; imported here so that importing this module needs nothing
+
+    process = psutil.Process(pid)
+    children = process.children(recursive=True)
+    return max(children, key=lambda c: c.memory_info().rss).pid if children else pid

@@ -35,12 +35,15 @@ def test_every_route_is_fuzzed(make_app, repo):
     routes = routes_of(client.get("/openapi.json").json)
     rules = {(m, r.rule) for r in client.application.url_map.iter_rules() if r.endpoint != "static"
              for m in r.methods - {"HEAD", "OPTIONS"}}
-    assert len(routes) == len(rules) == 23
+    assert len(routes) == len(rules) == 28
     assert {r.kind for r in routes} == {"v1", "v2", "other"}
     assert [r.label for r in routes if r.protected] == [
         "POST /admin/reload", "POST /v1/models/{model}/labels/{label}:predict",
         "POST /v1/models/{model}/versions/{version}:predict", "POST /v1/models/{model}:predict",
-        "POST /v2/models/{model}/infer", "POST /v2/models/{model}/versions/{version}/infer"]
+        "POST /v2/models/{model}/infer", "POST /v2/models/{model}/versions/{version}/infer",
+        "POST /v2/repository/index", "POST /v2/repository/models/{model}/load",
+        "POST /v2/repository/models/{model}/unload", "POST /v2/repository/models/{model}/versions/{version}/load",
+        "POST /v2/repository/models/{model}/versions/{version}/unload"]
 
 
 def test_hostile_requests_through_the_app_get_json_errors_and_never_a_5xx(make_app, repo):

@@ -17,7 +17,9 @@ from tests.runtime.conftest import PACKAGES, SERVERS, add_version
 
 TOKEN = "s3cret-token-0123456789"
 #: every route that runs a model or changes the server (all of them POST); the others only read
-PROTECTED = {"v1.predict", "v1.version_predict", "v1.label_predict", "v2.infer", "v2.version_infer", "ops.reload"}
+PROTECTED = {"v1.predict", "v1.version_predict", "v1.label_predict", "v2.infer", "v2.version_infer", "ops.reload",
+             "repository.index", "repository.load", "repository.unload", "repository.version_load",
+             "repository.version_unload"}
 BAD_AUTH = [None, "", "Bearer", "Bearer ", f"Basic {TOKEN}", TOKEN, f"Token {TOKEN}", "Bearer wrong",
             f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", f"Bearer {TOKEN.upper()}", f"Bearer {TOKEN},{TOKEN}",
             f"Bearer wrong Bearer {TOKEN}"]

@@ -20,7 +20,7 @@ from modelpress.runtime.http import json_response, protected
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 HEADER_LENGTH = "Inference-Header-Content-Length"
-EXTENSIONS = ["binary_tensor_data", "model_repository_status"]
+EXTENSIONS = ["binary_tensor_data", "model_repository_status", "model_repository"]
 
 
 def _runtime():
