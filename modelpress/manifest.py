@@ -27,18 +27,24 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "model_format": str, "model_file": str, "inputs": list, "outputs": list, "version": (str, int),
     "profile": dict, "quantization": str, "calibration": dict, "source": dict, "artifact": dict, "fidelity": dict,
     "ops": list, "tool_versions": dict, "created_at": str, "labels_file": str, "notes": list,
+    "inferred": bool, "stateful": bool, "signature": str,
 }
+#: what a tensor is for: the model's input, a class-score output (compared by top-1), other values, or a
+#: state tensor a streaming model carries between calls
+ROLES = ("input", "class_scores", "values", "state")
 
 
 @dataclass
 class TensorSpec:
-    """One input or output tensor. ``shape`` uses -1 for a dynamic (batch) dimension."""
+    """One input or output tensor. ``shape`` uses -1 for a dynamic dimension (the batch, or any other the
+    model leaves open: the runtime resizes). ``role`` is one of :data:`ROLES` (None when unknown)."""
 
     name: str
     shape: list[int]
     dtype: str
     scale: float | None = None
     zero_point: int | None = None
+    role: str | None = None
 
     @property
     def quantized(self) -> bool:
@@ -64,12 +70,18 @@ class TensorSpec:
             dtype=str(data["dtype"]),
             scale=None if data.get("scale") is None else float(data["scale"]),
             zero_point=None if data.get("zero_point") is None else int(data["zero_point"]),
+            role=None if data.get("role") is None else str(data["role"]),
         )
 
 
 @dataclass
 class Manifest:
-    """What ``modelpress.json`` holds. ``model_file`` is relative to the package folder."""
+    """What ``modelpress.json`` holds. ``model_file`` is relative to the package folder.
+
+    ``inferred`` is true for a manifest read from a model made elsewhere (no ``modelpress.json`` was
+    shipped, see :mod:`modelpress.manifest_inference`); ``stateful`` for a model that keeps resource
+    variables between calls; ``signature`` names the signature runner served when the model has several.
+    """
 
     name: str
     model_format: str
@@ -88,6 +100,9 @@ class Manifest:
     created_at: str = ""
     labels_file: str | None = None
     notes: list[str] = field(default_factory=list)
+    inferred: bool = False
+    stateful: bool = False
+    signature: str | None = None
     format: str = FORMAT_ID
 
     def to_dict(self) -> dict[str, Any]:

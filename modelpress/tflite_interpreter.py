@@ -204,6 +204,22 @@ class TFLiteModel:
             return [np.concatenate([part[k] for part in parts]) for k in range(len(self.output_details))]
         return self._invoke(prepared, dequantize)
 
+    def predict_named(self, feed: dict[str, np.ndarray], batch_size: int = 64,
+                      dequantize: bool = True) -> dict[str, np.ndarray]:
+        """Inputs and outputs by signature name, in batches of ``batch_size`` rows::
+
+            model.predict_named({"spectrogram": x})   # {"tempo": probs, ...}
+        """
+        names = [d["name"] for d in self.input_details]
+        missing = [n for n in names if n not in feed]
+        if missing:
+            raise BadRequestError(f"no value for input(s) {', '.join(map(repr, missing))}; the model takes "
+                                  f"{', '.join(map(repr, names))}")
+        total = len(next(iter(feed.values())))
+        parts = [self.predict([feed[n][i:i + batch_size] for n in names], dequantize=dequantize)
+                 for i in range(0, total, batch_size)]
+        return {d["name"]: np.concatenate([p[k] for p in parts]) for k, d in enumerate(self.output_details)}
+
     def _invoke(self, prepared: list[np.ndarray], dequantize: bool) -> list[np.ndarray]:
         resized = False
         for i, value in enumerate(prepared):
