@@ -103,7 +103,7 @@ class LoadedModel:
             struct = struct if struct is not None else getattr(self.model, "_nested_outputs", None)
             if isinstance(struct, dict):
                 return list(struct)
-            return list(self.model.output_names)
+            return _keras_output_names(self.model)
         return list(self.signature().structured_outputs)
 
     def call_named(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -170,6 +170,17 @@ def _keras_input_names(model: Any) -> list[str]:
     if names:
         return list(names)
     return [str(getattr(t, "name", f"input_{i}")).split(":")[0] for i, t in enumerate(_as_list(model.inputs))]
+
+
+def _keras_output_names(model: Any) -> list[str]:
+    names = getattr(model, "output_names", None)
+    if names:
+        return list(names)
+    found = []
+    for i, tensor in enumerate(_as_list(model.outputs)):
+        history = getattr(tensor, "_keras_history", None)
+        found.append(getattr(history[0], "name", None) if history else None)
+    return [name or f"output_{i}" for i, name in enumerate(found)]
 
 
 def _dtype_name(dtype: Any) -> str:

@@ -30,9 +30,11 @@ from typing import Any
 
 from modelpress.errors import ConversionError, ModelpressError
 
+#: what a server imports before forking: TensorFlow for conversions, only the interpreter for .tflite runs
 PRELOAD = ("numpy", "tensorflow")
+LITE = ("numpy", "ai_edge_litert.interpreter")
 _LOCK = threading.Lock()
-_SERVER: tuple[subprocess.Popen, Connection] | None = None
+_SERVERS: dict[tuple[str, ...], tuple[subprocess.Popen, Connection]] = {}
 _CONN: Connection | None = None  # in a child: the connection to the caller, for step()
 
 
@@ -41,10 +43,10 @@ def enabled() -> bool:
     return os.environ.get("MODELPRESS_ISOLATE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def _start() -> tuple[subprocess.Popen, Connection]:
-    global _SERVER
-    if _SERVER is not None and _SERVER[0].poll() is None:
-        return _SERVER
+def _start(preload: tuple[str, ...]) -> tuple[subprocess.Popen, Connection]:
+    server = _SERVERS.get(preload)
+    if server is not None and server[0].poll() is None:
+        return server
     ours, theirs = socket.socketpair()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
                PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
@@ -53,16 +55,14 @@ def _start() -> tuple[subprocess.Popen, Connection]:
                                start_new_session=False)
     theirs.close()
     conn = Connection(ours.detach())
-    conn.send(list(sys.path))
-    _SERVER = (process, conn)
-    return _SERVER
+    conn.send((list(sys.path), list(preload)))
+    _SERVERS[preload] = (process, conn)
+    return _SERVERS[preload]
 
 
-def _stop() -> None:
-    global _SERVER
-    if _SERVER is not None:
-        process, conn = _SERVER
-        _SERVER = None
+def _stop(preload: tuple[str, ...] | None = None) -> None:
+    for key in [k for k in list(_SERVERS) if preload is None or k == preload]:
+        process, conn = _SERVERS.pop(key)
         conn.close()
         try:
             process.wait(timeout=5)
@@ -74,11 +74,11 @@ def _stop() -> None:
 atexit.register(_stop)
 
 
-def warm_up() -> None:
+def warm_up(preload: tuple[str, ...] = PRELOAD) -> None:
     """Start the server now, so its TensorFlow import overlaps the caller's own work."""
     if enabled():
         with _LOCK:
-            _start()
+            _start(preload)
 
 
 def step(name: str) -> None:
@@ -95,16 +95,16 @@ def _signal_name(code: int) -> str:
         return f"signal {code}"
 
 
-def run_isolated(step_name: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+def run_isolated(step_name: str, fn: Callable, *args: Any, preload: tuple[str, ...] = PRELOAD, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)`` in a child process; its result, its ModelpressError, or a ConversionError
     naming the step (``step_name``, or the last one ``fn`` announced with :func:`step`) when it raised
     something else or died of a signal. ``fn`` must be a module-level function and its arguments and
-    result picklable."""
+    result picklable; ``preload`` names the modules the server imports once (default: TensorFlow)."""
     if not enabled():
         return fn(*args, **kwargs)
     current, outcome, status = step_name, None, None
     with _LOCK:
-        _, conn = _start()
+        _, conn = _start(preload)
         try:
             conn.send((fn, args, kwargs))
             while True:
@@ -117,10 +117,10 @@ def run_isolated(step_name: str, fn: Callable, *args: Any, **kwargs: Any) -> Any
                 else:
                     outcome = (kind, payload)
         except (EOFError, OSError, BrokenPipeError):
-            _stop()
+            _stop(preload)
             raise ConversionError(f"{current} failed: the isolation server stopped; nothing was written") from None
         except BaseException:  # interrupted: the server and its child go with this process
-            _stop()
+            _stop(preload)
             raise
     if outcome is not None:
         kind, payload = outcome
@@ -159,8 +159,8 @@ def _serve(fd: int) -> None:
     import pickle
 
     conn = Connection(fd)
-    sys.path[:] = conn.recv()
-    for module in PRELOAD:
+    sys.path[:], preload = conn.recv()
+    for module in preload:
         try:
             __import__(module)
         except ImportError:

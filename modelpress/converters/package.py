@@ -21,9 +21,9 @@ from modelpress.converters.artifact import Artifact
 from modelpress.converters.calibration import Samples
 from modelpress.converters.constraints import check_constraints, raise_on
 from modelpress.converters.edgetpu import compile_for_edgetpu
+from modelpress.converters.isolation import run_isolated
 from modelpress.converters.savedmodel import describe_saved_model, export_saved_model, run_saved_model
 from modelpress.converters.sizes import gzip_bytes, raw_bytes
-from modelpress.converters.isolation import run_isolated
 from modelpress.converters.tflite import convert_and_run, model_reference
 from modelpress.converters.verify import check_fidelity, measure_outputs
 from modelpress.device_profiles import DeviceProfile
