@@ -177,7 +177,7 @@ def _keras_output_names(model: Any) -> list[str]:
     if names:
         return list(names)
     found = []
-    for i, tensor in enumerate(_as_list(model.outputs)):
+    for tensor in _as_list(model.outputs):
         history = getattr(tensor, "_keras_history", None)
         found.append(getattr(history[0], "name", None) if history else None)
     return [name or f"output_{i}" for i, name in enumerate(found)]

@@ -135,8 +135,9 @@ def package_model(model: Path, out: Path, *, profile: DeviceProfile | None = Non
         if bad:
             manifest.notes.append(f"output(s) {', '.join(bad)} hold NaN or infinity on {data}")
         rows = len(next(iter(feed.values()))) if feed else 0
-        manifest.notes[0] = (f"manifest inferred from the model made elsewhere; ran on {rows} {data} "
-                             f"({'random values: pass --verify-data for real ones' if verify_data is None else 'given'})")
+        hint = " (pass --verify-data to run it on real ones)" if verify_data is None else ""
+        manifest.notes[0] = (f"manifest inferred from the model made elsewhere; ran once on {rows} row(s) of "
+                             f"{data}{hint}")
         manifest.source = {"path": str(model), "made_elsewhere": True, "sha256": manifest.artifact.get("sha256"),
                            "bytes": raw_bytes(model)}
         manifest.artifact.update(gzip_bytes=gzip_bytes(folder / model_file), latency_ms=latency,
