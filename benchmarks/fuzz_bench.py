@@ -33,9 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from modelpress.atomic import atomic_write_bytes  # noqa: E402
 from modelpress.tables import text_table  # noqa: E402
-from tests.runtime.conftest import ServerProcess, build_repository  # noqa: E402
-from tests.runtime.fuzz_driver import Tally, alive, http_sender, plan, run_campaign, run_schemathesis  # noqa: E402
-from tests.runtime.fuzzing import Targets, hostile_requests, routes_of  # noqa: E402
+from modelpress.testing.fuzz_driver import Tally, alive, http_sender, plan, run_campaign, run_schemathesis  # noqa: E402
+from modelpress.testing.fuzzing import Targets, hostile_requests, routes_of  # noqa: E402
+from modelpress.testing.repository import build_repository  # noqa: E402
+from modelpress.testing.server import ServerProcess  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TOKEN = "fuzz-bench-token"
@@ -95,7 +96,7 @@ def main() -> int:
     targets = Targets(token=TOKEN, max_body=args.max_body_bytes)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fuzz-bench-") as tmp:
-        repo = build_repository(Path(tmp) / "repo")
+        repo = build_repository(Path(tmp) / "repo", ROOT / "tests" / "runtime" / "fixtures" / "packages")
         server = ServerProcess(repo, "--poll-interval", "0", "--max-body-bytes", str(args.max_body_bytes),
                                env={"MODELPRESS_TOKENS": TOKEN, "MODELPRESS_ACCESS_LOG": "false"})
         try:

@@ -26,7 +26,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.runtime.conftest import ServerProcess  # noqa: E402
+from modelpress.testing.server import ServerProcess, served  # noqa: E402, F401 - served: re-exported
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 Send = Callable[[requests.Session, int], "str | None"]
@@ -54,17 +54,6 @@ def percentiles(seconds: list[float] | np.ndarray) -> dict[str, float]:
 
 
 # --- the server ------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def served(repo: Path, *args: str, access_log: bool = False) -> Iterator[ServerProcess]:
-    """A `modelpress serve REPO --port 0 ARGS` process on 127.0.0.1 (its URL read from its log line),
-    stopped when the block exits, on error too."""
-    server = ServerProcess(repo, *args, env={"MODELPRESS_ACCESS_LOG": "true" if access_log else "false"})
-    try:
-        yield server
-    finally:
-        server.stop()
-
 
 def metric_sums(server: ServerProcess, model: str, names: tuple[str, ...]) -> dict[str, float]:
     """Sums over every label set of ``modelpress_<name>{model="..."}`` on the server's /metrics."""

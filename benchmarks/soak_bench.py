@@ -53,7 +53,14 @@ from benchmarks.loadgen import (  # noqa: E402
 from modelpress.atomic import atomic_write_bytes  # noqa: E402
 from modelpress.converters.publish import next_version, publish_package, staging  # noqa: E402
 from modelpress.tables import text_table  # noqa: E402
-from tests.runtime.conftest import FIXTURES, PACKAGES, add_version  # noqa: E402
+from modelpress.testing.repository import add_version as _add_version  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "runtime" / "fixtures"  # the committed packages (data files, not test code)
+PACKAGES = FIXTURES / "packages"
+
+
+def add_version(repo: Path, model: str, version: int, package: str) -> Path:
+    return _add_version(repo, model, version, package, PACKAGES)
 
 RESULTS = ROOT / "benchmarks" / "results"
 MB = 1024 * 1024

@@ -4,12 +4,6 @@ fake backend for fast HTTP-stack tests. Nothing here needs TensorFlow."""
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +12,8 @@ import pytest
 
 from modelpress.manifest import Manifest, TensorSpec, write_manifest
 from modelpress.runtime.backends.base import Backend
+from modelpress.testing import repository as testing_repository
+from modelpress.testing.server import ServerProcess
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PACKAGES = FIXTURES / "packages"
@@ -26,22 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def add_version(repo: Path, model: str, version: int, package: str = "float32") -> Path:
     """Copy a fixture package into ``repo/model/version`` the way a deploy should: complete, then renamed."""
-    tmp = repo / model / f".incoming-{version}"
-    shutil.copytree(PACKAGES / package, tmp)
-    dest = repo / model / str(version)
-    os.replace(tmp, dest)
-    return dest
+    return testing_repository.add_version(repo, model, version, package, PACKAGES)
 
 
 def build_repository(root: Path) -> Path:
     """digits (float32, versions 1 and 2, labels stable=1 canary=2, latest 2 served), int8 and edgetpu."""
-    (root / "digits").mkdir(parents=True)
-    add_version(root, "digits", 1, "float32")
-    add_version(root, "digits", 2, "float32")
-    (root / "digits" / "config.yaml").write_text("version_policy: {latest: 2}\nlabels: {stable: 1, canary: 2}\n")
-    add_version(root, "int8", 1, "int8")
-    add_version(root, "edgetpu", 1, "edgetpu")
-    return root
+    return testing_repository.build_repository(root, PACKAGES)
 
 
 @pytest.fixture(scope="session")
@@ -83,50 +69,7 @@ def client(app):
     return app.test_client()
 
 
-# --- a real server process -------------------------------------------------------------------------
-
-class ServerProcess:
-    def __init__(self, repository: Path, *args: str, env: dict | None = None):
-        command = [sys.executable, "-m", "modelpress.cli.main", "serve", str(repository), "--port", "0", *args]
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     cwd=ROOT, env={**os.environ, **(env or {})})
-        self.lines: list[str] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            found = re.search(r"serving .* on (http://[\d.]+:\d+)", line)
-            if found:
-                self.url = found.group(1)
-                # keep reading the log (the access log fills a pipe quickly; a full pipe blocks the server)
-                self._reader = threading.Thread(target=self._drain, daemon=True)
-                self._reader.start()
-                return
-        self.stop()
-        raise RuntimeError("server did not start:\n" + "".join(self.lines))
-
-    def _drain(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def hostport(self) -> str:
-        return self.url.removeprefix("http://")
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        reader = getattr(self, "_reader", None)
-        if reader is not None:
-            reader.join(timeout=10)
-        return "".join(self.lines)
-
+# --- a real server process (modelpress.testing.server) ----------------------------------------------
 
 @pytest.fixture
 def start_server():

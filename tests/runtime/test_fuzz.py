@@ -12,8 +12,7 @@ import sys
 import requests
 from hypothesis import HealthCheck, given, settings
 
-from tests.runtime.conftest import ROOT
-from tests.runtime.fuzz_driver import (
+from modelpress.testing.fuzz_driver import (
     Answer,
     alive,
     client_sender,
@@ -23,7 +22,8 @@ from tests.runtime.fuzz_driver import (
     run_campaign,
     run_schemathesis,
 )
-from tests.runtime.fuzzing import Hostile, Route, Targets, hostile_requests, routes_of
+from modelpress.testing.fuzzing import Hostile, Route, Targets, hostile_requests, routes_of
+from tests.runtime.conftest import ROOT
 
 TOKEN = "fuzz-token"
 TARGETS = Targets(token=TOKEN, max_body=64 * 1024)
@@ -93,8 +93,8 @@ DRAW = """
 import hashlib, sys
 from modelpress.runtime import create_app
 from modelpress.runtime.openapi import openapi_document
-from tests.runtime.fuzz_driver import plan
-from tests.runtime.fuzzing import Targets, hostile_requests, routes_of
+from modelpress.testing.fuzz_driver import plan
+from modelpress.testing.fuzzing import Targets, hostile_requests, routes_of
 app = create_app({"repository": sys.argv[1]}, start=False)
 drawn = plan(hostile_requests(routes_of(openapi_document(app)), Targets(token="t", max_body=4096)), 300, seed_value=5)
 print(len(drawn), hashlib.sha256(repr(drawn).encode()).hexdigest())

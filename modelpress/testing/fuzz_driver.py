@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
-from tests.runtime.fuzzing import Hostile, Route, Targets
+from modelpress.testing.fuzzing import Hostile, Route, Targets
 
 
 @dataclass

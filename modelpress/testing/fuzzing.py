@@ -3,7 +3,7 @@
 Routes come from the served ``/openapi.json``, so a new route is fuzzed without touching this file. A
 strategy draws one :class:`Hostile` request (wrong types, shapes and dtypes; huge and deeply nested
 JSON; broken binary headers; invalid base64; unknown or tricky names; wrong methods and content
-types); :mod:`tests.runtime.fuzz_driver` sends them and checks the answers::
+types); :mod:`modelpress.testing.fuzz_driver` sends them and checks the answers::
 
     targets = Targets(token="s3cret", max_body=1 << 20)
     strategy = hostile_requests(routes_of(client.get("/openapi.json").json), targets)

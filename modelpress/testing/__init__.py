@@ -1,0 +1,13 @@
+"""Helpers that the test suite and the benchmarks share (a benchmark is a user of the package like any
+other, so neither imports from ``tests/``): a real ``modelpress serve`` process on loopback and a model
+repository laid out the way a deploy leaves it::
+
+    from modelpress.testing.server import served
+    from modelpress.testing.repository import add_version
+
+    add_version(repo, "digits", 1, "tests/runtime/fixtures/packages/float32")
+    with served(repo, "--poll-interval", "0") as server:
+        requests.get(server.url + "/v2/health/ready")
+
+Nothing here imports TensorFlow, Flask or a test framework at import time.
+"""
