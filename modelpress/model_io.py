@@ -114,7 +114,7 @@ class LoadedModel:
                 args: Any = {n: feed[n] for n in struct}
             else:
                 args = [feed[n] for n in _keras_input_names(self.model)]
-                args = args[0] if len(args) == 1 else args
+                args = args[0] if len(args) == 1 and not isinstance(struct, (list, tuple)) else args
             return name_outputs(self.model(args, training=False), self.output_names())
         return {k: np.asarray(v) for k, v in self.signature()(**feed).items()}
 

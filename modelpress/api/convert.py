@@ -66,9 +66,10 @@ def _samples(source, quant: str, calibration, verify_data, image_scale: str, giv
     """Calibration and verification samples by input name, and the shapes the model runs at."""
     from modelpress.converters.calibration import RANDOM, load_inputs
     from modelpress.converters.package import RANDOM_VERIFY_SAMPLES, VERIFY_SAMPLES
-    from modelpress.converters.shapes import run_shapes
+    from modelpress.converters.shapes import named_shapes, run_shapes
 
     specs = source.input_specs()
+    given = named_shapes(specs, given)
     declared = {s.name: ([None, *given[s.name][1:]] if s.name in given else list(s.shape)) for s in specs}
 
     def real(data):

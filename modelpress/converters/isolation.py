@@ -174,7 +174,10 @@ def _serve(fd: int) -> None:
         if pid == 0:
             code = 0
             try:
-                _run_child(conn, pickle.loads(data))
+                # the module by its real name (this server runs as __main__), so that step() finds the pipe
+                from modelpress.converters import isolation
+
+                isolation._run_child(conn, pickle.loads(data))
             except BaseException:  # noqa: BLE001 - unpickling failed: tell the caller, never raise in a fork
                 try:
                     conn.send(("error", ("ImportError", "the job could not be loaded in the child", "")))

@@ -78,7 +78,8 @@ def _build_tflite(source: LoadedModel, plan: Plan, folder: Path):
     options = dict(quantization=plan.quantization,
                    calibration=None if plan.calibration is None else plan.calibration.inputs,
                    input_dtype=plan.input_dtype, output_dtype=plan.output_dtype, op_set=plan.profile.op_set,
-                   batch_size=1 if plan.profile.static_batch else None, input_shapes=plan.input_shapes)
+                   batch_size=1 if plan.profile.static_batch else None, input_shapes=plan.input_shapes,
+                   names=([s.name for s in source.input_specs()], source.output_names()))
     with tempfile.TemporaryDirectory(prefix="modelpress-source-") as tmp:
         reference = model_reference(source, Path(tmp))
         data, candidate = run_isolated("TFLite conversion", convert_and_run, reference, plan.safe_mode, options,

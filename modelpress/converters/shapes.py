@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from modelpress.errors import DataError, UsageError
 from modelpress.model_io import IOSpec
 
+ANY = "*"  # the name a bare --input-shape 1x40x256x1 goes by: the model's only input
 _SHAPE = re.compile(r"^\s*([^=\s][^=]*?)\s*=\s*([0-9]+(?:\s*[xX,]\s*[0-9]+)*)\s*$")
 
 
@@ -36,6 +37,8 @@ def parse_input_shapes(values: Iterable[str] | Mapping[str, Iterable[int]] | Non
         return shapes
     shapes = {}
     for text in values:
+        if "=" not in text and re.fullmatch(r"\s*[0-9]+(\s*[xX,]\s*[0-9]+)*\s*", text):
+            text = f"{ANY}={text}"  # a bare shape: the model's only input
         match = _SHAPE.match(text)
         if not match:
             raise UsageError(f"--input-shape {text!r} must be NAME=DIMS with DIMS like 1x40x256x1 (batch first)")
@@ -46,6 +49,22 @@ def parse_input_shapes(values: Iterable[str] | Mapping[str, Iterable[int]] | Non
     return shapes
 
 
+def named_shapes(specs: list[IOSpec], given: Mapping[str, list[int]]) -> dict[str, list[int]]:
+    """``given`` with a bare shape given to the only input, every name checked against the model."""
+    names = [s.name for s in specs]
+    if ANY in given:
+        if len(names) != 1:
+            raise UsageError(f"the model has {len(names)} inputs ({', '.join(map(repr, names))}); name the one each "
+                             "--input-shape is for, as NAME=DIMS")
+        given = {names[0]: given[ANY], **{k: v for k, v in given.items() if k != ANY}}
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        single = f" (or give just the shape: --input-shape {'x'.join(['1'] + ['N'] * 3)})" if len(names) == 1 else ""
+        raise UsageError(f"--input-shape names {', '.join(map(repr, unknown))}, which the model does not have; "
+                         f"its inputs are {', '.join(map(repr, names))}{single}")
+    return dict(given)
+
+
 def run_shapes(specs: list[IOSpec], given: Mapping[str, list[int]], data_shapes: Mapping[str, list[int]] | None = None
                ) -> dict[str, list[int | None]]:
     """Each input's shape with every non-batch dimension known (the batch stays None).
@@ -54,12 +73,7 @@ def run_shapes(specs: list[IOSpec], given: Mapping[str, list[int]], data_shapes:
     UsageError for an unknown name or a shape that contradicts the model, DataError for a dimension that
     nothing fixes.
     """
-    names = [s.name for s in specs]
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        single = f" (or just the shape, as {names[0]}=...)" if len(names) == 1 else ""
-        raise UsageError(f"--input-shape names {', '.join(map(repr, unknown))}, which the model does not have; "
-                         f"its inputs are {', '.join(map(repr, names))}{single}")
+    given = named_shapes(specs, given)
     shapes: dict[str, list[int | None]] = {}
     for spec in specs:
         want = given.get(spec.name)

@@ -47,48 +47,61 @@ def _dtype(name: str):
             "int16": tf.int16}[name]
 
 
-def _specs(source: LoadedModel, input_shapes: dict[str, list] | None, batch_size: int | None) -> list:
+def _specs(source: LoadedModel, input_shapes: dict[str, list] | None, batch_size: int | None,
+           names: list[str]) -> list:
     tf = _tf()
     specs = []
-    for spec in source.input_specs():
-        shape = list((input_shapes or {}).get(spec.name) or spec.shape)
+    for name, spec in zip(names, source.input_specs()):
+        shape = list((input_shapes or {}).get(name) or spec.shape)
         if batch_size is not None and shape:
             shape[0] = batch_size
         specs.append(tf.TensorSpec([None if d is None or d < 0 else int(d) for d in shape],
-                                   tf.as_dtype(spec.dtype), name=spec.name))
+                                   tf.as_dtype(spec.dtype), name=name))
     return specs
 
 
 def export_signature(source: LoadedModel, dest: Path, input_shapes: dict[str, list] | None = None,
-                     batch_size: int | None = None) -> Path:
+                     batch_size: int | None = None, names: tuple[list[str], list[str]] | None = None) -> Path:
     """A SavedModel at ``dest`` whose ``serving_default`` takes the source's inputs by name (at the given
-    shapes) and returns a dict of its outputs by name. A SavedModel left as it is comes back unchanged."""
+    shapes) and returns a dict of its outputs by name. A SavedModel left as it is comes back unchanged.
+
+    ``names`` ((input names, output names), in the model's order) renames them: a model reloaded in a
+    child process may have lost an auto-generated name (``input_layer_2`` comes back ``input_layer``)."""
     tf = _tf()
-    specs = _specs(source, input_shapes, batch_size)
-    names = [s.name for s in specs]
+    own_inputs = [s.name for s in source.input_specs()]
+    own_outputs = source.output_names()
+    in_names, out_names = names or (own_inputs, own_outputs)
+    if len(in_names) != len(own_inputs) or len(out_names) != len(own_outputs):
+        raise ConversionError(f"the reloaded model has inputs {own_inputs} and outputs {own_outputs}; expected "
+                              f"{in_names} and {out_names}")
+    rename = dict(zip(own_outputs, out_names))
+    specs = _specs(source, input_shapes, batch_size, in_names)
     if source.flavor == "saved_model":
         original = [s.shape for s in source.input_specs()]
-        if [list(s.shape) for s in specs] == [list(s) for s in original]:
+        if [list(s.shape) for s in specs] == [list(s) for s in original] and names is None:
             return Path(source.path)
         fn = source.signature()
         module = tf.Module()
         module.inner = source.model
-        module.serve = tf.function(lambda *xs: fn(**dict(zip(names, xs))), input_signature=specs)
+        module.serve = tf.function(lambda *xs: {rename[k]: v for k, v in fn(**dict(zip(own_inputs, xs))).items()},
+                                   input_signature=specs)
         tf.saved_model.save(module, str(dest), signatures={SIGNATURE: module.serve.get_concrete_function()})
         return dest
-    output_names = source.output_names()
     model = source.model
 
     def serve(*xs):
         from modelpress.model_io import _inputs_struct
 
         struct = _inputs_struct(model)
-        args: Any = dict(zip(names, xs)) if isinstance(struct, dict) else (list(xs) if len(xs) > 1 else xs[0])
+        if isinstance(struct, dict):
+            args: Any = dict(zip(own_inputs, xs))
+        else:
+            args = list(xs) if len(xs) > 1 or isinstance(struct, (list, tuple)) else xs[0]
         out = model(args, training=False)
         if isinstance(out, dict):
-            return {str(k): v for k, v in out.items()}
+            return {rename.get(str(k), str(k)): v for k, v in out.items()}
         out = list(out) if isinstance(out, (list, tuple)) else [out]
-        return dict(zip(output_names, out))
+        return dict(zip(out_names, out))
 
     if source.flavor == "keras3":
         import keras
@@ -126,7 +139,8 @@ def to_tflite_bytes(model: Any, quantization: str = "none",
                     calibration: dict[str, np.ndarray] | np.ndarray | None = None,
                     input_dtype: str = "float32", output_dtype: str = "float32",
                     op_set: str = "builtins", batch_size: int | None = None,
-                    input_shapes: dict[str, list] | None = None) -> bytes:
+                    input_shapes: dict[str, list] | None = None,
+                    names: tuple[list[str], list[str]] | None = None) -> bytes:
     """Convert and return the flatbuffer. Raises ConversionError with the converter's own reason.
 
     ``batch_size`` fixes the batch dimension (Edge TPU, microcontrollers); by default it stays dynamic.
@@ -136,12 +150,14 @@ def to_tflite_bytes(model: Any, quantization: str = "none",
     tf = _tf()
     source = model if isinstance(model, LoadedModel) else load_model(model)
     specs = source.input_specs()
+    if names is not None:
+        specs = [IOSpec(n, s.shape, s.dtype) for n, s in zip(names[0], specs)]
     calibration = _named(calibration, specs)
     with tempfile.TemporaryDirectory(prefix="modelpress-export-") as tmp:
         captured = io.StringIO()  # Keras 3 prints its export summary; the converter logs to fd 2
         try:
             with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), _quiet_fd2():
-                exported = export_signature(source, Path(tmp) / "saved_model", input_shapes, batch_size)
+                exported = export_signature(source, Path(tmp) / "saved_model", input_shapes, batch_size, names)
         except Exception as err:
             raise ConversionError(f"export of the model's serving signature failed: {type(err).__name__}: "
                                   f"{_first_reason(str(err))}") from None
