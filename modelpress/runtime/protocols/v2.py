@@ -69,7 +69,9 @@ def _model_metadata(model: str, version: str | None = None):
             "platform": served.backend.platform, "inputs": _tensors(served.manifest.inputs),
             "outputs": _tensors(served.manifest.outputs),
             "parameters": {"version": str(served.version), "quantization": served.manifest.quantization,
-                           "labels": {k: str(v) for k, v in record.config.labels.items()}},
+                           "labels": {k: str(v) for k, v in record.config.labels.items()},
+                           "manifest": "inferred" if served.manifest.inferred else "shipped",
+                           "stateful": served.manifest.stateful},
         })
 
 
