@@ -27,6 +27,8 @@ from modelpress.manifest import TensorSpec
 log = logging.getLogger(__name__)
 
 _INTERPRETER: tuple[Any, Any, str] | None = None
+#: the signature served by default when a model has several, in order of preference (else its first)
+SERVING_SIGNATURES = ("serving_default", "serve", "serving", "predict", "infer", "main")
 _SKIPPED: set[str] = set()
 
 DELEGATE_LIBRARIES = {
@@ -293,7 +295,8 @@ def _pick_signature(keys: list[str], wanted: str | None, source: str) -> str | N
         return wanted
     if not keys:
         return None
-    return "serving_default" if "serving_default" in keys else keys[0]
+    preferred = [k for k in SERVING_SIGNATURES if k in keys]
+    return preferred[0] if preferred else keys[0]
 
 
 def _use_signature_names(interpreter: Any, inputs: list[dict], outputs: list[dict]) -> None:
