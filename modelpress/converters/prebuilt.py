@@ -121,9 +121,10 @@ def package_model(model: Path, out: Path, *, profile: DeviceProfile | None = Non
                 from modelpress.tflite_graph import read_graph
 
                 graph = read_graph((folder / model_file).read_bytes())
-            dtypes = (profile.input_dtype, profile.output_dtype) if kind == "tflite" else None
-            raise_on(check_constraints(profile, raw_bytes(folder / model_file), graph, manifest.inputs,
-                                       manifest.outputs, dtypes), profile)
+            # an integer-only device needs its integer I/O; elsewhere any dtype the interpreter runs is fine
+            integer_io = profile.input_dtype in ("int8", "uint8") and kind == "tflite"
+            inputs, outputs = (manifest.inputs, manifest.outputs) if integer_io else ([], [])
+            raise_on(check_constraints(profile, raw_bytes(folder / model_file), graph, inputs, outputs), profile)
             manifest.profile = {"name": profile.name, "hardware": profile.hardware, "threads": profile.threads,
                                 "delegate": profile.delegate, "source": profile.source}
         feed, data = feed_for(manifest.inputs, verify_data, input_shapes or {})

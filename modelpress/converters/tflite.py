@@ -71,14 +71,12 @@ def export_signature(source: LoadedModel, dest: Path, input_shapes: dict[str, li
     own_inputs = [s.name for s in source.input_specs()]
     own_outputs = source.output_names()
     in_names, out_names = names or (own_inputs, own_outputs)
-    if len(in_names) != len(own_inputs) or len(out_names) != len(own_outputs):
-        raise ConversionError(f"the reloaded model has inputs {own_inputs} and outputs {own_outputs}; expected "
-                              f"{in_names} and {out_names}")
-    rename = dict(zip(own_outputs, out_names))
-    specs = _specs(source, input_shapes, batch_size, in_names)
+    in_map, rename = _renaming(own_inputs, in_names), _renaming(own_outputs, out_names)
+    specs = _specs(source, input_shapes, batch_size, [in_map[n] for n in own_inputs])
     if source.flavor == "saved_model":
         original = [s.shape for s in source.input_specs()]
-        if [list(s.shape) for s in specs] == [list(s) for s in original] and names is None:
+        unchanged = all(k == v for k, v in {**in_map, **rename}.items())
+        if [list(s.shape) for s in specs] == [list(s) for s in original] and unchanged:
             return Path(source.path)
         fn = source.signature()
         module = tf.Module()
@@ -101,7 +99,7 @@ def export_signature(source: LoadedModel, dest: Path, input_shapes: dict[str, li
         if isinstance(out, dict):
             return {rename.get(str(k), str(k)): v for k, v in out.items()}
         out = list(out) if isinstance(out, (list, tuple)) else [out]
-        return dict(zip(out_names, out))
+        return dict(zip([rename[n] for n in own_outputs], out))
 
     if source.flavor == "keras3":
         import keras
@@ -116,6 +114,16 @@ def export_signature(source: LoadedModel, dest: Path, input_shapes: dict[str, li
         module.serve = tf.function(serve, input_signature=specs)
         tf.saved_model.save(module, str(dest), signatures={SIGNATURE: module.serve.get_concrete_function()})
     return dest
+
+
+def _renaming(own: list[str], wanted: list[str]) -> dict[str, str]:
+    """{the model's name: the name to give it}: the same names in any order map to themselves (a
+    SavedModel's dict may list them differently on each load); other names pair up in order."""
+    if set(own) == set(wanted):
+        return {n: n for n in own}
+    if len(own) != len(wanted):
+        raise ConversionError(f"the reloaded model has tensors {own}; expected {wanted}")
+    return dict(zip(own, wanted))
 
 
 def _representative(samples: dict[str, np.ndarray], specs: list[IOSpec]):
@@ -151,7 +159,8 @@ def to_tflite_bytes(model: Any, quantization: str = "none",
     source = model if isinstance(model, LoadedModel) else load_model(model)
     specs = source.input_specs()
     if names is not None:
-        specs = [IOSpec(n, s.shape, s.dtype) for n, s in zip(names[0], specs)]
+        in_map = _renaming([s.name for s in specs], names[0])
+        specs = [IOSpec(in_map[s.name], s.shape, s.dtype) for s in specs]
     calibration = _named(calibration, specs)
     with tempfile.TemporaryDirectory(prefix="modelpress-export-") as tmp:
         captured = io.StringIO()  # Keras 3 prints its export summary; the converter logs to fd 2

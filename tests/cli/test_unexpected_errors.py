@@ -29,7 +29,7 @@ def test_an_unexpected_exception_is_one_line_and_a_saved_traceback(runner, cli, 
     assert len(lines) == 1 and "Traceback" not in result.output
     assert lines[0].startswith("Error: unexpected KeyError in `modelpress inspect` at ")
     assert "'manifest'" in lines[0] and "run with -v to show it" in lines[0]
-    saved = Path(re.search(r"the full traceback is in (\S+?)[;.]", lines[0]).group(1))
+    saved = Path(re.search(r"the full traceback is in (\S+\.txt)", lines[0]).group(1))
     assert "Traceback (most recent call last)" in saved.read_text()
     saved.unlink()
 
@@ -38,4 +38,4 @@ def test_verbose_shows_the_traceback(runner, cli, broken_inspect, tmp_path):
     result = runner.invoke(cli, ["-v", "inspect", str(tmp_path)])
     assert result.exit_code == UNEXPECTED_EXIT
     assert "Traceback (most recent call last)" in result.output and "KeyError" in result.output
-    Path(re.search(r"the full traceback is in (\S+?)[;.]", result.output).group(1)).unlink()
+    Path(re.search(r"the full traceback is in (\S+\.txt)", result.output).group(1)).unlink()
