@@ -78,11 +78,13 @@ def _cases(work: Path) -> list[dict]:
     if tempo:
         from modelpress.testing.audio import click_spectrograms
 
-        np.save(work / "clicks.npy", click_spectrograms(200, frames=256))
+        for scaling in ("max", "std"):  # as tempo-CNN scales each window for each family of its models
+            np.save(work / f"clicks-{scaling}.npy", click_spectrograms(200, frames=256, normalize=scaling))
         for name in ("fcn", "cnn", "deeptemp_k4", "shallowtemp_k2"):
             dynamic = name.startswith(("deep", "shallow"))
             cases.append(dict(model=f"tempocnn {name}", kind="keras2 h5" + (", dynamic" if dynamic else ""),
-                              path=tempo / "models" / f"{name}.h5", data=work / "clicks.npy",
+                              path=tempo / "models" / f"{name}.h5",
+                              data=work / f"clicks-{'std' if dynamic else 'max'}.npy",
                               args=["--input-shape", TEMPO_SHAPE] if dynamic else []))
     wake = package_dir("pyopen_wakeword")
     if wake:

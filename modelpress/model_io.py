@@ -268,8 +268,9 @@ def load_model(source: str | Path | Any, safe_mode: bool = True, flavor: str | N
         except Exception as err:
             raise ModelLoadError(_explain(path, first_error or err)) from None
     if suffix == ".tflite":
-        raise ModelLoadError(f"{path} is already a TFLite model; convert starts from {_EXPECTED} "
-                             "(use `modelpress inspect` to look inside a .tflite file)")
+        raise ModelLoadError(f"{path} is already a TFLite model; convert starts from {_EXPECTED}. Use "
+                             f"`modelpress package {path} --out DIR --profile NAME` to check and package it as it "
+                             "is, or drop it in a version folder of `modelpress serve`")
     raise ModelLoadError(f"unsupported model file {path} ({suffix or 'no extension'}); expected {_EXPECTED}")
 
 

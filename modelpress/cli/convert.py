@@ -153,7 +153,7 @@ def _print_inspection(info: dict[str, Any]) -> None:
     if "activation_bytes" in model:
         click.echo(f"  weights       {_size(model['weight_bytes'])}, largest activation "
                    f"{_size(model['activation_bytes'])}")
-    for note in (manifest or {}).get("notes", []):
+    for note in (manifest or {}).get("notes", []) + model.get("notes", []):
         click.secho(f"  note          {note}", fg="yellow")
 
 

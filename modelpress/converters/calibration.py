@@ -121,6 +121,10 @@ def load_inputs(data: str | Path | np.ndarray | dict | None, shapes: dict[str, l
         return None
     names = list(shapes)
     if len(names) == 1:
+        if isinstance(data, dict):
+            if names[0] not in data:
+                raise DataError(f"the samples name {', '.join(map(repr, data))}; the model's input is {names[0]!r}")
+            data = np.asarray(data[names[0]])
         one = load_samples(data, shapes[names[0]], count, image_scale, seed, warn_random)
         return Samples({names[0]: one.x}, one.source, one.is_random) if one is not None else None
     if str(data) == RANDOM and not isinstance(data, (dict, np.ndarray)):

@@ -2,7 +2,7 @@
 with the machine): click tracks at known tempos as log-mel spectrograms for the tempo estimators, and
 openWakeWord's own feature pipeline (its melspectrogram and embedding models) over synthetic voiced sound::
 
-    x = click_spectrograms(32, frames=256)               # [32, 40, 256, 1] log-mel, tempos 60..200 BPM
+    x = click_spectrograms(32, frames=256)               # [32, 40, 256, 1] mel, tempos 60..200 BPM
     mel, emb = wakeword_features(models_dir, clips=8)    # [n, 76, 32, 1] mel windows, [n, 16, 96] embeddings
 """
 
@@ -30,9 +30,11 @@ def _mel_filters(rate: int, n_fft: int, bands: int, low: float = 20.0, high: flo
     return filters
 
 
-def click_spectrograms(count: int, frames: int = 256, seed: int = 0) -> np.ndarray:
-    """``count`` log-mel spectrograms [count, 40, frames, 1] of click tracks (a drum-like click on each beat,
-    tempos 60..200 BPM, some noise), the input layout of tempo-CNN's models."""
+def click_spectrograms(count: int, frames: int = 256, seed: int = 0, normalize: str = "max") -> np.ndarray:
+    """``count`` mel spectrograms [count, 40, frames, 1] of click tracks (a drum-like click on each beat,
+    tempos 60..200 BPM, some noise) as tempo-CNN's models take them: 11025 Hz, 1024-point FFT, hop 512,
+    40 mel bands 20..5000 Hz of magnitudes, each window scaled by its maximum (``normalize="max"``: fcn,
+    cnn) or to zero mean and unit deviation (``"std"``: deeptemp, shallowtemp)."""
     rng = np.random.default_rng(seed)
     filters = _mel_filters(TEMPO_RATE, TEMPO_FFT, TEMPO_BANDS)
     length = TEMPO_HOP * (frames - 1) + TEMPO_FFT
@@ -48,7 +50,8 @@ def click_spectrograms(count: int, frames: int = 256, seed: int = 0) -> np.ndarr
             signal[start:start + len(click)] += click * rng.uniform(0.6, 1.0)
         starts = np.arange(frames) * TEMPO_HOP
         spectrum = np.abs(np.fft.rfft(np.stack([signal[s:s + TEMPO_FFT] * window for s in starts]), axis=1))
-        out[i, :, :, 0] = np.log1p(1000.0 * (filters @ spectrum.T))
+        mel = filters @ spectrum.T
+        out[i, :, :, 0] = mel / mel.max() if normalize == "max" else (mel - mel.mean()) / (mel.std() or 1.0)
     return out
 
 
