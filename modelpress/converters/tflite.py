@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpress.errors import ConstraintError, ConversionError, DataError
+from modelpress.errors import ConstraintError, ConversionError, DataError, ModelpressError
 from modelpress.model_io import IOSpec, LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -205,8 +205,9 @@ def to_tflite_bytes(model: Any, quantization: str = "none",
             if flex and op_set != "select_tf_ops":
                 raise ConstraintError(
                     f"the model needs TensorFlow ops that TFLite has no builtin kernel for: {', '.join(flex)}; "
-                    f"ops {op_set} cannot run them. A profile with op_set: select_tf_ops converts them as Flex "
-                    "ops (served by tf.lite with Flex linked in), or replace those layers") from None
+                    f"ops {op_set} cannot run them. Replace those layers with TFLite builtins (a profile with "
+                    "op_set: select_tf_ops converts them as Flex ops, for an interpreter with Flex linked in)"
+                ) from None
             reason = _first_reason(text) or type(err).__name__
             raise ConversionError(f"TFLite conversion ({quantization}, ops {op_set}) failed: {reason}") from None
 
@@ -268,5 +269,15 @@ def convert_and_run(reference: tuple[str, str | None], safe_mode: bool, options:
     step(f"TFLite conversion ({quantization}" + (", with calibration)" if options.get("calibration") else ")"))
     data = to_tflite_bytes(source, **options)
     step("first invoke of the converted model")
-    model = TFLiteModel(data, threads=threads)
-    return data, model.predict_named(verify)
+    try:
+        model = TFLiteModel(data, threads=threads)
+        return data, model.predict_named(verify)
+    except ModelpressError as err:
+        if "Select TensorFlow op" not in str(err):
+            raise
+        from modelpress.tflite_graph import read_graph
+
+        flex = ", ".join(dict.fromkeys(read_graph(data).custom_ops))
+        raise ConversionError(f"converted with Flex ops ({flex}), but no interpreter here runs them (ai-edge-litert "
+                              "and TensorFlow 2.21's tf.lite ship without the Flex delegate), so the artifact cannot "
+                              "be verified or served; replace those ops with TFLite builtins") from None

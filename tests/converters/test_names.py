@@ -85,3 +85,25 @@ def test_a_keras_export_saved_model_keeps_its_signature_names(tmp_path):
     art = modelpress.convert(tmp_path / "exported", "server-cpu", tmp_path / "pkg")
     assert {s.name for s in art.manifest.outputs} == set(art.manifest.fidelity["outputs"])
     assert len(art.manifest.fidelity["outputs"]) == 2
+
+
+def test_ops_without_a_tflite_builtin_are_named(tmp_path):
+    import tensorflow as tf
+
+    from modelpress.errors import ConstraintError, ConversionError
+
+    class Determinant(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3, 3], tf.float32, name="m")])
+        def serve(self, m):
+            return {"det": tf.reshape(tf.linalg.det(m), [-1, 1])}
+
+    module = Determinant()
+    signatures = {"serving_default": module.serve.get_concrete_function()}
+    tf.saved_model.save(module, str(tmp_path / "det"), signatures=signatures)
+    with pytest.raises(ConstraintError, match="no builtin kernel for: MatrixDeterminant; ops builtins cannot run them"):
+        modelpress.convert(tmp_path / "det", "server-cpu", tmp_path / "pkg")
+    flex = tmp_path / "flex.yaml"
+    flex.write_text("name: server-flex\nhardware: cpu\nformats: [tflite]\nquantization: none\nop_set: select_tf_ops\n")
+    with pytest.raises(ConversionError, match=r"converted with Flex ops \(FlexMatrixDeterminant\), but no interpreter"):
+        modelpress.convert(tmp_path / "det", flex, tmp_path / "pkg")
+    assert not (tmp_path / "pkg").exists()
