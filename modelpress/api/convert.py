@@ -150,13 +150,14 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
 
     _check_out(Path(out), overwrite)
     given = parse_input_shapes(input_shapes)
-    warm_up()
     prof = load_profile(profile)
     if min_agreement is not None:
         if not 0.0 <= float(min_agreement) <= 1.0:
             raise UsageError(f"min_agreement {min_agreement!r} must be between 0 and 1")
         prof = dataclasses.replace(prof, min_top1_agreement=float(min_agreement))
     fmt, quant = _resolve_format_and_quantization(prof, model_format, quantization)
+    if fmt == "tflite":
+        warm_up()  # the conversion's child process: its TensorFlow import overlaps loading the model here
     if quant != prof.quantization and fmt == "tflite" and prof.max_abs_error is not None:
         # the profile's error bound was set for its own quantization; top-1 agreement still applies
         prof = dataclasses.replace(prof, max_abs_error=None)
