@@ -15,6 +15,8 @@ import click
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8500; 0 picks a free one).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Processes sharing the port (default 1).")
 @click.option("--threads", type=click.IntRange(1, 256), help="Concurrent requests per process (default 4).")
+@click.option("--server", type=click.Choice(["auto", "granian", "waitress"]),
+              help="HTTP server (default auto: granian when installed, else waitress).")
 @click.option("--profile", metavar="NAME|FILE",
               help="Device profile whose interpreter threads and delegate override the packages' own.")
 @click.option("--interpreter-threads", type=click.IntRange(1, 256), help="Threads per interpreter invoke.")
@@ -31,7 +33,8 @@ def serve(repository: str | None, config_file: str | None, **options) -> None:
     """Serve the model packages in REPOSITORY (<model>/<version>/ folders) over HTTP.
 
     Speaks TF Serving REST v1 (/v1/models/...) and Open Inference v2 (/v2/...), reloads new versions
-    while running, and exposes /metrics, /openapi.json and a status page at /. Runs on waitress.
+    while running, and exposes /metrics, /openapi.json and a status page at /. Runs on granian (a Rust
+    HTTP server) when it is installed, else on waitress.
 
     \b
     Examples:

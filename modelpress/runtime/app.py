@@ -11,29 +11,23 @@ Embed it in another WSGI app or serve it with waitress (see :func:`modelpress.ru
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from modelpress.errors import (
-    ModelpressError,
-    NotFoundError,
-    PayloadTooLargeError,
-    UnauthorizedError,
-    UnavailableError,
-    excerpt,
-)
+from modelpress.errors import ModelpressError, NotFoundError, PayloadTooLargeError, UnauthorizedError, excerpt
 from modelpress.layout import parse_version
 from modelpress.runtime.config import RuntimeConfig
 from modelpress.runtime.dataplane import DataPlane
+from modelpress.runtime.fastpath import FastInference, Lingering
+from modelpress.runtime.http import authorized, error_answer, internal_answer, json_response
 from modelpress.runtime.metrics import Metrics, _StateCollector
+from modelpress.runtime.protocols import ops, tfserving_v1, v2
 from modelpress.runtime.registry import ModelRegistry
 
 log = logging.getLogger("modelpress.runtime")
@@ -56,16 +50,17 @@ class Runtime:
 
     def authorized(self, header: str | None) -> bool:
         """Compare a bearer token with every accepted one in constant time."""
-        if not self.tokens:
-            return True
-        scheme, _, credentials = (header or "").strip().partition(" ")
-        if scheme.lower() != "bearer":  # auth schemes are case-insensitive (RFC 7235)
-            return False
-        sent = credentials.strip().encode()
-        matched = False
-        for token in self.tokens:
-            matched |= hmac.compare_digest(sent, token)
-        return matched
+        return authorized(header, self.tokens)
+
+    def metric_labels(self, model: str, version: str) -> tuple[str, str]:
+        """The model and version to label metrics with: only names the repository holds, so that clients
+        asking for made-up models or versions cannot grow the metrics without bound."""
+        record = self.registry.models.get(model) if model else None
+        if record is None:
+            return "", ""
+        number = parse_version(version)
+        known = number is not None and (number in record.versions or number in record.failed)
+        return model, version if known else ""
 
 
 def _config(config: RuntimeConfig | dict | str | Path | None, overrides: dict[str, Any]) -> RuntimeConfig:
@@ -76,17 +71,6 @@ def _config(config: RuntimeConfig | dict | str | Path | None, overrides: dict[st
     return RuntimeConfig.load(config, **overrides)
 
 
-def protected(view):
-    """Mark a view as needing the bearer token when tokens are configured (inference and admin)."""
-    view.modelpress_protected = True
-    return view
-
-
-def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(json.dumps(payload, separators=(",", ":")), status=status, headers=headers,
-                    mimetype="application/json")
-
-
 def create_app(config: RuntimeConfig | dict | str | Path | None = None, *, backends: dict | None = None,
                start: bool = True, **overrides: Any) -> Flask:
     """Build the service app. ``config`` is a RuntimeConfig, a dict of settings, a YAML path or None
@@ -95,8 +79,6 @@ def create_app(config: RuntimeConfig | dict | str | Path | None = None, *, backe
 
         app = create_app({"repository": "models/"}, batching=True, max_batch_size=16)
     """
-    from modelpress.runtime.protocols import ops, tfserving_v1, v2
-
     cfg = _config(config, overrides)
     if not cfg.repository:
         from modelpress.errors import UsageError
@@ -111,6 +93,8 @@ def create_app(config: RuntimeConfig | dict | str | Path | None = None, *, backe
     for blueprint in (tfserving_v1.blueprint, v2.blueprint, ops.blueprint):
         app.register_blueprint(blueprint)
     _install_hooks(app, runtime)
+    # v2 inference without Flask's per-request work; early answers then drain what the client still sends
+    app.wsgi_app = FastInference(Lingering(app.wsgi_app), runtime)  # type: ignore[method-assign]
     if start:
         runtime.registry.start()
     return app
@@ -125,8 +109,8 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
         g.version = (request.view_args or {}).get("version", "")
         length = request.content_length
         if length is not None and length > runtime.config.max_body_bytes:
-            raise PayloadTooLargeError(f"the request body has {length} bytes; at most "
-                                       f"{runtime.config.max_body_bytes} are accepted (max_body_bytes)")
+            raise PayloadTooLargeError(f"the request body has {length} bytes, over {runtime.config.max_body_bytes} "
+                                       "bytes (max_body_bytes); it was refused before being read")
         view = app.view_functions.get(request.endpoint or "")
         needs_token = getattr(view, "modelpress_protected", False)
         if needs_token and not runtime.authorized(request.headers.get("Authorization")):
@@ -138,12 +122,8 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
 
     @app.errorhandler(ModelpressError)
     def _expected(err: ModelpressError):
-        headers = {}
-        if isinstance(err, UnavailableError) and err.retry_after is not None:
-            headers["Retry-After"] = str(max(1, round(err.retry_after)))
-        if isinstance(err, UnauthorizedError):
-            headers["WWW-Authenticate"] = 'Bearer realm="modelpress"'
-        return json_response({"error": str(err)}, err.http_status, headers)
+        status, body, headers = error_answer(err)
+        return Response(body, status=status, headers=headers, mimetype="application/json")
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):
@@ -161,17 +141,15 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
-        reference = uuid.uuid4().hex[:12]
-        log.exception("unexpected error %s on %s %s", reference, request.method, request.path)
         # the details (paths, internals) stay in the server's log; the client gets a reference to them
-        return json_response({"error": f"internal error ({type(err).__name__}); the server log has the details "
-                                       f"under reference {reference}"}, 500)
+        status, body = internal_answer(err, request.method, request.path)
+        return Response(body, status=status, mimetype="application/json")
 
     @app.after_request
     def _record(response: Response):
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
         protocol = g.get("protocol", "other")
-        model, version = _known(runtime, g.get("model", ""), str(g.get("version", "")))
+        model, version = runtime.metric_labels(g.get("model", ""), str(g.get("version", "")))
         if protocol in ("v1", "v2") and model:
             runtime.metrics.request(model, version, protocol, response.status_code, seconds)
         else:
@@ -184,14 +162,3 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
                 "protocol": protocol, "model": g.get("model") or None, "version": g.get("version") or None,
             }, separators=(",", ":")))
         return response
-
-
-def _known(runtime: Runtime, model: str, version: str) -> tuple[str, str]:
-    """The model and version to label metrics with: only names the repository holds, so that clients
-    asking for made-up models or versions cannot grow the metrics without bound."""
-    record = runtime.registry.models.get(model) if model else None
-    if record is None:
-        return "", ""
-    number = parse_version(version)
-    known = number is not None and (number in record.versions or number in record.failed)
-    return model, version if known else ""

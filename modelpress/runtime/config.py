@@ -19,6 +19,7 @@ from typing import Any
 from modelpress.errors import UsageError
 
 ENV_PREFIX = "MODELPRESS_"
+SERVERS = ("auto", "granian", "waitress")
 
 
 @dataclass
@@ -30,6 +31,7 @@ class RuntimeConfig:
     port: int = 8500
     threads: int = 4                       # WSGI worker threads = request concurrency
     workers: int = 1                       # processes sharing the port (each loads its own models)
+    server: str = "auto"                   # HTTP server: granian (Rust) when installed, else waitress
     pool_size: int | None = None           # interpreters per model version; default: threads
     interpreter_threads: int | None = None  # default: the device profile's threads
     delegate: str | None = None            # default: the device profile's delegate
@@ -79,6 +81,8 @@ class RuntimeConfig:
             raise UsageError(f"pool_size must be at least 1, got {self.pool_size}")
         if not 0 <= self.port <= 65535:
             raise UsageError(f"port must be 0..65535, got {self.port}")
+        if self.server not in SERVERS:
+            raise UsageError(f"server {self.server!r} is unknown; use one of {', '.join(SERVERS)}")
         if self.max_queue_delay_ms < 0 or self.poll_interval < 0:
             raise UsageError("max_queue_delay_ms and poll_interval must not be negative")
 

@@ -1,22 +1,28 @@
-"""The data plane between protocols and the registry: lookup, validation against the signature, predict.
-
-Protocols decode with the served version's specs, then hand named arrays here::
+"""The data plane between protocols and the registry: lookup, validation against the signature, predict,
+and protocol-neutral answers (readiness, metadata, status) that each protocol words its own way; the
+protocols never read registry records::
 
     with plane.model("digits", version="2") as served:
         x = decode(body, served.manifest.inputs)          # protocol-specific
         outputs = plane.predict(served, {"image": x})      # {"output_0": array}, validated and run
+    plane.ready()                                          # True once the repository was loaded
+    plane.model_ready("digits")                            # Readiness(model="digits", version=2, ready=True)
+    plane.metadata("digits", label="stable")               # ModelMetadata(..., inputs=[TensorSpec...])
+    plane.status("digits")                                 # {"digits": [{"version": 2, "state": AVAILABLE...}]}
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from modelpress.errors import BadRequestError
+from modelpress.errors import BadRequestError, NotFoundError, UnavailableError
+from modelpress.layout import parse_version
 from modelpress.manifest import TensorSpec
-from modelpress.runtime.codecs import v2_datatype
+from modelpress.runtime.codecs.arrays import v2_datatype
 from modelpress.runtime.registry import ModelRegistry, ServedVersion
 
 
@@ -31,11 +37,82 @@ def accepted_types(spec: TensorSpec) -> str:
     return own
 
 
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a model (or one version) takes traffic, and why not."""
+    model: str
+    version: int | None
+    ready: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a client needs to call a served version: its signature and where it came from."""
+    model: str
+    version: int
+    versions: list[int]
+    platform: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    quantization: str | None
+    profile: str | None
+    labels: dict[str, int] = field(default_factory=dict)
+    inferred: bool = False   # the manifest was read from a model made elsewhere, not shipped with it
+    stateful: bool = False   # the model keeps resource variables between calls
+
+
 class DataPlane:
-    """Validation and inference over a :class:`ModelRegistry`; knows nothing of HTTP."""
+    """Validation, inference and protocol-neutral answers over a :class:`ModelRegistry`; knows nothing of HTTP."""
 
     def __init__(self, registry: ModelRegistry):
         self.registry = registry
+
+    # --- protocol-neutral answers ---------------------------------------------------------------
+    def ready(self) -> bool:
+        """The repository was scanned once (every version found then loaded or failed)."""
+        return self.registry.ready
+
+    def model_ready(self, model: str, version: str | None = None) -> Readiness:
+        """Readiness of a model's newest available version, or of one version; a version the repository does
+        not hold is a 404 (as for its metadata), not "try again later"."""
+        record = self.registry.lookup_model(model)
+        try:
+            with self.registry.acquire(model, version) as served:
+                return Readiness(model, served.version, True)
+        except (NotFoundError, UnavailableError) as err:
+            number = parse_version(version) if version is not None else None
+            if version is not None and number not in record.versions and number not in record.failed:
+                raise
+            return Readiness(model, number, False, str(err))
+
+    def metadata(self, model: str, version: str | None = None, label: str | None = None) -> ModelMetadata:
+        """The signature and origin of the version a request names (newest available by default)."""
+        with self.registry.acquire(model, version, label) as served:
+            record = self.registry.lookup_model(model)
+            profile = served.manifest.profile or {}
+            return ModelMetadata(model, served.version, sorted(record.versions), served.backend.platform,
+                                 list(served.manifest.inputs), list(served.manifest.outputs),
+                                 served.manifest.quantization, profile.get("name"), dict(record.config.labels),
+                                 served.manifest.inferred, served.manifest.stateful)
+
+    def reload(self) -> None:
+        """Scan the repository now instead of waiting for the next poll."""
+        self.registry.scan()
+
+    def status(self, model: str | None = None, version: str | None = None,
+               label: str | None = None) -> dict[str, list[dict]]:
+        """Per model, its versions newest first (state, error, labels); with ``version`` or ``label``, only that
+        version's row (a 404 when the repository lacks it)."""
+        if label is not None:
+            version = str(self.registry.label_version(model, label))
+        rows = self.registry.status(model)
+        if version is None:
+            return rows
+        picked = [r for r in rows[model] if r["version"] is not None and str(r["version"]) == str(version)]
+        if not picked:
+            raise NotFoundError(f"version {version} of model {model!r} is not in the repository")
+        return {model: picked}
 
     @contextlib.contextmanager
     def model(self, model: str, version: str | None = None, label: str | None = None) -> Iterator[ServedVersion]:

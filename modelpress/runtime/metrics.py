@@ -15,9 +15,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from modelpress.runtime.state import VERSION_STATES
+
 LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-STATES = ("LOADING", "AVAILABLE", "UNLOADING", "END", "FAILED")
+STATES = tuple(str(state) for state in VERSION_STATES)
 
 
 class _StateCollector:
@@ -29,7 +31,7 @@ class _StateCollector:
                                    labels=["model", "version", "state"])
         for model, version, state in self.source.states():
             for name in STATES:
-                family.add_metric([model, version, name], 1.0 if name == state else 0.0)
+                family.add_metric([model, version, name], 1.0 if name == str(state) else 0.0)
         yield family
 
 

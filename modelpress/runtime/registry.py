@@ -31,6 +31,7 @@ from modelpress.runtime.backends import BACKENDS, Backend
 from modelpress.runtime.batcher import Batcher
 from modelpress.runtime.config import RuntimeConfig
 from modelpress.runtime.repository import ModelConfig, check_name, scan_repository
+from modelpress.runtime.state import ModelState
 
 log = logging.getLogger(__name__)
 RETIRED_KEPT = 4  # ended versions a model's status still lists (older ones are forgotten, metrics included)
@@ -43,7 +44,7 @@ class ServedVersion:
                  backend: Backend, metrics):
         self.model, self.version, self.folder, self.fingerprint = model, version, folder, fingerprint
         self.manifest, self.backend, self.metrics = manifest, backend, metrics
-        self.state = "LOADING"
+        self.state = ModelState.LOADING
         self.error: str | None = None
         self.batcher: Batcher | None = None
         self.inflight = 0
@@ -93,7 +94,7 @@ class ServedVersion:
         try:
             self.backend.unload()
         finally:
-            self.state = "END"
+            self.state = ModelState.END
             if self.metrics is not None:
                 self.metrics.forget(self.model, str(self.version))
             log.info("unloaded model %s version %s", self.model, self.version)
@@ -145,7 +146,7 @@ class ModelRegistry:
             for model in self.models.values():
                 model.versions = {}
         for version in served:
-            version.state = "UNLOADING"
+            version.state = ModelState.UNLOADING
             try:
                 version.retire(self.config.unload_timeout)
             except Exception:  # one backend failing to unload must not stop the others
@@ -266,7 +267,7 @@ class ModelRegistry:
             if isinstance(err, ModelpressError):
                 raise
             raise ArtifactError(f"{folder}: {type(err).__name__}: {str(err)[:300]}") from None
-        served.state = "AVAILABLE"
+        served.state = ModelState.AVAILABLE
         log.info("loaded model %s version %s (%s, %d interpreter(s), %d thread(s) each, delegate %s%s) in %.0f ms",
                  record.name, version, backend.platform, pool, threads, delegate or "none",
                  ", batching" if served.batcher else "", (time.perf_counter() - started) * 1000)
@@ -281,9 +282,10 @@ class ModelRegistry:
                                 f"(to {target}); copy the file into the package instead")
 
     def _retire(self, record: ModelRecord, served: ServedVersion) -> None:
-        served.state = "UNLOADING"
+        served.state = ModelState.UNLOADING
         with self._lock:  # status() reads it under the lock
-            ended = sorted(v for v, s in record.retired.items() if s.state == "END" and v != served.version)
+            ended = sorted(v for v, s in record.retired.items()
+                           if s.state == ModelState.END and v != served.version)
             for version in ended[:-RETIRED_KEPT]:
                 del record.retired[version]
             record.retired[served.version] = served
@@ -343,7 +345,7 @@ class ModelRegistry:
                                            retry_after=5)
                 number = max(record.versions)
             served = record.versions.get(number)
-            if served is None or served.state != "AVAILABLE":
+            if served is None or served.state != ModelState.AVAILABLE:
                 served_list = ", ".join(str(v) for v in sorted(record.versions)) or "none"
                 why = f" ({record.failed[number][1]})" if number in record.failed else ""
                 raise NotFoundError(f"version {number} of model {model!r} is not available{why}; "
@@ -378,7 +380,7 @@ class ModelRegistry:
                 for v, served in record.retired.items():
                     rows[v] = {"version": v, "state": served.state, "error": None}
                 for v, (_, error) in record.failed.items():
-                    rows[v] = {"version": v, "state": "FAILED", "error": error}
+                    rows[v] = {"version": v, "state": ModelState.FAILED, "error": error}
                 for v, served in record.versions.items():
                     error = record.failed[v][1] if v in record.failed else None
                     rows[v] = {"version": v, "state": served.state, "error": error,
@@ -389,7 +391,7 @@ class ModelRegistry:
                     row["labels"] = sorted(labels.get(v, []))
                 out[record.name] = [rows[v] for v in sorted(rows, reverse=True)]
                 if record.config_error:
-                    out[record.name].insert(0, {"version": None, "state": "CONFIG_ERROR",
+                    out[record.name].insert(0, {"version": None, "state": ModelState.CONFIG_ERROR,
                                                 "error": record.config_error, "labels": []})
             return out
 

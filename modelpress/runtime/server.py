@@ -1,19 +1,25 @@
-"""Run the service under waitress (a production WSGI server; never Flask's development server)::
+"""Run the service under a production HTTP server (never Flask's development server): granian (Rust,
+``pip install granian``; the runtime extra has it) when it imports, else waitress (pure Python)::
 
     serve({"repository": "models/", "port": 8500, "threads": 8})
-    # INFO modelpress.runtime: serving models/ on http://127.0.0.1:8500 (8 threads, 1 worker)
+    # WARNING modelpress.runtime: serving models/ on http://127.0.0.1:8500 (granian, 8 thread(s), 1 worker(s)) ...
 
-With ``workers > 1`` the parent binds the port and forks that many processes sharing it; each loads
-its own models (and keeps its own metrics).
+``server="waitress"`` (``--server waitress``) picks waitress where both are present. With ``workers > 1``
+that many processes share the port; each loads its own models (and keeps its own metrics). The start-up
+line is written once the port takes connections, so a client reading it can send requests at once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import multiprocessing.util
 import os
 import signal
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,21 +101,44 @@ def _run_one(config: RuntimeConfig, sock: socket.socket, announce: Any, worker: 
         app.modelpress.close()
 
 
+def server_name(config: RuntimeConfig) -> str:
+    """The HTTP server ``config`` runs on: ``server`` itself, or for ``auto`` granian when it imports::
+
+        server_name(RuntimeConfig(server="auto"))   # "granian" (or "waitress" without the wheel)
+    """
+    if config.server != "auto":
+        return config.server
+    try:
+        import granian  # noqa: F401
+    except ImportError:
+        return "waitress"
+    return "granian"
+
+
 def serve(config: RuntimeConfig | dict | str | Path | None = None, **overrides: Any) -> None:
-    """Serve a repository until interrupted (SIGINT / SIGTERM), logging where it listens."""
+    """Serve a repository until interrupted (SIGINT / SIGTERM), logging where it listens::
+
+        serve({"repository": "models/", "workers": 2})
+    """
     from modelpress.runtime.app import _config
 
     cfg = _config(config, overrides)
     if cfg.access_log:
         logging.getLogger("modelpress.access").setLevel(logging.INFO)
+    name = server_name(cfg)
     sock = _bind(cfg.host, cfg.port)
     host, port = sock.getsockname()[:2]
     where = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    line = (f"serving {cfg.repository} on {where} ({name}, {cfg.threads} thread(s), {cfg.workers} worker(s)); "
+            f"status page {where}/, metrics {where}/metrics")
+    if name == "granian":
+        sock.close()  # granian binds the port itself, in each worker (the check above gives the clear error)
+        _serve_granian(cfg, host, port, line)
+        return
 
     def announce(worker: int) -> None:
         if worker == 0:
-            log.warning("serving %s on %s (%d thread(s), %d worker(s)); status page %s/, metrics %s/metrics",
-                        cfg.repository, where, cfg.threads, cfg.workers, where, where)
+            log.warning("%s", line)
 
     if cfg.workers == 1:
         _run_one(cfg, sock, announce, 0)
@@ -142,3 +171,44 @@ def serve(config: RuntimeConfig | dict | str | Path | None = None, **overrides: 
                 continue
             except ChildProcessError:
                 break
+
+
+def _serve_granian(cfg: RuntimeConfig, host: str, port: int, line: str) -> None:
+    """granian's WSGI server: ``workers`` processes, ``threads`` Python threads each; its main process
+    turns SIGTERM / SIGINT into a graceful stop, after which each worker unloads its models."""
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    from modelpress.runtime.app import create_app
+    from modelpress.runtime.repository import scan_repository
+
+    create_app(cfg, start=False).modelpress.close()  # settings, tokens, profile: a clear error here, not per worker
+    scan_repository(cfg.repository)                   # a missing repository likewise
+    announced = multiprocessing.Value("i", 0)  # shared by the forked workers: the first one ready announces
+
+    def load(target: str):  # noqa: ARG001 - runs in each worker, before it listens
+        app = create_app(cfg)
+        multiprocessing.util.Finalize(app, app.modelpress.close, exitpriority=10)  # at the worker's exit
+        threading.Thread(target=_announce_when_listening, args=(host, port, line, announced), daemon=True).start()
+        return app
+
+    server = Granian("modelpress.runtime.app:create_app", address=host, port=port, interface=Interfaces.WSGI,
+                     workers=cfg.workers, blocking_threads=cfg.threads, backlog=1024, log_level=LogLevels.warning,
+                     workers_kill_timeout=int(cfg.unload_timeout) + 5)
+    server.serve(target_loader=load)
+
+
+def _announce_when_listening(host: str, port: int, line: str, announced, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.01)
+    with announced.get_lock():
+        if announced.value:
+            return
+        announced.value = 1
+    log.warning("%s", line)

@@ -4,6 +4,7 @@ fake backend for fast HTTP-stack tests. Nothing here needs TensorFlow."""
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from modelpress.testing.server import ServerProcess
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PACKAGES = FIXTURES / "packages"
 ROOT = Path(__file__).resolve().parents[2]
+# the HTTP servers the runtime runs on: the real-server tests of its promises run on each one installed
+SERVERS = [name for name in ("granian", "waitress") if importlib.util.find_spec(name) is not None]
 
 
 def add_version(repo: Path, model: str, version: int, package: str = "float32") -> Path:

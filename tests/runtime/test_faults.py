@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.runtime.conftest import PACKAGES, FakeBackend, write_fake_package
+from tests.runtime.conftest import PACKAGES, SERVERS, FakeBackend, write_fake_package
 
 REAL = (PACKAGES / "float32" / "model.tflite").read_bytes()
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x08\x00\x00\x00\x08\x08\x00\x00\x00\x00" + bytes(40)
@@ -208,9 +208,10 @@ def test_a_model_folder_removed_while_serving(start_server, repo, samples):
     assert "Traceback" not in log, log[log.find("Traceback") - 300:][:3000]
 
 
-def test_sigterm_while_requests_are_running_exits_cleanly(start_server, repo, samples):
+@pytest.mark.parametrize("http_server", SERVERS)
+def test_sigterm_while_requests_are_running_exits_cleanly(start_server, repo, samples, http_server):
     x, _ = samples
-    server = start_server(repo, "--poll-interval", "0", "--threads", "4")
+    server = start_server(repo, "--poll-interval", "0", "--threads", "4", "--server", http_server)
     stop, started = threading.Event(), threading.Barrier(5)
 
     def ask() -> None:

@@ -7,9 +7,11 @@ import json
 import time
 
 import numpy as np
+import pytest
 import requests
 
 from modelpress.runtime import create_app
+from tests.runtime.conftest import SERVERS
 
 FILL = {"{model}": "digits", "{version}": "1", "{label}": "stable"}
 
@@ -109,8 +111,9 @@ def test_binary_extension_by_hand_over_real_http(server, samples):
     assert bad.status_code == 400 and "binary_data_size" in bad.json()["error"]
 
 
-def test_oversized_and_malformed_bodies_over_real_http(start_server, repo):
-    server = start_server(repo, "--max-body-bytes", "2000", "--poll-interval", "0")
+@pytest.mark.parametrize("http_server", SERVERS)
+def test_oversized_and_malformed_bodies_over_real_http(start_server, repo, http_server):
+    server = start_server(repo, "--max-body-bytes", "2000", "--poll-interval", "0", "--server", http_server)
     big = requests.post(server.url + "/v1/models/digits:predict", data=b"[" * 5000, timeout=10,
                         headers={"Content-Type": "application/json"})
     assert big.status_code == 413 and "2000" in big.json()["error"]
@@ -187,9 +190,10 @@ def test_access_log_is_one_json_line_per_request(client, caplog, samples):
     assert entries[0]["ms"] > 0 and entries[0]["bytes_in"] > 0
 
 
-def test_several_workers_share_the_port(start_server, repo, samples):
+@pytest.mark.parametrize("http_server", SERVERS)
+def test_several_workers_share_the_port(start_server, repo, samples, http_server):
     x, y = samples
-    server = start_server(repo, "--workers", "2", "--poll-interval", "0")
+    server = start_server(repo, "--workers", "2", "--poll-interval", "0", "--server", http_server)
     session = requests.Session()
     answers = [session.post(server.url + "/v1/models/digits:predict", json={"instances": x[i:i + 1].tolist()},
                             timeout=10) for i in range(10)]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from modelpress.runtime.config import RuntimeConfig
-from tests.runtime.conftest import PACKAGES, add_version
+from tests.runtime.conftest import PACKAGES, SERVERS, add_version
 
 TOKEN = "s3cret-token-0123456789"
 #: every route that runs a model or changes the server (all of them POST); the others only read
@@ -92,7 +92,7 @@ def test_the_default_bind_is_loopback_only(server, monkeypatch, runner, cli):
             pass
 
 
-# --- bodies over max_body_bytes, through the real server (waitress) --------------------------------
+# --- bodies over max_body_bytes, through the real server (granian and waitress) ---------------------
 
 LIMIT = 4096
 
@@ -129,13 +129,13 @@ def _head(extra: str) -> bytes:
             f"{extra}\r\n").encode()
 
 
-@pytest.fixture(scope="module")
-def small_server(tmp_path_factory):
+@pytest.fixture(scope="module", params=SERVERS)
+def small_server(tmp_path_factory, request):
     from tests.runtime.conftest import ServerProcess
 
     root = tmp_path_factory.mktemp("small") / "repo"
     add_version(root, "digits", 1)
-    process = ServerProcess(root, "--max-body-bytes", str(LIMIT), "--poll-interval", "0")
+    process = ServerProcess(root, "--max-body-bytes", str(LIMIT), "--poll-interval", "0", "--server", request.param)
     yield process
     process.stop()
 

@@ -14,7 +14,7 @@ import html
 from flask import Blueprint, Response, current_app
 
 from modelpress import __version__
-from modelpress.runtime.app import json_response, protected
+from modelpress.runtime.http import json_response, protected
 from modelpress.runtime.openapi import openapi_document
 
 blueprint = Blueprint("ops", __name__)
@@ -26,8 +26,8 @@ def _runtime():
 
 def _status() -> dict:
     runtime = _runtime()
-    status = runtime.registry.status()
-    return {"ready": runtime.registry.ready, "version": __version__, "repository": runtime.config.repository,
+    status = runtime.plane.status()
+    return {"ready": runtime.plane.ready(), "version": __version__, "repository": runtime.config.repository,
             "models": {name: {"versions": rows, "latency": runtime.metrics.recent_latency(name)}
                        for name, rows in status.items()}}
 
@@ -79,5 +79,5 @@ def openapi():
 @protected
 def reload():
     """Scan the repository now (instead of waiting for the next poll) and return the status."""
-    _runtime().registry.scan()
+    _runtime().plane.reload()
     return json_response(_status())

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, request
 
-from modelpress.errors import BadRequestError, NotFoundError
-from modelpress.runtime.app import json_response, protected
-from modelpress.runtime.codecs import parse_json, tf_datatype, v1_array, v1_encode, v1_inputs
+from modelpress.errors import BadRequestError
+from modelpress.runtime.codecs.arrays import tf_datatype
+from modelpress.runtime.codecs.json import parse_json
+from modelpress.runtime.codecs.v1 import v1_array, v1_encode, v1_inputs
+from modelpress.runtime.http import json_response, protected
+from modelpress.runtime.state import ModelState
 
 blueprint = Blueprint("v1", __name__, url_prefix="/v1/models")
 SIGNATURE = "serving_default"
@@ -22,19 +25,11 @@ def _runtime():
 
 
 def _status_rows(model: str, version: str | None = None, label: str | None = None) -> list[dict]:
-    registry = _runtime().registry
-    registry.lookup_model(model)
-    if label is not None:
-        version = str(registry.label_version(model, label))
-    rows = [r for r in registry.status(model)[model] if r["version"] is not None]
-    if version is not None:
-        rows = [r for r in rows if str(r["version"]) == str(version)]
-        if not rows:
-            raise NotFoundError(f"version {version} of model {model!r} is not in the repository")
+    rows = [r for r in _runtime().plane.status(model, version, label)[model] if r["version"] is not None]
     out = []
     for row in rows:
-        failed = row["state"] == "FAILED"
-        out.append({"version": str(row["version"]), "state": "END" if failed else row["state"],
+        failed = row["state"] == ModelState.FAILED  # TF Serving has no FAILED: an END with an error
+        out.append({"version": str(row["version"]), "state": ModelState.END if failed else row["state"],
                     "status": {"error_code": "UNKNOWN" if failed else "OK", "error_message": row["error"] or ""}})
     return out
 
@@ -63,18 +58,17 @@ def _tensor_info(spec) -> dict:
 
 
 def _metadata(model: str, version: str | None = None, label: str | None = None):
-    with _runtime().plane.model(model, version, label) as served:
-        g.version = str(served.version)
-        signature = {"inputs": {s.name: _tensor_info(s) for s in served.manifest.inputs},
-                     "outputs": {s.name: _tensor_info(s) for s in served.manifest.outputs},
-                     "method_name": "tensorflow/serving/predict"}
-        return json_response({
-            "model_spec": {"name": model, "signature_name": "", "version": str(served.version)},
-            "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}},
-                         "modelpress": {"profile": served.manifest.profile.get("name"),
-                                        "quantization": served.manifest.quantization,
-                                        "platform": served.backend.platform}},
-        })
+    meta = _runtime().plane.metadata(model, version, label)
+    g.version = str(meta.version)
+    signature = {"inputs": {s.name: _tensor_info(s) for s in meta.inputs},
+                 "outputs": {s.name: _tensor_info(s) for s in meta.outputs},
+                 "method_name": "tensorflow/serving/predict"}
+    return json_response({
+        "model_spec": {"name": model, "signature_name": "", "version": str(meta.version)},
+        "metadata": {"signature_def": {"signature_def": {SIGNATURE: signature}},
+                     "modelpress": {"profile": meta.profile, "quantization": meta.quantization,
+                                    "platform": meta.platform}},
+    })
 
 
 @blueprint.get("/<model>/metadata")

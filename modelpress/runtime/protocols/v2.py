@@ -9,21 +9,14 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response, current_app, g, request
 
 from modelpress import __version__
-from modelpress.errors import BadRequestError, NotFoundError, UnavailableError
-from modelpress.runtime.app import json_response, protected
-from modelpress.runtime.codecs import (
-    parse_json,
-    split_binary_body,
-    v2_datatype,
-    v2_encode_outputs,
-    v2_inputs,
-    v2_output_choice,
-)
+from modelpress.errors import BadRequestError
+from modelpress.runtime.codecs.arrays import v2_datatype
+from modelpress.runtime.codecs.json import dumps, parse_json
+from modelpress.runtime.codecs.v2 import split_binary_body, v2_encode_outputs, v2_inputs, v2_output_choice
+from modelpress.runtime.http import json_response, protected
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -49,7 +42,7 @@ def live():
 @blueprint.get("/health/ready")
 def ready():
     """Readiness: 200 once the repository has been loaded, else 503."""
-    if _runtime().registry.ready:
+    if _runtime().plane.ready():
         return json_response({"ready": True})
     return json_response({"ready": False, "error": "the model repository is still loading; retry shortly"}, 503,
                          {"Retry-After": "1"})
@@ -60,19 +53,15 @@ def _tensors(specs) -> list[dict]:
 
 
 def _model_metadata(model: str, version: str | None = None):
-    runtime = _runtime()
-    with runtime.plane.model(model, version) as served:
-        g.version = str(served.version)
-        record = runtime.registry.lookup_model(model)
-        return json_response({
-            "name": model, "versions": [str(v) for v in sorted(record.versions)],
-            "platform": served.backend.platform, "inputs": _tensors(served.manifest.inputs),
-            "outputs": _tensors(served.manifest.outputs),
-            "parameters": {"version": str(served.version), "quantization": served.manifest.quantization,
-                           "labels": {k: str(v) for k, v in record.config.labels.items()},
-                           "manifest": "inferred" if served.manifest.inferred else "shipped",
-                           "stateful": served.manifest.stateful},
-        })
+    meta = _runtime().plane.metadata(model, version)
+    g.version = str(meta.version)
+    return json_response({
+        "name": model, "versions": [str(v) for v in meta.versions], "platform": meta.platform,
+        "inputs": _tensors(meta.inputs), "outputs": _tensors(meta.outputs),
+        "parameters": {"version": str(meta.version), "quantization": meta.quantization,
+                       "labels": {k: str(v) for k, v in meta.labels.items()},
+                       "manifest": "inferred" if meta.inferred else "shipped", "stateful": meta.stateful},
+    })
 
 
 @blueprint.get("/models/<model>")
@@ -88,16 +77,10 @@ def version_metadata(model: str, version: str):
 
 
 def _model_ready(model: str, version: str | None = None):
-    registry = _runtime().registry
-    record = registry.lookup_model(model)
-    try:
-        with registry.acquire(model, version) as served:
-            number = served.version
-    except (NotFoundError, UnavailableError) as err:
-        if version is not None and int(version) not in record.versions and int(version) not in record.failed:
-            raise  # a version the repository does not hold: 404, as for its metadata; not "try again later"
-        return json_response({"name": model, "ready": False, "error": str(err)}, 503)
-    return json_response({"name": model, "version": str(number), "ready": True})
+    state = _runtime().plane.model_ready(model, version)
+    if not state.ready:
+        return json_response({"name": model, "ready": False, "error": state.error}, 503)
+    return json_response({"name": model, "version": str(state.version), "ready": True})
 
 
 @blueprint.get("/models/<model>/ready")
@@ -112,26 +95,54 @@ def version_ready(model: str, version: str):
     return _model_ready(model, version)
 
 
-def _infer(model: str, version: str | None = None):
-    runtime = _runtime()
-    head, tail = split_binary_body(request.get_data(cache=False), request.headers.get(HEADER_LENGTH))
+class Answer:
+    """An inference answer ready to send: the version that ran it, body, content type, extra headers."""
+    __slots__ = ("version", "body", "content_type", "headers")
+
+    def __init__(self, version: str, body: bytes, content_type: str, headers: dict[str, str]):
+        self.version, self.body, self.content_type, self.headers = version, body, content_type, headers
+
+
+def infer_answer(runtime, model: str, version: str | None, raw: bytes, header_length: str | None,
+                 served_version: list | None = None) -> Answer:
+    """One v2 inference, body bytes in, answer bytes out, with no web framework involved (the Flask route
+    and the fast WSGI path both call it). ``served_version``, when given, receives the version that ran
+    the request as soon as it is known (for metrics, even if encoding fails later)::
+
+        answer = infer_answer(runtime, "digits", None, body, None)
+        answer.body   # b'{"model_name":"digits","model_version":"2","outputs":[...]}'
+    """
+    head, tail = split_binary_body(raw, header_length)
     body = parse_json(head, runtime.config.max_json_depth)
     tensors = v2_inputs(body, tail)
     with runtime.plane.model(model, version) as served:
-        g.version = str(served.version)
+        number = str(served.version)
+        if served_version is not None:
+            served_version.append(number)
         named = dict(tensors)
         if len(named) != len(tensors):
             raise BadRequestError("an input name appears twice in the request; send each input once")
         outputs = runtime.plane.predict(served, named)
     choice = v2_output_choice(body, list(outputs))
     encoded, binary = v2_encode_outputs(outputs, choice)
-    answer = {"model_name": model, "model_version": g.version, "outputs": encoded}
+    answer = {"model_name": model, "model_version": number, "outputs": encoded}
     if "id" in body:
         answer["id"] = body["id"]
-    text = json.dumps(answer, separators=(",", ":")).encode()
+    text = dumps(answer)
     if not binary:
-        return Response(text, mimetype="application/json")
-    return Response(text + binary, mimetype="application/octet-stream", headers={HEADER_LENGTH: str(len(text))})
+        return Answer(number, text, "application/json", {})
+    return Answer(number, text + binary, "application/octet-stream", {HEADER_LENGTH: str(len(text))})
+
+
+def _infer(model: str, version: str | None = None):
+    served: list[str] = []
+    try:
+        answer = infer_answer(_runtime(), model, version, request.get_data(cache=False),
+                              request.headers.get(HEADER_LENGTH), served)
+    finally:
+        if served:
+            g.version = served[0]
+    return Response(answer.body, content_type=answer.content_type, headers=answer.headers)
 
 
 @blueprint.post("/models/<model>/infer")
