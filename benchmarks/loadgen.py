@@ -68,8 +68,8 @@ def log_problems(server: ServerProcess) -> list[str]:
 
 
 class RssSampler:
-    """Samples a process's resident memory every ``interval`` seconds in a thread: ``samples`` holds
-    (perf_counter time, bytes)."""
+    """Samples the resident memory of a process and its children (a server's workers) every ``interval``
+    seconds in a thread: ``samples`` holds (perf_counter time, bytes)."""
 
     def __init__(self, pid: int, interval: float = 0.25):
         self.process = psutil.Process(pid)
@@ -80,6 +80,9 @@ class RssSampler:
 
     def now(self) -> int:
         rss = self.process.memory_info().rss
+        for child in self.process.children(recursive=True):  # granian's workers hold the models
+            with contextlib.suppress(psutil.Error):
+                rss += child.memory_info().rss
         self.samples.append((time.perf_counter(), rss))
         return rss
 

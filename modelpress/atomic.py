@@ -1,7 +1,9 @@
 """Atomic writes: nobody ever sees a half-written artifact.
 
 A folder is built under a hidden temporary name beside its destination and renamed into place in one
-step; a file likewise::
+step; a file likewise. Before the rename its files and folders are flushed to disk, and after it the
+folder that holds the new name, so that once the call returns the result survives a power cut (Linux;
+where a system cannot sync a folder, that step is skipped)::
 
     with atomic_directory("artifacts/rpi") as tmp:
         (tmp / "model.tflite").write_bytes(data)
@@ -55,11 +57,41 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(a), None, str(b))
 
 
-def _fsync_tree(folder: Path) -> None:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
+def fsync_directory(path: str | Path) -> None:
+    """Flush a folder's entries (names created, renamed or removed in it) to disk; a no-op where the system
+    cannot open or sync a folder::
+
+        os.rename(tmp, "repo/digits/3"); fsync_directory("repo/digits")   # the new name survives a power cut
+    """
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # not openable as a folder here (Windows, permissions): nothing more we can do
+        return
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.EBADF, errno.EOPNOTSUPP, errno.EACCES):
+            raise
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: str | Path) -> None:
+    """Flush every file under ``folder``, then every folder in it (deepest first) and ``folder`` itself::
+
+        fsync_tree("repo/.modelpress-tmp-deploy-123-digits-x/pkg")
+    """
+    folder = Path(folder)
+    paths = sorted(folder.rglob("*"))
+    for path in paths:
+        if path.is_file() and not path.is_symlink():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
+    for path in sorted((p for p in paths if p.is_dir() and not p.is_symlink()), key=lambda p: -len(p.parts)):
+        fsync_directory(path)
+    fsync_directory(folder)
+
 
 
 @contextlib.contextmanager
@@ -79,23 +111,29 @@ def atomic_directory(dest: str | Path, overwrite: bool = True) -> Iterator[Path]
     tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=dest.parent))
     try:
         yield tmp
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         if dest.exists() and _exchange(tmp, dest):
+            fsync_directory(dest.parent)
             shutil.rmtree(tmp, ignore_errors=True)  # the old folder, now under the hidden name
         elif dest.exists():  # no atomic exchange here: a short moment without dest
             old = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + "old-", dir=dest.parent))
             os.replace(dest, old / dest.name)
             os.replace(tmp, dest)
+            fsync_directory(dest.parent)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, dest)
+            fsync_directory(dest.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
 def atomic_write_bytes(dest: str | Path, data: bytes) -> Path:
-    """Write a file through a temporary sibling and one rename."""
+    """Write a file through a temporary sibling and one rename, flushed to disk with its folder::
+
+        atomic_write_bytes("benchmarks/results/peer_bench.json", text.encode())
+    """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dest.parent)
@@ -105,6 +143,7 @@ def atomic_write_bytes(dest: str | Path, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, dest)
+        fsync_directory(dest.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -10,7 +10,10 @@
 The package is built completely beside its final place (a hidden temporary folder on the same file
 system) and renamed into ``<version>`` in one step, so a running server polling the repository never
 sees a half-written version (nor an empty new model), and an interrupted deploy leaves only a hidden
-``<repo>/.modelpress-tmp-deploy-*`` folder, which the server ignores.
+``<repo>/.modelpress-tmp-deploy-<pid>-*`` folder, which the server ignores, and removes once it is stale
+(its process gone and the folder older than an hour). When ``publish_package`` returns, the package's
+files and the new version's name are on disk (fsync of the files, then of each folder a rename changed):
+a power cut afterwards does not lose the version.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from modelpress.atomic import TEMP_PREFIX
+from modelpress.atomic import TEMP_PREFIX, fsync_directory, fsync_tree
 from modelpress.errors import UsageError
 from modelpress.layout import NAME_RULE, is_model_name, version_folders
 
@@ -49,7 +52,8 @@ def staging(repo: Path, name: str) -> Iterator[Path]:
     check_model_name(name)
     repo = Path(repo)
     repo.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}deploy-{name}-", dir=repo))
+    # the pid in the name tells the server whether the deploy that made it still runs
+    folder = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}deploy-{os.getpid()}-{name}-", dir=repo))
     try:
         yield folder
     finally:
@@ -66,12 +70,15 @@ def publish_package(package: Path, repo: Path, name: str, version: int) -> Path:
     if final.exists():
         raise UsageError(f"{final} already exists: versions are never overwritten; deploy again for the next one")
     package = Path(package)
+    fsync_tree(package)
     if not model_dir.exists():
         holder = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}model-", dir=package.parent))
         os.rename(package, holder / final.name)
+        fsync_directory(holder)
         package = holder / final.name
         try:
             os.rename(holder, model_dir)
+            fsync_directory(model_dir.parent)
             return final
         except OSError as err:  # another deploy created the model meanwhile: publish the version alone
             if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
@@ -83,4 +90,5 @@ def publish_package(package: Path, repo: Path, name: str, version: int) -> Path:
             raise UsageError(f"{final} was published by another deploy meanwhile; deploy again for the next "
                              "version") from None
         raise
+    fsync_directory(model_dir)
     return final

@@ -3,7 +3,7 @@ and Open Inference v2, with no TensorFlow unless a SavedModel package is served:
 
     from modelpress.runtime import create_app, serve
     app = create_app({"repository": "models/"})   # a WSGI app to embed
-    serve({"repository": "models/", "port": 8500})  # or run it under waitress
+    serve({"repository": "models/", "port": 8500})  # or run it under granian / waitress
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``create_app(config)``: the Flask service over one model repository, with no module-level app.
 
-Embed it in another WSGI app or serve it with waitress (see :func:`modelpress.runtime.server.serve`)::
+Embed it in another WSGI app or serve it (granian or waitress; see :func:`modelpress.runtime.server.serve`)::
 
     from modelpress.runtime import create_app
     app = create_app({"repository": "models/", "tokens": ["s3cret"]})

@@ -58,7 +58,9 @@ class RuntimeConfig:
             values.update(_read_yaml(Path(path)))
         for f in fields(cls):
             raw = os.environ.get(ENV_PREFIX + f.name.upper())
-            if raw is not None and raw != "":
+            # an empty variable means "not set", except for tokens: MODELPRESS_TOKENS="" is a token source
+            # that holds none, which must stop the start (see check), not turn authentication off
+            if raw is not None and (raw != "" or f.name == "tokens"):
                 values[f.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(values, where=str(path or "settings"))
@@ -71,6 +73,10 @@ class RuntimeConfig:
             raise UsageError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         config = cls(**{name: _coerce(known[name], value, where) for name, value in data.items()})
         config.check()
+        if "tokens" in data and data["tokens"] is not None and not config.tokens:
+            raise UsageError(f"{where}: tokens is set ({_shown(data['tokens'])}) but holds no token, which would "
+                             "turn authentication off; give at least one token (MODELPRESS_TOKENS=tok1,tok2), "
+                             "or remove the setting to serve without authentication")
         return config
 
     def check(self) -> None:
@@ -88,7 +94,7 @@ class RuntimeConfig:
 
     def all_tokens(self) -> list[str]:
         """The bearer tokens accepted: ``tokens`` plus one a line from ``token_file`` (# comments ignored)."""
-        tokens = [t for t in self.tokens if t]
+        tokens = [t.strip() for t in self.tokens if t.strip()]
         if self.token_file:
             path = Path(self.token_file)
             try:
@@ -96,13 +102,20 @@ class RuntimeConfig:
             except OSError as err:
                 raise UsageError(f"token file {path} cannot be read ({err.strerror}); "
                                  "write one token a line into it") from None
-            tokens += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-            if not tokens:
-                raise UsageError(f"token file {path} holds no token; write one token a line into it")
+            found = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+            if not found:
+                raise UsageError(f"token file {path} holds no token, which would turn authentication off; write "
+                                 "one token a line into it, or remove the setting to serve without authentication")
+            tokens += found
         return tokens
 
     def replace(self, **changes: Any) -> RuntimeConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -127,7 +140,7 @@ def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
         if kind.startswith("list"):
             if isinstance(value, str):
                 return [part.strip() for part in value.split(",") if part.strip()]
-            return [str(v) for v in value]
+            return [str(v).strip() for v in value if str(v).strip()]
         if value is None:
             return None
         if kind.startswith("bool"):

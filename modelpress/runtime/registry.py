@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,11 +31,14 @@ from modelpress.manifest_inference import load_manifest
 from modelpress.runtime.backends import BACKENDS, Backend
 from modelpress.runtime.batcher import Batcher
 from modelpress.runtime.config import RuntimeConfig
-from modelpress.runtime.repository import ModelConfig, check_name, scan_repository
+from modelpress.runtime.leftovers import remove_stale_staging
+from modelpress.runtime.repository import ModelConfig, ModelEntry, check_name, scan_repository
 from modelpress.runtime.state import ModelState
 
 log = logging.getLogger(__name__)
 RETIRED_KEPT = 4  # ended versions a model's status still lists (older ones are forgotten, metrics included)
+LOAD_WORKERS = 4  # models loaded side by side at most (each loads its versions one after another)
+AMBIGUOUS = ("ambiguous",)  # the fingerprint of a refused version that several folders name
 
 
 class ServedVersion:
@@ -166,25 +170,45 @@ class ModelRegistry:
         """Bring the served versions in line with the repository (one scan at a time)."""
         with self._scan_lock:
             entries = scan_repository(self.config.repository)
-            for name, entry in entries.items():
-                record = self.models.get(name) or ModelRecord(name)
-                if entry.config_error and name in self.models:  # a broken edit keeps the last good policy
-                    record.config_error = entry.config_error
-                    log.error("model %s: %s; serving on with its previous config.yaml", name, entry.config_error)
-                else:
-                    record.config, record.config_error = entry.config, entry.config_error
-                    if entry.config_error:
-                        log.error("model %s: %s", name, entry.config_error)
-                try:
-                    self._sync_model(record, entry.versions)
-                except Exception:  # never let one model stop the scan of the others
-                    log.exception("model %s: reloading failed; its versions stay as they were", name)
-                with self._lock:
-                    self.models[name] = record
+            remove_stale_staging(Path(self.config.repository))
+            # independent models load side by side (bounded), so a slow one does not hold up the others; a
+            # model's record takes traffic only once its versions are loaded and warmed up, as before
+            with ThreadPoolExecutor(max_workers=max(1, min(LOAD_WORKERS, len(entries))),
+                                    thread_name_prefix="modelpress-load") as pool:
+                list(pool.map(self._sync_entry, entries.values()))  # re-raises here what a load thread raised
             for name in [n for n in self.models if n not in entries]:
                 self._sync_model(self.models[name], {})
                 with self._lock:
                     del self.models[name]
+
+    def _sync_entry(self, entry: ModelEntry) -> None:
+        """Bring one model in line with its entry of the scan (run in the loader pool)."""
+        name = entry.name
+        record = self.models.get(name) or ModelRecord(name)
+        if entry.config_error and name in self.models:  # a broken edit keeps the last good policy
+            record.config_error = entry.config_error
+            log.error("model %s: %s; serving on with its previous config.yaml", name, entry.config_error)
+        else:
+            record.config, record.config_error = entry.config, entry.config_error
+            if entry.config_error:
+                log.error("model %s: %s", name, entry.config_error)
+        self._mark_ambiguous(record, entry.ambiguous)
+        try:
+            self._sync_model(record, entry.versions)
+        except Exception:  # never let one model stop the scan of the others
+            log.exception("model %s: reloading failed; its versions stay as they were", name)
+        with self._lock:
+            self.models[name] = record
+
+    @staticmethod
+    def _mark_ambiguous(record: ModelRecord, ambiguous: dict[int, str]) -> None:
+        """Versions that several folders name are refused, and shown FAILED with the reason, until resolved."""
+        for v in [v for v, (mark, _) in record.failed.items() if mark == AMBIGUOUS and v not in ambiguous]:
+            del record.failed[v]
+        for v, message in ambiguous.items():
+            if record.failed.get(v, (None, None))[1] != message:
+                log.error("model %s: %s", record.name, message)
+            record.failed[v] = (AMBIGUOUS, message)
 
     def _sync_model(self, record: ModelRecord, folders: dict) -> None:
         def loadable() -> list[int]:

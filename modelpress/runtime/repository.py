@@ -155,6 +155,7 @@ class ModelEntry:
     config: ModelConfig
     versions: dict[int, VersionFolder]
     config_error: str | None = None
+    ambiguous: dict[int, str] = field(default_factory=dict)  # version -> why it is refused (two folders name it)
 
 
 def _fingerprint(folder: Path) -> tuple | None:
@@ -191,22 +192,29 @@ def scan_repository(root: str | Path) -> dict[str, ModelEntry]:
         except Exception as err:  # whatever a hand-edited file holds, the scan of the others goes on
             error = f"{model_dir / MODEL_CONFIG} cannot be used: {type(err).__name__}: {str(err)[:200]}"
         try:
-            versions = _version_folders(model_dir, root)
+            versions, ambiguous = _version_folders(model_dir, root)
         except OSError as err:  # removed (or made unreadable) while we looked: gone for this scan
             log.warning("skipping %s: %s", model_dir, err.strerror or err)
             continue
-        models[model_dir.name] = ModelEntry(model_dir.name, config, versions, error)
+        models[model_dir.name] = ModelEntry(model_dir.name, config, versions, error, ambiguous)
     return models
 
 
-def _version_folders(model_dir: Path, root: Path) -> dict[int, VersionFolder]:
-    versions = {}
+def _version_folders(model_dir: Path, root: Path) -> tuple[dict[int, VersionFolder], dict[int, str]]:
+    """The servable version folders, and the versions refused because several folders name them."""
+    versions, ambiguous = {}, {}
     for number, folders in version_folders(model_dir).items():
         folder = folders[-1]
+        if len(folders) > 1:
+            names = " and ".join(repr(f.name) for f in folders)
+            ambiguous[number] = (f"folders {names} all name version {number}; none is served until one is left: "
+                                 f"remove or renumber the others (without this check {folder.name!r} would "
+                                 "have been served)")
+            continue
         if not folder.resolve().is_relative_to(root):
             log.warning("skipping %s: it links outside the repository", folder)
             continue
         fingerprint = _fingerprint(folder)
         if fingerprint is not None:
             versions[number] = VersionFolder(number, folder, fingerprint)
-    return versions
+    return versions, ambiguous

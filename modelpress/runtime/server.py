@@ -125,6 +125,12 @@ def serve(config: RuntimeConfig | dict | str | Path | None = None, **overrides: 
     cfg = _config(config, overrides)
     if cfg.access_log:
         logging.getLogger("modelpress.access").setLevel(logging.INFO)
+    tokens = cfg.all_tokens()  # a token source that holds none stops here, with the reason
+    if tokens:
+        log.info("authentication on: %d bearer token(s) accepted on inference and admin routes", len(tokens))
+    else:
+        log.warning("authentication off: no token setting (MODELPRESS_TOKENS, tokens, --token-file); inference and "
+                    "admin routes are open to every client that reaches %s", cfg.host)
     name = server_name(cfg)
     sock = _bind(cfg.host, cfg.port)
     host, port = sock.getsockname()[:2]

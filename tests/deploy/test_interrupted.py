@@ -252,6 +252,40 @@ def test_next_version_ignores_names_that_only_look_like_numbers(tmp_path):
     assert next_version(tmp_path) == 4
 
 
+# --- durable once published (issue 15, item 4) ------------------------------------------------------
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads fsync'ed paths from /proc/self/fd")
+def test_a_published_version_is_on_disk_when_publish_returns(tmp_path, monkeypatch):
+    """Every file of the package is flushed before its rename, and each folder a rename changed is flushed
+    after it (the repository for a new model, the model folder for a next version)."""
+    from modelpress.converters.publish import publish_package, staging
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def rename(src, dst, *args, **kwargs):
+        real_rename(src, dst, *args, **kwargs)
+        events.append(("rename", os.path.realpath(dst)))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    repo = (tmp_path / "repo").resolve()
+    for version, changed in ((1, repo), (2, repo / "digits")):
+        with staging(repo, "digits") as folder:
+            shutil.copytree(PACKAGES / "int8", folder / "pkg")
+            events.clear()
+            final = publish_package(folder / "pkg", repo, "digits", version)
+            synced = [path for kind, path in events if kind == "fsync"]
+            assert {str(folder / "pkg" / f) for f in ("model.tflite", "modelpress.json")} <= set(synced)
+            last_rename = max(i for i, (kind, _) in enumerate(events) if kind == "rename")
+            assert ("fsync", str(changed)) in events[last_rename:], (version, events)
+        assert (final / "model.tflite").exists()
+
+
 # --- the real commands, killed from outside ---------------------------------------------------------
 
 def _hidden_model_file(root: Path) -> bool:

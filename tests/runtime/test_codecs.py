@@ -48,3 +48,30 @@ def test_v2_tensors_round_trip(case, binary):
     [(got_name, got)] = v2_inputs(json.loads(head), data)
     assert got_name == "t" and got.dtype == array.dtype and got.shape == array.shape
     assert np.array_equal(got, array)
+
+
+@pytest.fixture(params=["orjson", "json"])
+def parser(request, monkeypatch):
+    """Each JSON parser the runtime may run with: orjson when its wheel is there, else the standard library."""
+    from modelpress.runtime.codecs import json as codec
+
+    if request.param == "json":
+        monkeypatch.setattr(codec, "orjson", None)
+    elif codec.orjson is None:
+        pytest.skip("orjson is not installed here")
+    return codec
+
+
+def test_both_parsers_give_the_same_answers_and_errors(parser):
+    assert parser.parse_json(b'{"a": [1, 2.5, NaN]}', 32)["a"][:2] == [1, 2.5]
+    with pytest.raises(BadRequestError, match="JSON nests 40 levels deep"):
+        parser.parse_json(b"[" * 40 + b"]" * 40, 32)
+    with pytest.raises(BadRequestError, match="nests 5000 levels deep"):
+        parser.parse_json(b"[" * 5000 + b"]" * 5000, 32)
+    with pytest.raises(BadRequestError, match="holds an integer of more than 4300 digits"):
+        parser.parse_json(b'{"inputs": [' + b"1" * 5000 + b"]}", 32)
+    with pytest.raises(BadRequestError, match="not UTF-8 JSON|not valid JSON"):
+        parser.parse_json(b'{"a": "\xff"}', 32)
+    with pytest.raises(BadRequestError, match="not valid JSON"):
+        parser.parse_json(b'{"a": ', 32)
+    assert json.loads(parser.dumps({"y": np.arange(3, dtype=np.float32), "n": np.int64(2)})) == {"y": [0, 1, 2], "n": 2}

@@ -86,3 +86,40 @@ def test_serve_help_lists_the_options(runner, cli):
     result = runner.invoke(cli, ["serve", "--help"])
     for option in ("--host", "--port", "--workers", "--threads", "--profile", "--token-file"):
         assert option in result.output
+
+
+# --- a token source that holds no token stops the start (issue 15, item 1) ---------------------------
+
+@pytest.mark.parametrize("value", [",", " , ", "", " "])
+def test_tokens_set_but_empty_in_the_environment_refuse_to_start(runner, cli, repo, monkeypatch, value):
+    monkeypatch.setenv("MODELPRESS_TOKENS", value)
+    result = runner.invoke(cli, ["serve", str(repo), "--port", "0"])
+    assert result.exit_code == 2 and "holds no token, which would turn authentication off" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("text", ["\n\n", "   \n\t\n", "# comment\n  # indented comment\n"])
+def test_a_token_file_of_blank_lines_refuses_to_start_even_beside_other_tokens(runner, cli, repo, tmp_path,
+                                                                                monkeypatch, text):
+    path = tmp_path / "tokens"
+    path.write_text(text)
+    monkeypatch.setenv("MODELPRESS_TOKENS", "s3cret")
+    result = runner.invoke(cli, ["serve", str(repo), "--port", "0", "--token-file", str(path)])
+    assert result.exit_code == 2 and f"token file {path} holds no token" in result.output
+
+
+def test_whitespace_tokens_from_yaml_are_no_tokens(tmp_path):
+    path = tmp_path / "service.yaml"
+    path.write_text("tokens: ['  ', '']\n")
+    with pytest.raises(UsageError, match="holds no token"):
+        RuntimeConfig.load(path)
+
+
+def test_the_start_up_log_says_whether_authentication_is_on(start_server, repo, tmp_path, monkeypatch):
+    monkeypatch.delenv("MODELPRESS_TOKENS", raising=False)
+    open_server = start_server(repo, "--poll-interval", "0")
+    path = tmp_path / "tokens"
+    path.write_text("s3cret\nother\n")
+    locked = start_server(repo, "--poll-interval", "0", "--token-file", str(path))
+    assert "authentication off: no token setting" in "".join(open_server.lines)
+    assert "authentication on: 2 bearer token(s)" in "".join(locked.lines)
