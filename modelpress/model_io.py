@@ -81,29 +81,110 @@ class LoadedModel:
         return signatures["serving_default"]
 
     def input_shapes(self) -> list[list[int | None]]:
+        return [list(spec.shape) for spec in self.input_specs()]
+
+    def input_specs(self) -> list[IOSpec]:
+        """Inputs by name, as the model is called: Keras input names (dict keys for dict inputs) or the
+        SavedModel signature's keys; ``None`` marks a dynamic dimension."""
         if self.is_keras:
-            return [list(t.shape) for t in _as_list(self.model.inputs)]
+            struct = _inputs_struct(self.model)
+            names = list(struct) if isinstance(struct, dict) else _keras_input_names(self.model)
+            tensors = [struct[n] for n in names] if isinstance(struct, dict) else _as_list(self.model.inputs)
+            return [IOSpec(n, [None if d is None else int(d) for d in t.shape], _dtype_name(t.dtype))
+                    for n, t in zip(names, tensors)]
         fn = self.signature()
-        return [list(spec.shape) for spec in fn.structured_input_signature[1].values()]
+        return [IOSpec(name, [None if d is None else int(d) for d in spec.shape], spec.dtype.name)
+                for name, spec in fn.structured_input_signature[1].items()]
+
+    def output_names(self) -> list[str]:
+        """Output names: Keras output names (dict keys for dict outputs) or the signature's keys."""
+        if self.is_keras:
+            struct = getattr(self.model, "_outputs_struct", None)
+            struct = struct if struct is not None else getattr(self.model, "_nested_outputs", None)
+            if isinstance(struct, dict):
+                return list(struct)
+            return _keras_output_names(self.model)
+        return list(self.signature().structured_outputs)
+
+    def call_named(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One call with inputs by name; every output by name (numpy)."""
+        if self.is_keras:
+            struct = _inputs_struct(self.model)
+            if isinstance(struct, dict):
+                args: Any = {n: feed[n] for n in struct}
+            else:
+                args = [feed[n] for n in _keras_input_names(self.model)]
+                args = args[0] if len(args) == 1 and not isinstance(struct, (list, tuple)) else args
+            return name_outputs(self.model(args, training=False), self.output_names())
+        return {k: np.asarray(v) for k, v in self.signature()(**feed).items()}
+
+    def predict_named(self, feed: dict[str, np.ndarray], batch_size: int = 256) -> dict[str, np.ndarray]:
+        """Every output by name for a batch of inputs by name, cast to each input's dtype."""
+        specs = {spec.name: spec for spec in self.input_specs()}
+        missing = sorted(set(specs) - set(feed))
+        if missing:
+            raise ModelLoadError(f"no samples for input(s) {', '.join(missing)}")
+        n = len(next(iter(feed.values())))
+        parts: list[dict[str, np.ndarray]] = []
+        for start in range(0, n, batch_size):
+            chunk = {k: np.asarray(feed[k][start:start + batch_size]).astype(specs[k].dtype) for k in specs}
+            parts.append(self.call_named(chunk))
+        return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
 
     def predict(self, x: np.ndarray | list[np.ndarray], batch_size: int = 256) -> np.ndarray:
         """Float outputs for a batch (first output for multi-output models)."""
         inputs = x if isinstance(x, list) else [x]
-        n = len(inputs[0])
-        results = []
-        for start in range(0, n, batch_size):
-            chunk = [np.asarray(a[start:start + batch_size], dtype=np.float32) for a in inputs]
-            if self.is_keras:
-                out = self.model(chunk if len(chunk) > 1 else chunk[0], training=False)
-            else:
-                fn = self.signature()
-                names = list(fn.structured_input_signature[1].keys())
-                out = fn(**dict(zip(names, chunk)))
-                out = out[sorted(out.keys())[0]] if isinstance(out, dict) else out
-            if isinstance(out, (list, tuple)):
-                out = out[0]
-            results.append(np.asarray(out))
-        return np.concatenate(results, axis=0)
+        names = [spec.name for spec in self.input_specs()]
+        out = self.predict_named(dict(zip(names, inputs)), batch_size=batch_size)
+        return out[self.output_names()[0]] if self.output_names()[0] in out else next(iter(out.values()))
+
+
+@dataclass
+class IOSpec:
+    """A source model's input: its name, shape (``None`` where dynamic) and dtype name."""
+
+    name: str
+    shape: list[int | None]
+    dtype: str = "float32"
+
+    def unknown_dims(self) -> list[int]:
+        """Axes after the batch whose size the model leaves open."""
+        return [axis for axis, d in enumerate(self.shape) if axis > 0 and d is None]
+
+
+def name_outputs(out: Any, names: list[str]) -> dict[str, np.ndarray]:
+    """A Keras call's outputs (tensor, list or dict) as {name: numpy array}."""
+    if isinstance(out, dict):
+        return {str(k): np.asarray(v) for k, v in out.items()}
+    values = _as_list(out)
+    return {name: np.asarray(v) for name, v in zip(names, values)}
+
+
+def _inputs_struct(model: Any) -> Any:
+    struct = getattr(model, "_inputs_struct", None)
+    return struct if struct is not None else getattr(model, "_nested_inputs", None)
+
+
+def _keras_input_names(model: Any) -> list[str]:
+    names = getattr(model, "input_names", None)
+    if names:
+        return list(names)
+    return [str(getattr(t, "name", f"input_{i}")).split(":")[0] for i, t in enumerate(_as_list(model.inputs))]
+
+
+def _keras_output_names(model: Any) -> list[str]:
+    names = getattr(model, "output_names", None)
+    if names:
+        return list(names)
+    found = []
+    for tensor in _as_list(model.outputs):
+        history = getattr(tensor, "_keras_history", None)
+        found.append(getattr(history[0], "name", None) if history else None)
+    return [name or f"output_{i}" for i, name in enumerate(found)]
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(getattr(dtype, "name", dtype))
 
 
 def _as_list(value):
@@ -187,8 +268,9 @@ def load_model(source: str | Path | Any, safe_mode: bool = True, flavor: str | N
         except Exception as err:
             raise ModelLoadError(_explain(path, first_error or err)) from None
     if suffix == ".tflite":
-        raise ModelLoadError(f"{path} is already a TFLite model; convert starts from {_EXPECTED} "
-                             "(use `modelpress inspect` to look inside a .tflite file)")
+        raise ModelLoadError(f"{path} is already a TFLite model; convert starts from {_EXPECTED}. Use "
+                             f"`modelpress package {path} --out DIR --profile NAME` to check and package it as it "
+                             "is, or drop it in a version folder of `modelpress serve`")
     raise ModelLoadError(f"unsupported model file {path} ({suffix or 'no extension'}); expected {_EXPECTED}")
 
 

@@ -27,6 +27,8 @@ from modelpress.manifest import TensorSpec
 log = logging.getLogger(__name__)
 
 _INTERPRETER: tuple[Any, Any, str] | None = None
+#: the signature served by default when a model has several, in order of preference (else its first)
+SERVING_SIGNATURES = ("serving_default", "serve", "serving", "predict", "infer", "main")
 _SKIPPED: set[str] = set()
 
 DELEGATE_LIBRARIES = {
@@ -97,7 +99,10 @@ def _delegates(delegate: str | None, load_delegate) -> list[Any]:
 class TFLiteModel:
     """A loaded .tflite model with real-valued predict on a batch."""
 
-    def __init__(self, model: str | Path | bytes, threads: int = 1, delegate: str | None = None):
+    def __init__(self, model: str | Path | bytes, threads: int = 1, delegate: str | None = None,
+                 signature: str | None = None):
+        """``signature`` picks one of a multi-signature model's signature runners (by default the model's
+        only signature, ``serving_default``, or its first); tensors are then named by its keys."""
         kwargs: dict[str, Any] = {"num_threads": int(threads)}
         if isinstance(model, (bytes, bytearray)):
             kwargs["model_content"] = bytes(model)
@@ -126,12 +131,29 @@ class TFLiteModel:
                 raise ArtifactError(f"{self.source} is not a valid TFLite model: {err}") from None
         try:
             self._interpreter.allocate_tensors()
+            allocated = True
         except RuntimeError as err:
-            raise ArtifactError(f"{self.source} cannot be prepared by the TFLite interpreter: {err}") from None
-        self.input_details = self._interpreter.get_input_details()
-        self.output_details = self._interpreter.get_output_details()
-        _use_signature_names(self._interpreter, self.input_details, self.output_details)
-        self._shapes = [tuple(d["shape"]) for d in self.input_details]
+            # a model with dynamic dimensions may not prepare at its placeholder shape (1 for each open
+            # dimension): it is prepared at the first real shape instead
+            if not any(int(v) < 0 for d in self._interpreter.get_input_details()
+                       for v in d.get("shape_signature", d["shape"])):
+                raise ArtifactError(f"{self.source} cannot be prepared by the TFLite interpreter: {err}") from None
+            log.debug("%s: not prepared at its placeholder shape (%s); preparing at the first real shape",
+                      self.source, err)
+            allocated = False
+        self.signatures = _signature_keys(self._interpreter)
+        self.signature = _pick_signature(self.signatures, signature, self.source)
+        self._runner = None
+        if self.signature is not None and len(self.signatures) > 1:
+            # several entry points (e.g. a streaming model's "init" and "serve"): run through the runner
+            self._runner = self._interpreter.get_signature_runner(self.signature)
+            self.input_details = [dict(d, name=k) for k, d in self._runner.get_input_details().items()]
+            self.output_details = [dict(d, name=k) for k, d in self._runner.get_output_details().items()]
+        else:
+            self.input_details = self._interpreter.get_input_details()
+            self.output_details = self._interpreter.get_output_details()
+            _use_signature_names(self._interpreter, self.input_details, self.output_details)
+        self._shapes: list[tuple | None] = [tuple(d["shape"]) if allocated else None for d in self.input_details]
 
     @property
     def inputs(self) -> list[dict[str, Any]]:
@@ -204,7 +226,26 @@ class TFLiteModel:
             return [np.concatenate([part[k] for part in parts]) for k in range(len(self.output_details))]
         return self._invoke(prepared, dequantize)
 
+    def predict_named(self, feed: dict[str, np.ndarray], batch_size: int = 64,
+                      dequantize: bool = True) -> dict[str, np.ndarray]:
+        """Inputs and outputs by signature name, in batches of ``batch_size`` rows::
+
+            model.predict_named({"spectrogram": x})   # {"tempo": probs, ...}
+        """
+        names = [d["name"] for d in self.input_details]
+        missing = [n for n in names if n not in feed]
+        if missing:
+            raise BadRequestError(f"no value for input(s) {', '.join(map(repr, missing))}; the model takes "
+                                  f"{', '.join(map(repr, names))}")
+        total = len(next(iter(feed.values())))
+        parts = [self.predict([feed[n][i:i + batch_size] for n in names], dequantize=dequantize)
+                 for i in range(0, total, batch_size)]
+        return {d["name"]: np.concatenate([p[k] for p in parts]) for k, d in enumerate(self.output_details)}
+
     def _invoke(self, prepared: list[np.ndarray], dequantize: bool) -> list[np.ndarray]:
+        if self._runner is not None:
+            answer = self._runner(**{d["name"]: v for d, v in zip(self.input_details, prepared)})
+            return [self._dequantized(np.asarray(answer[d["name"]]), d, dequantize) for d in self.output_details]
         resized = False
         for i, value in enumerate(prepared):
             if tuple(value.shape) != self._shapes[i]:
@@ -212,18 +253,23 @@ class TFLiteModel:
                 self._shapes[i] = tuple(value.shape)
                 resized = True
         if resized:
-            self._interpreter.allocate_tensors()
+            try:
+                self._interpreter.allocate_tensors()
+            except RuntimeError as err:
+                self._shapes = [None] * len(self._shapes)
+                raise BadRequestError(f"the model cannot run inputs of shape(s) "
+                                      f"{[list(v.shape) for v in prepared]}: {str(err).splitlines()[0]}") from None
         for i, value in enumerate(prepared):
             self._interpreter.set_tensor(self.input_details[i]["index"], value)
         self._interpreter.invoke()
-        results = []
-        for detail in self.output_details:
-            out = self._interpreter.get_tensor(detail["index"])
-            scale, zero_point = detail["quantization"]
-            if dequantize and scale and np.issubdtype(out.dtype, np.integer):
-                out = (out.astype(np.float32) - zero_point) * np.float32(scale)
-            results.append(np.array(out, copy=True))
-        return results
+        return [self._dequantized(self._interpreter.get_tensor(d["index"]), d, dequantize) for d in self.output_details]
+
+    @staticmethod
+    def _dequantized(out: np.ndarray, detail: dict[str, Any], dequantize: bool) -> np.ndarray:
+        scale, zero_point = detail["quantization"]
+        if dequantize and scale and np.issubdtype(out.dtype, np.integer):
+            out = (out.astype(np.float32) - zero_point) * np.float32(scale)
+        return np.array(out, copy=True)
 
 
 def _spec(detail: dict[str, Any]) -> TensorSpec:
@@ -233,6 +279,24 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
         dtype=np.dtype(detail["dtype"]).name,
         scale=float(scale) if scale else None, zero_point=int(zero_point) if scale else None,
     )
+
+
+def _signature_keys(interpreter: Any) -> list[str]:
+    try:
+        return list(interpreter.get_signature_list())
+    except (AttributeError, ValueError, RuntimeError):
+        return []
+
+
+def _pick_signature(keys: list[str], wanted: str | None, source: str) -> str | None:
+    if wanted is not None:
+        if wanted not in keys:
+            raise ArtifactError(f"{source} has no signature {wanted!r}; it has {', '.join(keys) or 'none'}")
+        return wanted
+    if not keys:
+        return None
+    preferred = [k for k in SERVING_SIGNATURES if k in keys]
+    return preferred[0] if preferred else keys[0]
 
 
 def _use_signature_names(interpreter: Any, inputs: list[dict], outputs: list[dict]) -> None:

@@ -62,31 +62,46 @@ def _labels(labels: str | Path | list[str] | None) -> list[str] | None:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _samples(source, quant: str, calibration, verify_data, image_scale: str):
-    from modelpress.converters.calibration import RANDOM, Samples, load_samples
+def _samples(source, quant: str, calibration, verify_data, image_scale: str, given: dict[str, list[int]]):
+    """Calibration and verification samples by input name, and the shapes the model runs at."""
+    from modelpress.converters.calibration import RANDOM, load_inputs
     from modelpress.converters.package import RANDOM_VERIFY_SAMPLES, VERIFY_SAMPLES
+    from modelpress.converters.shapes import named_shapes, run_shapes
 
-    shapes = source.input_shapes()
-    if len(shapes) != 1:
-        raise UsageError(f"the model has {len(shapes)} inputs; modelpress converts single-input models for now")
-    shape = shapes[0]
-    calib = load_samples(calibration, shape, image_scale=image_scale)
+    specs = source.input_specs()
+    given = named_shapes(specs, given)
+    declared = {s.name: ([None, *given[s.name][1:]] if s.name in given else list(s.shape)) for s in specs}
+
+    def real(data):
+        return None if data is None or (isinstance(data, str) and data == RANDOM) else data
+
+    calib = load_inputs(real(calibration), declared, image_scale=image_scale)
+    verify = load_inputs(real(verify_data), declared, count=VERIFY_SAMPLES, image_scale=image_scale)
+    data_shapes = (calib or verify).shapes() if (calib or verify) is not None else None
+    shapes = run_shapes(specs, given, data_shapes)
+    if calib is None and calibration is not None:
+        calib = load_inputs(RANDOM, shapes)
     if quant in ("int8", "int16x8") and calib is None:
         raise DataError(f"{quant} quantization needs calibration samples (100 to 500 real inputs): pass "
                         "--calibration FILE.npz|FILE.npy|IMAGE_FOLDER (calibration= in Python); "
                         "--calibration random works but gives a poor model")
-    verify = load_samples(verify_data, shape, count=VERIFY_SAMPLES, image_scale=image_scale)
+    if calib is not None and verify is not None and calib.shapes() and verify.shapes():
+        for name in shapes:
+            if calib.shapes()[name][1:] != verify.shapes()[name][1:]:
+                raise DataError(f"calibration samples of {name!r} have shape {calib.shapes()[name][1:]} but the "
+                                f"verification samples {verify.shapes()[name][1:]}; give both the shape the "
+                                "device will run")
     if verify is None and calib is not None and not calib.is_random:
         if len(calib) >= SPLIT_AT:
             half = len(calib) // 2
-            verify = Samples(calib.x[half:half + VERIFY_SAMPLES], f"{calib.source} (held-out half)")
-            calib = Samples(calib.x[:half], f"{calib.source} (first half)")
+            verify = calib.take(half, half + VERIFY_SAMPLES, f"{calib.source} (held-out half)")
+            calib = calib.take(0, half, f"{calib.source} (first half)")
         else:
-            verify = Samples(calib.x[:VERIFY_SAMPLES], f"{calib.source} (same samples as calibration)")
+            verify = calib.take(0, VERIFY_SAMPLES, f"{calib.source} (same samples as calibration)")
     if verify is None:
-        verify = load_samples(RANDOM, shape, count=RANDOM_VERIFY_SAMPLES, warn_random=False)
+        verify = load_inputs(RANDOM, shapes, count=RANDOM_VERIFY_SAMPLES, warn_random=False)
         verify.source = "random inputs"
-    return calib, verify
+    return calib, verify, shapes
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
@@ -107,7 +122,7 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
             model_format: str | None = None, verify_data: str | Path | np.ndarray | None = None,
             labels: str | Path | list[str] | None = None, name: str | None = None, version: str = "1",
             min_agreement: float | None = None, image_scale: str = "0..1", safe_mode: bool = True,
-            overwrite: bool = True) -> Artifact:
+            overwrite: bool = True, input_shapes: dict[str, list[int]] | list[str] | None = None) -> Artifact:
     """Convert ``model`` for a device profile into a verified model package at ``out``.
 
     ``model`` is a path (.keras, .h5, SavedModel folder) or a Keras model. The profile decides the
@@ -117,26 +132,43 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
 
         art = convert("model.keras", "coral-edgetpu", "build/coral", calibration="faces/")
         art.manifest.fidelity["top1_agreement"], art.manifest.notes
+
+    Inputs and outputs are matched by name (Keras names, dict keys, SavedModel signature keys) and
+    fidelity is recorded per output (``manifest.fidelity["outputs"]``). A model with dynamic dimensions
+    other than the batch needs the shapes the device runs, unless the calibration data fixes them::
+
+        convert("tempo.h5", "raspberry-pi-4", "build/tempo", calibration="spectrograms.npy",
+                input_shapes={"input": [1, 40, 256, 1]})
+
+    Conversion, calibration and the first invoke run in a child process: a native crash becomes a
+    ConversionError naming the step and the signal, and nothing is written.
     """
+    from modelpress.converters.isolation import warm_up
     from modelpress.converters.package import Plan, build_package
+    from modelpress.converters.shapes import parse_input_shapes
     from modelpress.model_io import load_model
 
     _check_out(Path(out), overwrite)
+    given = parse_input_shapes(input_shapes)
     prof = load_profile(profile)
     if min_agreement is not None:
         if not 0.0 <= float(min_agreement) <= 1.0:
             raise UsageError(f"min_agreement {min_agreement!r} must be between 0 and 1")
         prof = dataclasses.replace(prof, min_top1_agreement=float(min_agreement))
     fmt, quant = _resolve_format_and_quantization(prof, model_format, quantization)
+    if fmt == "tflite":
+        warm_up()  # the conversion's child process: its TensorFlow import overlaps loading the model here
     if quant != prof.quantization and fmt == "tflite" and prof.max_abs_error is not None:
         # the profile's error bound was set for its own quantization; top-1 agreement still applies
         prof = dataclasses.replace(prof, max_abs_error=None)
     source = load_model(model, safe_mode=safe_mode)
-    calib, verify = _samples(source, quant, calibration, verify_data, image_scale)
+    calib, verify, shapes = _samples(source, quant, calibration, verify_data, image_scale, given)
     input_dtype, output_dtype = _plan_dtypes(prof, quant)
+    # static-shape devices get every dimension fixed; elsewhere dynamic dimensions stay (the runtime resizes)
     plan = Plan(profile=prof, model_format=fmt, quantization=quant, input_dtype=input_dtype,
                 output_dtype=output_dtype, calibration=calib, verification=verify,
-                name=name or source.name, version=str(version), labels=_labels(labels))
+                name=name or source.name, version=str(version), labels=_labels(labels),
+                input_shapes=shapes if prof.static_batch else None, run_shapes=shapes, safe_mode=safe_mode)
     return build_package(source, plan, Path(out), overwrite=overwrite)
 
 

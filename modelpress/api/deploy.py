@@ -62,11 +62,34 @@ def _compressed(model: Any, recipe: str, data: Any, workdir: Path, echo: Callabl
     return result.model_path, result.report.to_dict()
 
 
+def _deploy_made_elsewhere(model: Path, profiles: list[str], repo: Path, name: str | None, labels: Any,
+                           verify_data: Any, echo: Callable[[str], None]) -> DeployResult:
+    """A .tflite made elsewhere: packaged as it is (checked against each profile), published as next versions."""
+    from modelpress.api.package import package
+    from modelpress.converters.publish import next_version, publish_package, staging
+
+    result = DeployResult(repo=repo)
+    for profile in profiles:
+        model_name = _model_name(name, model.stem, profile, len(profiles) > 1)
+        with staging(repo, model_name) as folder:
+            version = next_version(repo / model_name)
+            echo(f"packaging {model.name} for {profile} -> {model_name} version {version}")
+            artifact = package(model, folder / "package", name=model_name, labels=labels, profile=profile,
+                               verify_data=verify_data, version=str(version))
+            final = publish_package(artifact.path, repo, model_name, version)
+        result.published.append(Published(profile, model_name, version, final, Artifact.open(final)))
+        echo(f"published {final}")
+    return result
+
+
 def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recipe: str | None = None,
            data: str | Path | None = None, calibration: Any = None, verify_data: Any = None,
            name: str | None = None, labels: str | Path | list[str] | None = None, image_scale: str = "0..1",
            safe_mode: bool = True, echo: Callable[[str], None] | None = None) -> DeployResult:
     """Compress with ``recipe`` (needs ``data``), convert for each profile, verify, publish as next versions.
+
+    A ``.tflite`` file made elsewhere is packaged as it is (see :func:`modelpress.package`) for each
+    profile instead: ``deploy("wakeword.tflite", "raspberry-pi-4", "repo/")``.
 
     ``calibration`` defaults to ``data`` (its ``x_val`` / ``x_train`` arrays). Every version folder
     appears complete or not at all; a failed profile publishes nothing for that profile and raises.
@@ -86,6 +109,10 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
         raise UsageError(f"--repo {repo} is a file; pass a folder (it is created when missing)")
     if name is not None:
         check_model_name(name)
+    if isinstance(model, (str, Path)) and Path(model).suffix == ".tflite":
+        if recipe:
+            raise UsageError(f"{model} is already a TFLite model: it cannot be compressed; deploy it without --recipe")
+        return _deploy_made_elsewhere(Path(model), names, repo, name, labels, verify_data, echo)
     source = load_model(model, safe_mode=safe_mode)
     result = DeployResult(repo=repo)
     with tempfile.TemporaryDirectory(prefix="modelpress-deploy-") as work:

@@ -30,7 +30,8 @@ def _size(n: int | None) -> str:
 def _tensor(t: Any) -> str:
     shape = "[" + ", ".join("None" if d < 0 else str(d) for d in t["shape"]) + "]"
     quant = f"  scale={t['scale']:.6g} zero_point={t['zero_point']}" if t.get("scale") else ""
-    return f"{t['name']}: {t['dtype']} {shape}{quant}"
+    role = f"  ({t['role']})" if t.get("role") else ""
+    return f"{t['name']}: {t['dtype']} {shape}{quant}{role}"
 
 
 def _print_artifact(artifact) -> None:
@@ -45,6 +46,12 @@ def _print_artifact(artifact) -> None:
         click.echo(f"  input         {_tensor(t)}")
     for t in m.to_dict()["outputs"]:
         click.echo(f"  output        {_tensor(t)}")
+    per_output = fid.get("outputs") or {}
+    if len(per_output) > 1:
+        for name, out in per_output.items():
+            top1 = out.get("top1_agreement")
+            click.echo(f"  fidelity of   {name}: " + ("" if top1 is None else f"top-1 agreement {top1:.2%}, ")
+                       + f"max |err| {out.get('max_abs_error'):.3g}")
     agreement = fid.get("top1_agreement")
     agree_text = "-" if agreement is None else f"{agreement:.2%} (floor {fid.get('min_top1_agreement'):.0%})"
     click.echo(f"  fidelity      top-1 agreement {agree_text}, max |err| {fid.get('max_abs_error'):.3g}, "
@@ -80,10 +87,14 @@ def _print_artifact(artifact) -> None:
               help="How pixels of an image-folder --calibration are scaled.")
 @click.option("--unsafe", is_flag=True,
               help="Load .keras files with safe mode off (runs Lambda-layer code from the file; trusted files only).")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=DIMS",
+              help="The shape the device runs an input at, batch first, e.g. spectrogram=1x40x256x1; needed for "
+                   "dynamic dimensions other than the batch (unless the calibration data fixes them). Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a report.")
 def convert(model: str, profile: str, out: str, calibration: str | None, verify_data: str | None,
             quantization: str | None, model_format: str | None, labels: str | None, name: str | None,
-            version: str, min_agreement: float | None, image_scale: str, unsafe: bool, as_json: bool) -> None:
+            version: str, min_agreement: float | None, image_scale: str, unsafe: bool,
+            input_shapes: tuple[str, ...], as_json: bool) -> None:
     """Convert MODEL (.keras, .h5 or SavedModel folder) into a verified package for a device.
 
     The profile decides format, quantization and I/O types; the artifact is run against its source
@@ -95,6 +106,7 @@ def convert(model: str, profile: str, out: str, calibration: str | None, verify_
       modelpress convert model.keras --profile raspberry-pi-4 --calibration calib.npz --out build/rpi
       modelpress convert model.h5 --profile coral-edgetpu --calibration faces/ --image-scale -1..1 --out build/tpu
       modelpress convert model.keras --profile server-gpu --format saved_model --out build/gpu
+      modelpress convert tempo.h5 --profile cortex-m --input-shape input=1x40x256x1 -c spec.npy --out build/mcu
     """
     quiet_tensorflow()
     from modelpress.api.convert import convert as convert_model
@@ -102,7 +114,7 @@ def convert(model: str, profile: str, out: str, calibration: str | None, verify_
     artifact = convert_model(
         model, profile, out, calibration=calibration, quantization=quantization, model_format=model_format,
         verify_data=verify_data, labels=labels, name=name, version=version, min_agreement=min_agreement,
-        image_scale=image_scale, safe_mode=not unsafe,
+        image_scale=image_scale, safe_mode=not unsafe, input_shapes=list(input_shapes),
     )
     if as_json:
         click.echo(json.dumps({"path": str(artifact.path), **artifact.manifest.to_dict()}, indent=2))
@@ -142,7 +154,7 @@ def _print_inspection(info: dict[str, Any]) -> None:
         click.echo(f"  weights       {_size(model['weight_bytes'])}, largest activation "
                    f"{_size(model['activation_bytes'])}")
     _print_mcu((manifest or {}).get("mcu"), model.get("mcu_estimates"))
-    for note in (manifest or {}).get("notes", []):
+    for note in (manifest or {}).get("notes", []) + model.get("notes", []):
         click.secho(f"  note          {note}", fg="yellow")
 
 

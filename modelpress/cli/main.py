@@ -6,12 +6,16 @@ Each command group lives in its own module and imports TensorFlow only inside it
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import importlib.util
 import logging
 import os
 import sys
+import tempfile
+import traceback
 import warnings
+from pathlib import Path
 
 import click
 
@@ -29,7 +33,42 @@ COMMANDS = {
     "deploy": ("modelpress.cli.deploy", "deploy"),
     "report": ("modelpress.cli.report", "report"),
     "demo": ("modelpress.cli.demo", "demo"),
+    "package": ("modelpress.cli.package", "package"),
 }
+#: exit code of an unexpected failure (a bug, or a case modelpress does not handle yet): BSD's EX_SOFTWARE
+UNEXPECTED_EXIT = 70
+
+
+def _where(err: BaseException) -> str:
+    """``file:line in function`` of the innermost modelpress frame the exception passed through."""
+    frames = traceback.extract_tb(err.__traceback__)
+    ours = [f for f in frames if "modelpress" in Path(f.filename).parts] or frames
+    if not ours:
+        return "an unknown place"
+    frame = ours[-1]
+    path = Path(frame.filename)
+    short = "/".join(path.parts[path.parts.index("modelpress"):]) if "modelpress" in path.parts else path.name
+    return f"{short}:{frame.lineno} in {frame.name}"
+
+
+def report_unexpected(err: BaseException, command: str, verbose: bool) -> str:
+    """One line for a user about an exception modelpress did not expect; the full traceback goes to a file
+    (and to the terminal with ``-v``). Returns the line."""
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    log_path = Path(tempfile.gettempdir()) / f"modelpress-error-{stamp}-{os.getpid()}.txt"
+    try:
+        log_path.write_text(f"modelpress {__version__}, command: {command}\n{text}", encoding="utf-8")
+        saved = f"the full traceback is in {log_path}"
+    except OSError:
+        saved = "the traceback could not be saved"
+    message = str(err).strip().splitlines()[0] if str(err).strip() else "(no message)"
+    line = (f"Error: unexpected {type(err).__name__} in `modelpress {command}` at {_where(err)}: {message}. "
+            f"This is a modelpress bug or an unsupported case: {saved}"
+            + ("" if verbose else "; run with -v to show it") + ".")
+    if verbose:
+        click.echo(text, err=True)
+    return line
 
 
 class ModelpressGroup(click.Group):
@@ -57,6 +96,12 @@ class ModelpressGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted; nothing half-written was left behind.", err=True)
             ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as err:  # noqa: BLE001 - no traceback ever reaches a user
+            command = ctx.invoked_subcommand or "?"
+            click.secho(report_unexpected(err, command, bool(ctx.params.get("verbose"))), fg="red", err=True)
+            ctx.exit(UNEXPECTED_EXIT)
 
 
 def quiet_tensorflow() -> None:

@@ -27,18 +27,33 @@ RANDOM = "random"
 
 @dataclass
 class Samples:
-    x: np.ndarray
+    """Samples for every input of a model, by input name (one array per input, same number of rows)."""
+
+    inputs: dict[str, np.ndarray]
     source: str
     is_random: bool = False
 
+    @property
+    def x(self) -> np.ndarray:
+        """The first input's samples (single-input models)."""
+        return next(iter(self.inputs.values()))
+
     def __len__(self) -> int:
         return len(self.x)
+
+    def take(self, start: int, stop: int | None, source: str) -> Samples:
+        """Rows ``start:stop`` of every input, described as ``source``."""
+        return Samples({k: v[start:stop] for k, v in self.inputs.items()}, source, self.is_random)
+
+    def shapes(self) -> dict[str, list[int]]:
+        """Each input's sample shape, the row count as batch (-> fixes dynamic dimensions)."""
+        return {k: list(v.shape) for k, v in self.inputs.items()}
 
     def describe(self) -> dict:
         return {"source": self.source, "samples": len(self), "random": self.is_random}
 
 
-def _check_shape(x: np.ndarray, input_shape: list, source: str) -> np.ndarray:
+def _check_shape(x: np.ndarray, input_shape: list, source: str, keep_dtype: bool = False) -> np.ndarray:
     want = [None if (d is None or d < 0) else int(d) for d in input_shape[1:]]
     got = list(x.shape[1:])
     if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
@@ -49,7 +64,7 @@ def _check_shape(x: np.ndarray, input_shape: list, source: str) -> np.ndarray:
         raise DataError(f"{source} holds samples of shape {list(x.shape)}; the model expects {expected}{hint}")
     if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{source} holds {x.dtype} values; expected numbers")
-    return x.astype(np.float32)
+    return x if keep_dtype and not np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
 
 
 def _from_npz(path: Path) -> np.ndarray:
@@ -94,6 +109,56 @@ def _from_images(folder: Path, input_shape: list, scale: str) -> np.ndarray:
     return np.stack(images)
 
 
+def load_inputs(data: str | Path | np.ndarray | dict | None, shapes: dict[str, list], count: int | None = None,
+                image_scale: str = "0..1", seed: int = 0, warn_random: bool = True) -> Samples | None:
+    """Samples for every input named in ``shapes`` ({name: shape, None for a dynamic dimension}); None
+    when ``data`` is None. A single-input model takes what :func:`load_samples` takes; a model with
+    several inputs takes a .npz file (or a dict) with one array per input name, or ``random``::
+
+        load_inputs("calib.npz", {"audio": [None, 16000], "speaker": [None, 8]})
+    """
+    if data is None:
+        return None
+    names = list(shapes)
+    if len(names) == 1:
+        if isinstance(data, dict):
+            if names[0] not in data:
+                raise DataError(f"the samples name {', '.join(map(repr, data))}; the model's input is {names[0]!r}")
+            data = np.asarray(data[names[0]])
+        one = load_samples(data, shapes[names[0]], count, image_scale, seed, warn_random)
+        return Samples({names[0]: one.x}, one.source, one.is_random) if one is not None else None
+    if str(data) == RANDOM and not isinstance(data, (dict, np.ndarray)):
+        parts = {n: load_samples(RANDOM, shapes[n], count, seed=seed + i, warn_random=warn_random and i == 0)
+                 for i, n in enumerate(names)}
+        return Samples({n: p.x for n, p in parts.items()}, RANDOM, is_random=True)
+    if isinstance(data, dict):
+        arrays, source = data, "arrays " + ", ".join(names)
+    else:
+        path = Path(data)
+        if path.suffix != ".npz" or not path.is_file():
+            raise DataError(f"the model has {len(names)} inputs ({', '.join(names)}); pass a .npz file holding "
+                            f"one array per input name (or `random`), not {path}")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {k: archive[k] for k in archive.keys() if k in names}
+        except Exception as err:
+            raise DataError(f"cannot read {path} as .npz: {err}") from None
+        source = str(path)
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise DataError(f"{source} has no array for input(s) {', '.join(missing)}; name one array per input: "
+                        f"{', '.join(names)}")
+    inputs = {n: _check_shape(np.asarray(arrays[n]), shapes[n], f"{source} [{n}]", keep_dtype=True)
+              for n in names}
+    rows = {len(v) for v in inputs.values()}
+    if len(rows) != 1:
+        raise DataError(f"{source}: the inputs hold different numbers of samples ({sorted(rows)}); give each "
+                        "input one row per sample")
+    if count is not None:
+        inputs = {k: v[:count] for k, v in inputs.items()}
+    return Samples(inputs, source)
+
+
 def load_samples(data: str | Path | np.ndarray | None, input_shape: list, count: int | None = None,
                  image_scale: str = "0..1", seed: int = 0, warn_random: bool = True) -> Samples | None:
     """Samples shaped for the model's first input; None when ``data`` is None.
@@ -113,7 +178,7 @@ def load_samples(data: str | Path | np.ndarray | None, input_shape: list, count:
             log.warning("calibrating on %d random samples: int8 ranges will not match real data; "
                         "pass real samples (.npy, .npz or a folder of images) for a faithful model", n)
         x = np.random.default_rng(seed).random(shape, dtype=np.float32)
-        return Samples(x=x, source=RANDOM, is_random=True)
+        return Samples({"x": x}, source=RANDOM, is_random=True)
     else:
         path = Path(data)
         source = str(path)
@@ -135,4 +200,4 @@ def load_samples(data: str | Path | np.ndarray | None, input_shape: list, count:
     x = _check_shape(np.asarray(x), input_shape, source)
     if count is not None:
         x = x[:count]
-    return Samples(x=x, source=source)
+    return Samples({"x": x}, source=source)

@@ -61,17 +61,22 @@ def _keras(path: Path) -> dict[str, Any]:
     source = load_model(path)
     model_info: dict[str, Any] = {"flavor": source.flavor, "bytes": raw_bytes(path), "gzip_bytes": gzip_bytes(path),
                                   "quantization": "none"}
+    model_info["inputs"] = [_spec(s.name, s.shape, s.dtype) for s in source.input_specs()]
     if source.is_keras:
         model = source.model
         model_info["params"] = int(model.count_params())
-        model_info["inputs"] = [_spec(getattr(t, "name", f"input_{i}"), t.shape, getattr(t, "dtype", "float32"))
-                                for i, t in enumerate(model.inputs)]
-        model_info["outputs"] = [_spec(getattr(t, "name", f"output_{i}"), t.shape, getattr(t, "dtype", "float32"))
-                                 for i, t in enumerate(model.outputs)]
+        shapes = [t.shape for t in (model.outputs if isinstance(model.outputs, list) else [model.outputs])]
+        model_info["outputs"] = [_spec(name, shape, "float32") for name, shape in zip(source.output_names(), shapes)]
         model_info["layers"] = [{"name": layer.name, "type": type(layer).__name__,
                                  "params": int(layer.count_params())} for layer in model.layers]
     else:
-        model_info["inputs"] = [_spec(f"input_{i}", shape, "float32") for i, shape in enumerate(source.input_shapes())]
+        outputs = source.signature().structured_outputs
+        model_info["outputs"] = [_spec(name, spec.shape, spec.dtype.name) for name, spec in outputs.items()]
+    dynamic = [s.name for s in source.input_specs() if s.unknown_dims()]
+    if dynamic:
+        model_info["notes"] = [f"input {name!r} has dynamic dimensions besides the batch: pass --input-shape "
+                               f"{name}=... (batch first) to convert, or calibration data of that shape"
+                               for name in dynamic]
     return {"kind": source.flavor, "path": str(path), "model": model_info}
 
 
@@ -80,6 +85,12 @@ def inspect_path(path: Path) -> dict[str, Any]:
         raise ModelLoadError(f"{path} does not exist; expected a model package, a .tflite file or a model")
     if path.is_dir() and (path / MANIFEST_NAME).is_file():
         return _package(path)
+    if path.is_dir() and not (path / "saved_model.pb").is_file():
+        from modelpress.manifest_inference import find_model
+
+        found = find_model(path)
+        if found is not None and found[0] == "tflite":  # a version folder holding a model made elsewhere
+            return {"kind": "tflite", "path": str(path / found[1]), "model": _tflite(path / found[1])}
     if path.suffix == ".tflite":
         return {"kind": "tflite", "path": str(path), "model": _tflite(path)}
     return _keras(path)

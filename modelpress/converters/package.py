@@ -8,8 +8,10 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,11 +21,12 @@ from modelpress.converters.artifact import Artifact
 from modelpress.converters.calibration import Samples
 from modelpress.converters.constraints import check_constraints, raise_on
 from modelpress.converters.edgetpu import compile_for_edgetpu
+from modelpress.converters.isolation import run_isolated
 from modelpress.converters.mcu.bundle import add_mcu_parts, is_mcu_profile
 from modelpress.converters.savedmodel import describe_saved_model, export_saved_model, run_saved_model
 from modelpress.converters.sizes import gzip_bytes, raw_bytes
-from modelpress.converters.tflite import to_tflite_bytes
-from modelpress.converters.verify import check_fidelity, measure_fidelity
+from modelpress.converters.tflite import convert_and_run, model_reference
+from modelpress.converters.verify import check_fidelity, measure_outputs
 from modelpress.device_profiles import DeviceProfile
 from modelpress.manifest import LABELS_NAME, Manifest, write_manifest
 from modelpress.model_io import LoadedModel, file_sha256
@@ -50,6 +53,11 @@ class Plan:
     name: str
     version: str
     labels: list[str] | None = None
+    #: shapes to convert at ({input: shape, None where dynamic}); None keeps the model's own
+    input_shapes: dict[str, list[Any]] | None = None
+    #: the shapes the user runs (dynamic dimensions fixed): recorded in the manifest
+    run_shapes: dict[str, list[Any]] | None = None
+    safe_mode: bool = True
 
 
 def _tool_versions(backend: str) -> dict[str, str]:
@@ -66,25 +74,25 @@ def _tool_versions(backend: str) -> dict[str, str]:
     return versions
 
 
-def _build_tflite(source: LoadedModel, plan: Plan, folder: Path) -> tuple[Path, list, list, list, np.ndarray,
-                                                                           str, list[str]]:
-    data = to_tflite_bytes(
-        source, plan.quantization,
-        calibration=None if plan.calibration is None else plan.calibration.x,
-        input_dtype=plan.input_dtype, output_dtype=plan.output_dtype, op_set=plan.profile.op_set,
-        batch_size=1 if plan.profile.static_batch else None,
-    )
+def _build_tflite(source: LoadedModel, plan: Plan, folder: Path):
+    threads = max(1, min(plan.profile.threads, os.cpu_count() or 1))
+    options = dict(quantization=plan.quantization,
+                   calibration=None if plan.calibration is None else plan.calibration.inputs,
+                   input_dtype=plan.input_dtype, output_dtype=plan.output_dtype, op_set=plan.profile.op_set,
+                   batch_size=1 if plan.profile.static_batch else None, input_shapes=plan.input_shapes,
+                   names=([s.name for s in source.input_specs()], source.output_names()))
+    with tempfile.TemporaryDirectory(prefix="modelpress-source-") as tmp:
+        reference = model_reference(source, Path(tmp))
+        data, candidate = run_isolated("TFLite conversion", convert_and_run, reference, plan.safe_mode, options,
+                                       plan.verification.inputs, threads)
     model_path = folder / "model.tflite"
     model_path.write_bytes(data)
     graph = read_graph(data)
-    threads = max(1, min(plan.profile.threads, os.cpu_count() or 1))
     interpreter = TFLiteModel(data, threads=threads)
     inputs, outputs = interpreter.input_specs(), interpreter.output_specs()
     problems = check_constraints(plan.profile, len(data), graph, inputs, outputs,
                                  (plan.input_dtype, plan.output_dtype))
     raise_on(problems, plan.profile)
-    candidate = np.concatenate([interpreter.predict([plan.verification.x[i:i + 64]])[0]
-                                for i in range(0, len(plan.verification.x), 64)])
     notes = []
     if plan.profile.hardware == "edgetpu":
         _, note = compile_for_edgetpu(model_path, plan.profile.compiler or "edgetpu_compiler")
@@ -98,8 +106,14 @@ def _build_saved_model(source: LoadedModel, plan: Plan, folder: Path):
     problems = check_constraints(plan.profile, raw_bytes(model_path), None, inputs, outputs,
                                  (plan.input_dtype, plan.output_dtype))
     raise_on(problems, plan.profile)
-    candidate = run_saved_model(model_path, plan.verification.x)
+    candidate = run_saved_model(model_path, plan.verification.inputs)
     return model_path, inputs, outputs, [], candidate, "tensorflow", []
+
+
+def _with_roles(specs: list, roles: dict[str, str], default: str) -> list:
+    for spec in specs:
+        spec.role = roles.get(spec.name, default)
+    return specs
 
 
 def build_package(source: LoadedModel, plan: Plan, out: Path, overwrite: bool = True) -> Artifact:
@@ -107,10 +121,17 @@ def build_package(source: LoadedModel, plan: Plan, out: Path, overwrite: bool = 
     with atomic_directory(out, overwrite=overwrite) as folder:
         build = _build_tflite if plan.model_format == "tflite" else _build_saved_model
         model_path, inputs, outputs, ops, candidate, backend, notes = build(source, plan, folder)
-        reference = source.predict(plan.verification.x)
-        fidelity = measure_fidelity(reference, candidate, plan.profile, plan.verification.source,
-                                    plan.verification.is_random)
+        reference = source.predict_named(plan.verification.inputs)
+        fidelity = measure_outputs(reference, candidate, plan.profile, plan.verification.source,
+                                   plan.verification.is_random)
         check_fidelity(fidelity, plan.profile.name)
+        _with_roles(inputs, {}, "input")
+        _with_roles(outputs, {o["artifact_output"]: o["role"] for o in fidelity.outputs.values()}, "values")
+        dynamic = [s.name for s in inputs if any(d < 0 for d in s.shape[1:])]
+        if dynamic and plan.run_shapes:
+            notes.append("dynamic dimensions kept in the model (the runtime resizes); verified at "
+                         + ", ".join(f"{n}=[{', '.join('N' if d is None else str(d) for d in plan.run_shapes[n])}]"
+                                     for n in dynamic if n in plan.run_shapes))
         if plan.verification.is_random:
             notes.append(f"verified on {len(plan.verification)} random inputs only; pass --verify-data (or "
                          "--calibration) with real samples for a meaningful top-1 agreement")

@@ -56,9 +56,15 @@ def describe_saved_model(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]
     return inputs, outputs
 
 
-def run_saved_model(path: Path, x: np.ndarray) -> np.ndarray:
-    """The first output of the serving signature for a float32 batch."""
+def run_saved_model(path: Path, x: np.ndarray | dict[str, np.ndarray], batch_size: int = 256
+                    ) -> np.ndarray | dict[str, np.ndarray]:
+    """The serving signature's outputs: every output by name for inputs by name (a dict), or the first
+    output for a single float32 batch."""
     fn = _signature(path)
-    name = sorted(fn.structured_input_signature[1])[0]
-    out = fn(**{name: x.astype(np.float32)})
-    return np.asarray(out[sorted(out)[0]])
+    specs = fn.structured_input_signature[1]
+    feed = x if isinstance(x, dict) else {sorted(specs)[0]: x}
+    total = len(next(iter(feed.values())))
+    parts = [fn(**{k: np.asarray(v[i:i + batch_size]).astype(specs[k].dtype.as_numpy_dtype) for k, v in feed.items()})
+             for i in range(0, total, batch_size)]
+    named = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+    return named if isinstance(x, dict) else named[sorted(named)[0]]

@@ -2,6 +2,11 @@
 
     data = to_tflite_bytes(model, quantization="int8", calibration=x_calib,
                            input_dtype="uint8", output_dtype="uint8", op_set="int8_builtins")
+    data = to_tflite_bytes(model, input_shapes={"spectrogram": [None, 40, 256, 1]})   # fix a dynamic dim
+
+The model is first exported as a SavedModel whose ``serving_default`` signature names every input and
+output as the source does (Keras input and output names, dict keys, or the SavedModel's own signature
+keys), so the TFLite signature runner carries the same names and the verifier matches tensors by name.
 
 Quantization: ``none`` (float32), ``dynamic`` (int8 weights, float activations), ``float16`` (fp16
 weights), ``int8`` (full integer; needs calibration samples), ``int16x8`` (int16 activations, int8
@@ -14,17 +19,20 @@ import contextlib
 import io
 import logging
 import os
+import re
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modelpress.errors import ConversionError, DataError
-from modelpress.model_io import LoadedModel, load_model
+from modelpress.errors import ConstraintError, ConversionError, DataError, ModelpressError
+from modelpress.model_io import IOSpec, LoadedModel, load_model
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_STEPS = 300
+SIGNATURE = "serving_default"
 
 
 def _tf():
@@ -39,86 +47,177 @@ def _dtype(name: str):
             "int16": tf.int16}[name]
 
 
-def _fixed_batch(source: LoadedModel, batch_size: int):
-    """The same Keras model called on inputs of a fixed batch size, so no op computes shapes at run time."""
-    if source.flavor == "tf_keras":
-        import tf_keras as keras_module
-    else:
-        import keras as keras_module
-    model = source.model
-    shapes = model.inputs
-    inputs = [keras_module.Input(batch_shape=(batch_size, *tuple(t.shape)[1:]), dtype=t.dtype,
-                                 name=_layer_name(t)) for t in shapes]
-    outputs = model(inputs if len(inputs) > 1 else inputs[0])
-    return keras_module.Model(inputs, outputs, name=model.name)
-
-
-def _layer_name(tensor) -> str | None:
-    history = getattr(tensor, "_keras_history", None)
-    return getattr(history[0], "name", None) if history else None
-
-
-def _converter(source: LoadedModel, batch_size: int | None = None):
+def _specs(source: LoadedModel, input_shapes: dict[str, list] | None, batch_size: int | None,
+           names: list[str]) -> list:
     tf = _tf()
+    specs = []
+    for name, spec in zip(names, source.input_specs()):
+        shape = list((input_shapes or {}).get(name) or spec.shape)
+        if batch_size is not None and shape:
+            shape[0] = batch_size
+        specs.append(tf.TensorSpec([None if d is None or d < 0 else int(d) for d in shape],
+                                   tf.as_dtype(spec.dtype), name=name))
+    return specs
+
+
+def export_signature(source: LoadedModel, dest: Path, input_shapes: dict[str, list] | None = None,
+                     batch_size: int | None = None, names: tuple[list[str], list[str]] | None = None) -> Path:
+    """A SavedModel at ``dest`` whose ``serving_default`` takes the source's inputs by name (at the given
+    shapes) and returns a dict of its outputs by name. A SavedModel left as it is comes back unchanged.
+
+    ``names`` ((input names, output names), in the model's order) renames them: a model reloaded in a
+    child process may have lost an auto-generated name (``input_layer_2`` comes back ``input_layer``)."""
+    tf = _tf()
+    own_inputs = [s.name for s in source.input_specs()]
+    own_outputs = source.output_names()
+    in_names, out_names = names or (own_inputs, own_outputs)
+    in_map, rename = _renaming(own_inputs, in_names), _renaming(own_outputs, out_names)
+    specs = _specs(source, input_shapes, batch_size, [in_map[n] for n in own_inputs])
     if source.flavor == "saved_model":
-        return tf.lite.TFLiteConverter.from_saved_model(str(source.path), signature_keys=["serving_default"])
-    # Works for Keras 3 and tf_keras models alike in TF 2.21, and keeps the batch dimension dynamic.
-    model = source.model if batch_size is None else _fixed_batch(source, batch_size)
-    return tf.lite.TFLiteConverter.from_keras_model(model)
+        original = [s.shape for s in source.input_specs()]
+        unchanged = all(k == v for k, v in {**in_map, **rename}.items())
+        if [list(s.shape) for s in specs] == [list(s) for s in original] and unchanged:
+            return Path(source.path)
+        fn = source.signature()
+        module = tf.Module()
+        module.inner = source.model
+        module.serve = tf.function(lambda *xs: {rename[k]: v for k, v in fn(**dict(zip(own_inputs, xs))).items()},
+                                   input_signature=specs)
+        tf.saved_model.save(module, str(dest), signatures={SIGNATURE: module.serve.get_concrete_function()})
+        return dest
+    model = source.model
+
+    def serve(*xs):
+        from modelpress.model_io import _inputs_struct
+
+        struct = _inputs_struct(model)
+        if isinstance(struct, dict):
+            args: Any = dict(zip(own_inputs, xs))
+        else:
+            args = list(xs) if len(xs) > 1 or isinstance(struct, (list, tuple)) else xs[0]
+        out = model(args, training=False)
+        if isinstance(out, dict):
+            return {rename.get(str(k), str(k)): v for k, v in out.items()}
+        out = list(out) if isinstance(out, (list, tuple)) else [out]
+        return dict(zip([rename[n] for n in own_outputs], out))
+
+    if source.flavor == "keras3":
+        import keras
+
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(SIGNATURE, serve, input_signature=specs)
+        archive.write_out(str(dest), verbose=False)
+    else:
+        module = tf.Module()
+        module.model = model
+        module.serve = tf.function(serve, input_signature=specs)
+        tf.saved_model.save(module, str(dest), signatures={SIGNATURE: module.serve.get_concrete_function()})
+    return dest
 
 
-def _representative(samples: np.ndarray):
-    steps = min(len(samples), CALIBRATION_STEPS)
+def _renaming(own: list[str], wanted: list[str]) -> dict[str, str]:
+    """{the model's name: the name to give it}: the same names in any order map to themselves (a
+    SavedModel's dict may list them differently on each load); other names pair up in order."""
+    if set(own) == set(wanted):
+        return {n: n for n in own}
+    if len(own) != len(wanted):
+        raise ConversionError(f"the reloaded model has tensors {own}; expected {wanted}")
+    return dict(zip(own, wanted))
+
+
+def _representative(samples: dict[str, np.ndarray], specs: list[IOSpec]):
+    steps = min(min(len(v) for v in samples.values()), CALIBRATION_STEPS)
+    dtypes = {s.name: s.dtype for s in specs}
 
     def generate():
         for i in range(steps):
-            yield [samples[i: i + 1].astype(np.float32)]
+            yield {name: np.asarray(x[i: i + 1]).astype(dtypes.get(name, "float32")) for name, x in samples.items()}
 
     return generate
 
 
-def to_tflite_bytes(model: Any, quantization: str = "none", calibration: np.ndarray | None = None,
+def _named(calibration: dict[str, np.ndarray] | np.ndarray | None, specs: list[IOSpec]):
+    if calibration is None or isinstance(calibration, dict):
+        return calibration
+    return {specs[0].name: calibration}
+
+
+def to_tflite_bytes(model: Any, quantization: str = "none",
+                    calibration: dict[str, np.ndarray] | np.ndarray | None = None,
                     input_dtype: str = "float32", output_dtype: str = "float32",
-                    op_set: str = "builtins", batch_size: int | None = None) -> bytes:
+                    op_set: str = "builtins", batch_size: int | None = None,
+                    input_shapes: dict[str, list] | None = None,
+                    names: tuple[list[str], list[str]] | None = None) -> bytes:
     """Convert and return the flatbuffer. Raises ConversionError with the converter's own reason.
 
     ``batch_size`` fixes the batch dimension (Edge TPU, microcontrollers); by default it stays dynamic.
+    ``input_shapes`` ({input name: shape, None for a dimension left dynamic}) sets the shapes the
+    signature takes; ``calibration`` is an array (single-input models) or {input name: array}.
     """
     tf = _tf()
     source = model if isinstance(model, LoadedModel) else load_model(model)
-    converter = _converter(source, batch_size)
-    ops = {
-        "builtins": [tf.lite.OpsSet.TFLITE_BUILTINS],
-        "int8_builtins": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8],
-        "select_tf_ops": [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS],
-    }[op_set]
-    if quantization in ("int8", "int16x8"):
-        if calibration is None or len(calibration) == 0:
-            raise DataError(f"{quantization} quantization needs calibration samples; pass --calibration "
-                            "FILE.npz|FILE.npy|IMAGE_FOLDER (or --calibration random to accept a poor model)")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _representative(calibration)
-        if quantization == "int16x8":
-            ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-        elif op_set == "builtins":
-            ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = _dtype(input_dtype)
-        converter.inference_output_type = _dtype(output_dtype)
-    elif quantization == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif quantization == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif quantization != "none":
-        raise ConversionError(f"unknown quantization {quantization!r}")
-    converter.target_spec.supported_ops = ops
-    captured = io.StringIO()  # Keras 3 prints its export summary; the converter logs to fd 2
-    try:
-        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), _quiet_fd2():
-            return converter.convert()
-    except Exception as err:
-        reason = _first_reason(str(err)) or type(err).__name__
-        raise ConversionError(f"TFLite conversion ({quantization}, ops {op_set}) failed: {reason}") from None
+    specs = source.input_specs()
+    if names is not None:
+        in_map = _renaming([s.name for s in specs], names[0])
+        specs = [IOSpec(in_map[s.name], s.shape, s.dtype) for s in specs]
+    calibration = _named(calibration, specs)
+    with tempfile.TemporaryDirectory(prefix="modelpress-export-") as tmp:
+        captured = io.StringIO()  # Keras 3 prints its export summary; the converter logs to fd 2
+        try:
+            with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), _quiet_fd2():
+                exported = export_signature(source, Path(tmp) / "saved_model", input_shapes, batch_size, names)
+        except Exception as err:
+            raise ConversionError(f"export of the model's serving signature failed: {type(err).__name__}: "
+                                  f"{_first_reason(str(err))}") from None
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(exported), signature_keys=[SIGNATURE])
+        ops = {
+            "builtins": [tf.lite.OpsSet.TFLITE_BUILTINS],
+            "int8_builtins": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8],
+            "select_tf_ops": [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS],
+        }[op_set]
+        if quantization in ("int8", "int16x8"):
+            if not calibration:
+                raise DataError(f"{quantization} quantization needs calibration samples; pass --calibration "
+                                "FILE.npz|FILE.npy|IMAGE_FOLDER (or --calibration random to accept a poor model)")
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = _representative(calibration, specs)
+            if quantization == "int16x8":
+                ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            elif op_set == "builtins":
+                ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = _dtype(input_dtype)
+            converter.inference_output_type = _dtype(output_dtype)
+        elif quantization == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        elif quantization == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantization != "none":
+            raise ConversionError(f"unknown quantization {quantization!r}")
+        converter.target_spec.supported_ops = ops
+        try:
+            with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), _quiet_fd2():
+                return converter.convert()
+        except Exception as err:
+            text = str(err)
+            flex = unsupported_tf_ops(text)
+            if flex and op_set != "select_tf_ops":
+                raise ConstraintError(
+                    f"the model needs TensorFlow ops that TFLite has no builtin kernel for: {', '.join(flex)}; "
+                    f"ops {op_set} cannot run them. Replace those layers with TFLite builtins (a profile with "
+                    "op_set: select_tf_ops converts them as Flex ops, for an interpreter with Flex linked in)"
+                ) from None
+            reason = _first_reason(text) or type(err).__name__
+            raise ConversionError(f"TFLite conversion ({quantization}, ops {op_set}) failed: {reason}") from None
+
+
+
+def unsupported_tf_ops(text: str) -> list[str]:
+    """The TensorFlow op names a converter error says TFLite builtins lack (Flex / select TF ops)."""
+    if "flex" not in text.lower() and "select" not in text.lower() and "custom op" not in text.lower():
+        return []
+    return list(dict.fromkeys(re.findall(r"\btf\.([A-Z][A-Za-z0-9_]*)", text)))
 
 
 def _first_reason(text: str) -> str:
@@ -143,3 +242,42 @@ def _quiet_fd2():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def model_reference(source: LoadedModel, workdir: Path) -> tuple[str, str | None]:
+    """(path, flavor) a child process reloads ``source`` from; an in-memory Keras model is saved first."""
+    if source.path is not None:
+        return str(source.path), ("tf_keras" if source.flavor == "tf_keras" else None)
+    from modelpress.model_io import save_model
+
+    saved = save_model(source.model, workdir / ("model.h5" if source.flavor == "tf_keras" else "model.keras"))
+    return str(saved), ("tf_keras" if source.flavor == "tf_keras" else None)
+
+
+def convert_and_run(reference: tuple[str, str | None], safe_mode: bool, options: dict[str, Any],
+                    verify: dict[str, np.ndarray], threads: int = 1) -> tuple[bytes, dict[str, np.ndarray]]:
+    """Convert (calibrating when int8) and run the result once on ``verify``: the steps that can die in
+    native code, meant for :func:`modelpress.converters.isolation.run_isolated`. Returns the flatbuffer
+    and the artifact's outputs by name."""
+    from modelpress.converters.isolation import step
+    from modelpress.tflite_interpreter import TFLiteModel
+
+    path, flavor = reference
+    step("loading the model")
+    source = load_model(path, safe_mode=safe_mode, flavor=flavor)
+    quantization = options.get("quantization", "none")
+    step(f"TFLite conversion ({quantization}" + (", with calibration)" if options.get("calibration") else ")"))
+    data = to_tflite_bytes(source, **options)
+    step("first invoke of the converted model")
+    try:
+        model = TFLiteModel(data, threads=threads)
+        return data, model.predict_named(verify)
+    except ModelpressError as err:
+        if "Select TensorFlow op" not in str(err):
+            raise
+        from modelpress.tflite_graph import read_graph
+
+        flex = ", ".join(dict.fromkeys(read_graph(data).custom_ops))
+        raise ConversionError(f"converted with Flex ops ({flex}), but no interpreter here runs them (ai-edge-litert "
+                              "and TensorFlow 2.21's tf.lite ship without the Flex delegate), so the artifact cannot "
+                              "be verified or served; replace those ops with TFLite builtins") from None

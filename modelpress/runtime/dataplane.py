@@ -58,6 +58,8 @@ class ModelMetadata:
     quantization: str | None
     profile: str | None
     labels: dict[str, int] = field(default_factory=dict)
+    inferred: bool = False   # the manifest was read from a model made elsewhere, not shipped with it
+    stateful: bool = False   # the model keeps resource variables between calls
 
 
 class DataPlane:
@@ -91,7 +93,8 @@ class DataPlane:
             profile = served.manifest.profile or {}
             return ModelMetadata(model, served.version, sorted(record.versions), served.backend.platform,
                                  list(served.manifest.inputs), list(served.manifest.outputs),
-                                 served.manifest.quantization, profile.get("name"), dict(record.config.labels))
+                                 served.manifest.quantization, profile.get("name"), dict(record.config.labels),
+                                 served.manifest.inferred, served.manifest.stateful)
 
     def reload(self) -> None:
         """Scan the repository now instead of waiting for the next poll."""

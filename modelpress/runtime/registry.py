@@ -26,7 +26,8 @@ import numpy as np
 
 from modelpress.errors import ArtifactError, ModelpressError, NotFoundError, ServingError, UnavailableError
 from modelpress.layout import parse_version
-from modelpress.manifest import Manifest, read_manifest
+from modelpress.manifest import Manifest
+from modelpress.manifest_inference import load_manifest
 from modelpress.runtime.backends import BACKENDS, Backend
 from modelpress.runtime.batcher import Batcher
 from modelpress.runtime.config import RuntimeConfig
@@ -292,6 +293,8 @@ class ModelRegistry:
         threads = record.config.interpreter_threads or self.config.interpreter_threads or profile.get("threads") or 1
         delegate = record.config.delegate or self.config.delegate or profile.get("delegate")
         pool = record.config.pool_size or self.config.pool_size or self.config.threads
+        if manifest.stateful and not record.config.pool_size:
+            pool = 1  # one state, updated in the order requests arrive (config.yaml pool_size: N for N states)
         return int(threads), delegate, int(pool)
 
     def _load(self, record: ModelRecord, version: int, folder: Path, fingerprint: tuple) -> ServedVersion:
@@ -299,7 +302,7 @@ class ModelRegistry:
         started = time.perf_counter()
         backend: Backend | None = None
         try:
-            manifest = read_manifest(folder)
+            manifest = _renamed(load_manifest(folder), record.config.tensor_names)
             backend_cls = self.backends.get(manifest.model_format)
             if backend_cls is None:
                 raise ArtifactError(f"no backend serves model format {manifest.model_format!r}; "
@@ -315,6 +318,8 @@ class ModelRegistry:
                             max_queue_delay_ms=self.config.max_queue_delay_ms,
                             max_queue_size=self.config.max_queue_size)
             batching.update(record.config.batching)
+            if manifest.stateful and "enabled" not in record.config.batching:
+                batching["enabled"] = False  # merging clients' rows would mix them into one state
             if batching.pop("enabled"):
                 if backend.supports_batching:
                     served.enable_batching(**batching)
@@ -453,7 +458,9 @@ class ModelRegistry:
                 for v, served in record.versions.items():
                     error = record.failed[v][1] if v in record.failed else None
                     rows[v] = {"version": v, "state": served.state, "error": error,
-                               "platform": served.backend.platform, "batching": served.batcher is not None}
+                               "platform": served.backend.platform, "batching": served.batcher is not None,
+                               "manifest": "inferred" if served.manifest.inferred else "shipped",
+                               "stateful": served.manifest.stateful}
                 for v, row in rows.items():
                     row["labels"] = sorted(labels.get(v, []))
                 out[record.name] = [rows[v] for v in sorted(rows, reverse=True)]
@@ -469,3 +476,16 @@ class ModelRegistry:
     def model_names(self) -> list[str]:
         with self._lock:
             return sorted(self.models)
+
+
+def _renamed(manifest: Manifest, names: dict[str, str]) -> Manifest:
+    """The manifest with tensors renamed as a model's config.yaml asks (``tensor_names``)."""
+    if names:
+        known = {s.name for s in manifest.inputs + manifest.outputs}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise ArtifactError(f"config.yaml tensor_names renames {', '.join(map(repr, unknown))}, which the model "
+                                f"does not have; its tensors are {', '.join(map(repr, sorted(known)))}")
+        for spec in manifest.inputs + manifest.outputs:
+            spec.name = names.get(spec.name, spec.name)
+    return manifest

@@ -10,7 +10,11 @@ optional ``<repo>/<model>/config.yaml``::
 
     scan = scan_repository("repo/")    # {"digits": ModelEntry(config=..., versions={1: VersionFolder, ...})}
 
-A version folder without a complete manifest is not ready: it is skipped (it may still be copying).
+A version folder without a complete manifest is not ready: it is skipped (it may still be copying). A
+folder holding only a model made elsewhere (``model.tflite``, one ``*.tflite`` or a SavedModel) is served
+with a manifest inferred from the model (:mod:`modelpress.manifest_inference`); copy such a file in under
+a temporary name and rename it, so the server never reads half of it. ``config.yaml`` can rename its
+tensors: ``tensor_names: {"serving_default_x.1:0": audio_features}``.
 Names are checked so that nothing a client sends can reach outside the repository.
 """
 
@@ -24,6 +28,7 @@ from typing import Any
 from modelpress.errors import ArtifactError, ModelpressError, NotFoundError, UsageError, excerpt
 from modelpress.layout import NAME_RULE, is_model_name, version_folders
 from modelpress.manifest import MANIFEST_NAME
+from modelpress.manifest_inference import find_model
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,7 @@ class ModelConfig:
     interpreter_threads: int | None = None
     delegate: str | None = None
     pool_size: int | None = None
+    tensor_names: dict[str, str] = field(default_factory=dict)   # model's tensor name -> name served
 
     def choose(self, versions: list[int]) -> list[int]:
         """The versions this policy serves out of the loadable ``versions``, newest first."""
@@ -86,7 +92,8 @@ class ModelConfig:
             raise UsageError(f"{path} cannot be read as UTF-8 YAML: {str(err).splitlines()[0]}") from None
         if not isinstance(data, dict):
             raise UsageError(f"{path} must hold a mapping (version_policy, labels, batching)")
-        known = {"version_policy", "labels", "batching", "interpreter_threads", "delegate", "pool_size"}
+        known = {"version_policy", "labels", "batching", "interpreter_threads", "delegate", "pool_size",
+                 "tensor_names"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -125,6 +132,13 @@ class ModelConfig:
             raise UsageError(f"{path}: batching max_queue_delay_ms must be a number of milliseconds from 0 to "
                              f"60000, got {_excerpt(delay)}")
         config.batching = batching
+        names = data.get("tensor_names") or {}
+        if not isinstance(names, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in names.items()):
+            raise UsageError(f"{path}: tensor_names must map a model's tensor names to the names to serve, e.g. "
+                             "{'serving_default_x.1:0': features}")
+        for new_name in names.values():
+            check_name("tensor name", new_name, error=UsageError)
+        config.tensor_names = dict(names)
         return config
 
 
@@ -145,9 +159,13 @@ class ModelEntry:
 
 
 def _fingerprint(folder: Path) -> tuple | None:
-    """Identity of a complete package folder's contents (None when its manifest is not there yet)."""
+    """Identity of a complete package folder's contents (None when its manifest is not there yet, and it
+    holds no model made elsewhere either)."""
     manifest = folder / MANIFEST_NAME
     try:
+        if not manifest.is_file() and find_model(folder) is not None:  # served with an inferred manifest
+            return tuple((s.st_ino, s.st_size, s.st_mtime_ns)
+                         for s in (p.stat() for p in sorted(folder.rglob("*")) if p.is_file()))
         stats = [manifest.stat()] + [p.stat() for p in sorted(folder.iterdir()) if p.is_file() and p != manifest]
     except OSError:
         return None

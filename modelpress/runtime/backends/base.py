@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from modelpress.errors import BadRequestError
 from modelpress.manifest import Manifest, TensorSpec
 
 
@@ -62,4 +63,10 @@ class Backend:
         batch = self.fixed_batch or 1
         zeros = [np.zeros([batch, *[max(d, 1) for d in s.shape[1:]]], dtype=np.float32 if s.quantized else s.dtype)
                  for s in self.inputs]
-        self.predict(zeros)
+        try:
+            self.predict(zeros)
+        except BadRequestError:
+            # a dynamic dimension guessed as 1 may be too small for the model (a window longer than that):
+            # it runs at the clients' shapes, so it is warmed up by the first request instead
+            if not any(d < 0 for s in self.inputs for d in s.shape[1:]):
+                raise

@@ -30,10 +30,12 @@ class SavedModelBackend(Backend):
         except Exception as err:  # TF raises many kinds for a corrupt model
             raise ArtifactError(f"{path} cannot be loaded as a SavedModel: {str(err).splitlines()[0]}") from None
         signatures = getattr(self._model, "signatures", {})
-        if "serving_default" not in signatures:
-            raise ArtifactError(f"{path} has no serving_default signature; re-create the package")
-        self._fn = signatures["serving_default"]
-        self._input_names = list(self._fn.structured_input_signature[1])
+        key = self.manifest.signature or "serving_default"
+        if key not in signatures:
+            raise ArtifactError(f"{path} has no {key} signature; re-create the package")
+        self._fn = signatures[key]
+        # manifests list a SavedModel's tensors in sorted order (written or inferred): pair them the same way
+        self._input_names = sorted(self._fn.structured_input_signature[1])
         if len(self._input_names) != len(self.inputs):
             raise ArtifactError(f"{path} takes {len(self._input_names)} inputs; its manifest lists {len(self.inputs)}")
 

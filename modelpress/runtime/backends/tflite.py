@@ -54,7 +54,8 @@ class TFLiteBackend(Backend):
             log.warning("%s asks for the %s delegate, which is not available here (its library is not "
                         "installed); running on the CPU", self.folder, asked)
         self._pool: queue.LifoQueue = queue.LifoQueue()
-        first = TFLiteModel(path, threads=self.threads or 1, delegate=self.delegate)
+        signature = self.manifest.signature
+        first = TFLiteModel(path, threads=self.threads or 1, delegate=self.delegate, signature=signature)
         self.interpreter = first.backend
         got = [s.dtype for s in first.input_specs()]
         want = [s.dtype for s in self.inputs]
@@ -62,7 +63,7 @@ class TFLiteBackend(Backend):
             raise ArtifactError(f"{path} takes inputs of {got}, but its manifest says {want}; re-create the package")
         self._pool.put(first)
         for _ in range(self.pool_size - 1):
-            self._pool.put(TFLiteModel(path, threads=self.threads or 1, delegate=self.delegate))
+            self._pool.put(TFLiteModel(path, threads=self.threads or 1, delegate=self.delegate, signature=signature))
         log.info("loaded %s with %s: %d interpreter(s), %s thread(s), delegate %s", path, self.interpreter,
                  self.pool_size, self.threads or 1, self.delegate or "none")
 

@@ -59,7 +59,8 @@ def _model_metadata(model: str, version: str | None = None):
         "name": model, "versions": [str(v) for v in meta.versions], "platform": meta.platform,
         "inputs": _tensors(meta.inputs), "outputs": _tensors(meta.outputs),
         "parameters": {"version": str(meta.version), "quantization": meta.quantization,
-                       "labels": {k: str(v) for k, v in meta.labels.items()}},
+                       "labels": {k: str(v) for k, v in meta.labels.items()},
+                       "manifest": "inferred" if meta.inferred else "shipped", "stateful": meta.stateful},
     })
 
 
