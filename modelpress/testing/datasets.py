@@ -1,0 +1,56 @@
+"""Real data sets that load offline: scikit-learn's digits and Debian's Fashion-MNIST.
+
+    data = digits()                       # {"x_train", "y_train", "x_val", "y_val"}: 8x8x1 floats in [0, 1]
+    data, name = fashion_mnist(quick=True)  # 28x28x1, from the dataset-fashion-mnist package (`make data`)
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def digits(val_fraction: float = 0.25, seed: int = 0) -> dict[str, np.ndarray]:
+    """scikit-learn's 1,797 8x8 digits, shuffled with ``seed`` and split into train and held-out parts::
+
+        data = digits()
+        data["x_train"].shape        # (1348, 8, 8, 1)
+    """
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[..., None]
+    y = d.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(x))
+    x, y = x[order], y[order]
+    n_val = int(len(x) * val_fraction)
+    return {"x_train": x[n_val:], "y_train": y[n_val:], "x_val": x[:n_val], "y_val": y[:n_val]}
+
+
+def _idx(path: Path, offset: int) -> np.ndarray:
+    with gzip.open(path, "rb") as handle:
+        return np.frombuffer(handle.read(), dtype=np.uint8, offset=offset)
+
+
+def fashion_mnist(quick: bool = False, folder: Path = FASHION) -> tuple[dict[str, np.ndarray], str]:
+    """Fashion-MNIST 60k / 10k as floats in [0, 1] (28x28x1) and a description; ``quick``: a 6k / 2k subset::
+
+        data, name = fashion_mnist()      # SystemExit with the fix when the Debian package is missing
+    """
+    if not (folder / "train-images-idx3-ubyte.gz").is_file():
+        raise SystemExit(f"Fashion-MNIST is not installed ({folder} missing): run `make data` "
+                         "(or `sudo apt-get install -y dataset-fashion-mnist`), then this benchmark again")
+    x = _idx(folder / "train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
+    y = _idx(folder / "train-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    xt = _idx(folder / "t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
+    yt = _idx(folder / "t10k-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    name = "Fashion-MNIST 60k/10k"
+    x, xt = (x.astype(np.float32) / 255.0), (xt.astype(np.float32) / 255.0)
+    if quick:
+        x, y, xt, yt = x[:6000], y[:6000], xt[:2000], yt[:2000]
+        name += " (quick subset 6k/2k)"
+    return {"x_train": x, "y_train": y, "x_val": xt, "y_val": yt}, name
