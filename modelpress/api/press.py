@@ -99,9 +99,9 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
     from modelpress.atomic import atomic_directory
     from modelpress.compressor.data import load_data
     from modelpress.device_profiles import load_profile
-    from modelpress.press import Search, SearchOptions
-    from modelpress.press.cache import TrialCache
-    from modelpress.press.space import FAMILIES
+    from modelpress.search import Search, SearchOptions
+    from modelpress.search.cache import TrialCache
+    from modelpress.search.space import FAMILIES
 
     echo = echo or (lambda line: None)
     names = [profiles] if isinstance(profiles, str) else list(profiles)
@@ -145,7 +145,7 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
 
 
 def _package(search: Any, trial: Any, profile: Any, folder: Path, name: str, source: Any) -> None:
-    from modelpress.press.package import write_package
+    from modelpress.search.package import write_package
 
     blob = search.cache.artifact(trial.artifact_key)
     model, _, _ = search.model_for(trial.settings)
@@ -156,7 +156,7 @@ def _package(search: Any, trial: Any, profile: Any, folder: Path, name: str, sou
 
 
 def _float32_reference(search: Any, profile: Any) -> dict[str, Any]:
-    from modelpress.press.measure import Measurer
+    from modelpress.search.measure import Measurer
 
     measurer = Measurer(profile, search.data.x_val, search.data.y_val, search.calibration)
     try:

@@ -1,4 +1,4 @@
 """Helpers that tests and benchmarks share (real data sets that load offline, small models to train).
 
-    from modelpress.testing.datasets import digits, fashion_mnist
+    from modelpress.testing.datasets import fashion_mnist
 """

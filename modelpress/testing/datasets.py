@@ -1,6 +1,5 @@
-"""Real data sets that load offline: scikit-learn's digits and Debian's Fashion-MNIST.
+"""Real data sets that load offline for benchmarks: Debian's Fashion-MNIST (digits: modelpress.demo.example).
 
-    data = digits()                       # {"x_train", "y_train", "x_val", "y_val"}: 8x8x1 floats in [0, 1]
     data, name = fashion_mnist(quick=True)  # 28x28x1, from the dataset-fashion-mnist package (`make data`)
 """
 
@@ -12,23 +11,6 @@ from pathlib import Path
 import numpy as np
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-def digits(val_fraction: float = 0.25, seed: int = 0) -> dict[str, np.ndarray]:
-    """scikit-learn's 1,797 8x8 digits, shuffled with ``seed`` and split into train and held-out parts::
-
-        data = digits()
-        data["x_train"].shape        # (1348, 8, 8, 1)
-    """
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[..., None]
-    y = d.target.astype(np.int64)
-    order = np.random.default_rng(seed).permutation(len(x))
-    x, y = x[order], y[order]
-    n_val = int(len(x) * val_fraction)
-    return {"x_train": x[n_val:], "y_train": y[n_val:], "x_val": x[:n_val], "y_val": y[:n_val]}
 
 
 def _idx(path: Path, offset: int) -> np.ndarray:

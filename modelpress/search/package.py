@@ -21,7 +21,7 @@ from modelpress.converters.verify import measure_fidelity
 from modelpress.device_profiles import DeviceProfile
 from modelpress.manifest import Manifest, write_manifest
 from modelpress.model_io import file_sha256, load_model
-from modelpress.press.trial import Trial
+from modelpress.search.trial import Trial
 from modelpress.tflite_interpreter import TFLiteModel
 
 VERIFY_SAMPLES = 1000

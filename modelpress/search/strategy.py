@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 from modelpress.device_profiles import DeviceProfile
 from modelpress.errors import ModelpressError
-from modelpress.press import space
-from modelpress.press.measure import Measurer
-from modelpress.press.space import Settings
-from modelpress.press.trial import Trial
+from modelpress.search import space
+from modelpress.search.measure import Measurer
+from modelpress.search.space import Settings
+from modelpress.search.trial import Trial
 
 HOPELESS = 4.0  # a trial this many budgets (plus 2 points) over ends its branch's way down
 
@@ -89,7 +89,7 @@ class Strategy:
         if (int8 is None or int8.passed or int8.error or int8.problems or self.profile.input_dtype != "float32"
                 or self.profile.hardware in space.INTEGER_ONLY):
             return
-        from modelpress.press.fallback import quantized_layers, selective_int8
+        from modelpress.search.fallback import quantized_layers, selective_int8
 
         search, n = self.search, self.options.rank_samples
         x, y = search.data.x_val[:n], search.data.y_val[:n]
@@ -162,7 +162,7 @@ class Strategy:
                                          0.5, 0.99, 0.9, 0.02)
 
     def prune_layerwise(self) -> None:
-        from modelpress.press.sensitivity import kernel_sizes, layer_sensitivity, levels_for, overall_sparsity
+        from modelpress.search.sensitivity import kernel_sizes, layer_sensitivity, levels_for, overall_sparsity
 
         search, n = self.search, max(self.options.rank_samples, 500)
         curves = layer_sensitivity(search.model, search.data.x_val[:n], search.data.y_val[:n])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelpress.press.space import Settings
+from modelpress.search.space import Settings
 
 
 @dataclass
@@ -65,7 +65,7 @@ class Trial:
 
     @classmethod
     def from_record(cls, data: dict[str, Any], settings: Settings) -> Trial:
-        keep = ("profile", "accuracy", "drop_points", "bytes", "gzip_bytes", "p50_ms", "error", "seconds",
+        keep = ("profile", "accuracy", "drop_points", "bytes", "gzip_bytes", "p50_ms", "error",
                 "artifact_key", "model_key", "ops")
         trial = cls(settings=settings, **{k: data.get(k) for k in keep if k != "profile"},
                     profile=data["profile"])

@@ -8,7 +8,7 @@
 
 Every candidate is converted for the profile, checked against its constraints and scored on the held-out
 split (``x_val`` / ``y_val``, never used for fine-tuning or calibration); the drop is measured against the
-source model as given. Which candidates are tried, in which order, is in :mod:`modelpress.press.strategy`.
+source model as given. Which candidates are tried, in which order, is in :mod:`modelpress.search.strategy`.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from modelpress.compressor.data import Dataset
 from modelpress.compressor.report import accuracy
 from modelpress.device_profiles import DeviceProfile
 from modelpress.errors import ModelpressError, UsageError
-from modelpress.press.cache import TrialCache, array_hash, model_hash
-from modelpress.press.measure import Measurer
-from modelpress.press.space import Settings
-from modelpress.press.trial import Trial
+from modelpress.search.cache import TrialCache, array_hash, model_hash
+from modelpress.search.measure import Measurer
+from modelpress.search.space import Settings
+from modelpress.search.trial import Trial
 
 OBJECTIVES = ("size", "latency")
 CALIBRATION_SAMPLES = 300
@@ -231,7 +231,7 @@ class Search:
     def run(self) -> SearchResult:
         from tqdm.auto import tqdm
 
-        from modelpress.press.strategy import Strategy
+        from modelpress.search.strategy import Strategy
 
         self.start = time.perf_counter()
         for profile in self.profiles:

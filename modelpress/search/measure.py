@@ -54,7 +54,7 @@ class Measurer:
 
     def convert(self, model: Any, quantization: str, fallback: tuple[str, ...] = ()) -> bytes:
         if fallback:
-            from modelpress.press.fallback import selective_int8
+            from modelpress.search.fallback import selective_int8
 
             return selective_int8(model, self.calibration, fallback)
         inp, out = io_dtypes(self.profile, quantization)
