@@ -85,7 +85,7 @@ class Search:
         self.cache = cache or TrialCache()
         self.calibration = data.x_train[:CALIBRATION_SAMPLES]
         n = len(data.x_train)
-        self.epochs = options.epochs or int(np.clip(round(30000 / max(n, 1)), 2, 8))
+        self.epochs = options.epochs or int(np.clip(round(60000 / max(n, 1)), 3, 8))
         self.batch_size = 64 if n > 10000 else 32
         self.source_hash = model_hash(model)
         self.data_hash = array_hash(data.x_train, data.y_train)
