@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import modelpress  # noqa: E402
 from modelpress.converters.tflite import to_tflite_bytes  # noqa: E402
 from modelpress.latency import machine_info, measure_latency  # noqa: E402
+from modelpress.search.cache import TrialCache  # noqa: E402
 from modelpress.tables import markdown_table, text_table  # noqa: E402
 from modelpress.tflite_interpreter import TFLiteModel  # noqa: E402
 
@@ -115,7 +116,7 @@ def _press_rows(name: str, model, data: dict, ref: Reference, args, budget: floa
         if trial is None:
             rows.append({"model": name, "profile": profile, "variant": label, "seconds": seconds})
             continue
-        blob = result.search.cache.artifact(trial.artifact_key)
+        blob = TrialCache(work / "cache").artifact(trial.artifact_key)
         settings = trial.settings.to_dict()
         control = control_for(_finetune_epochs(settings)) if settings["steps"] else None
         row = ref.row(name, profile, label, blob, control, seconds=seconds, trials=len(result.search.trials),

@@ -130,19 +130,21 @@ class Strategy:
         """The largest value in [lo, hi] whose candidate passes (monotone assumption); None if none did.
 
         A first failure far over budget that stays hopeless one halving lower ends the branch; the lowest
-        failing value above the best gets one retry with twice the fine-tuning.
+        failing value above the best, when it missed narrowly, gets one retry with twice the fine-tuning.
         """
-        best, x, fail_at = None, start, None
+        best, x, fail_at, near = None, start, None, False
         if discrete:
             lo, hi = lo - 1, hi + 1  # open bounds: lo known passing, hi known failing
         while True:
             trial = self.trial(make(x, None))
-            if trial is None:
-                return best
+            if trial is None or (trial.error or "").startswith("compression failed"):
+                return best  # out of time, or this technique does not apply to the model at all
             if trial.passed:
                 best, lo = x, x
             else:
                 hi, fail_at = x, x
+                near = trial.drop_points is not None and trial.drop_points <= max(2 * self.options.max_drop,
+                                                                                   self.options.max_drop + 1.0)
                 if best is None and self.hopeless(trial) and x < start:
                     return None
             if (hi - lo <= 1) if discrete else (hi - lo < resolution):
@@ -150,7 +152,7 @@ class Strategy:
             x = (lo + hi) // 2 if discrete else round((lo + hi) / 2, 4)
             if discrete and x == lo:
                 x += 1
-        if fail_at is not None and (best is None or fail_at > best):
+        if near and fail_at is not None and (best is None or fail_at > best):
             trial = self.trial(make(fail_at, 2 * self.search.epochs))  # fine-tuning length: one longer try
             if trial is not None and trial.passed:
                 best = fail_at
