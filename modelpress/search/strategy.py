@@ -86,7 +86,8 @@ class Strategy:
 
     def fallback_search(self) -> None:
         int8 = self._int8()
-        if (int8 is None or int8.passed or int8.error or int8.problems or self.profile.input_dtype != "float32"
+        device = [p for p in (int8.problems if int8 else []) if not p.startswith("top-1 agreement")]
+        if (int8 is None or int8.passed or int8.error or device or self.profile.input_dtype != "float32"
                 or self.profile.hardware in space.INTEGER_ONLY):
             return
         from modelpress.search.fallback import quantized_layers, selective_int8

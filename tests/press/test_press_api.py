@@ -131,3 +131,28 @@ def test_per_layer_fallback_keeps_the_named_layers_in_float(mlp_path, digits):
     mixed = read_graph(mixed_blob)
     assert full.ops.count("DEQUANTIZE") == 1 and mixed.ops.count("DEQUANTIZE") == 2
     assert len(mixed_blob) > 0 and np.isfinite(len(mixed_blob))
+
+
+def test_int8_that_misses_the_budget_falls_back_to_float_for_the_harmful_layer(mlp_path, data_dir, tmp_path):
+    """fc1 gets one unit 1000x louder (fc2 reads it 1000x softer: the float model is unchanged), so int8's
+    single activation scale for fc1's output wipes out every other unit; keeping that layer in float fixes it."""
+    from modelpress.model_io import load_model
+
+    model = load_model(mlp_path).model
+    w1, b1 = model.get_layer("fc1").get_weights()
+    w2, b2 = model.get_layer("fc2").get_weights()
+    w1[:, 0], b1[0], w2[0, :] = w1[:, 0] * 1000, b1[0] * 1000, w2[0, :] / 1000  # relu(1000 z) / 1000 = relu(z)
+    model.get_layer("fc1").set_weights([w1, b1])
+    model.get_layer("fc2").set_weights([w2, b2])
+    loud = tmp_path / "loud.keras"
+    model.save(loud)
+    result = modelpress.press(loud, "raspberry-pi-4", data_dir / "data.npz", out=tmp_path / "out", max_drop=1.0,
+                              families=["fallback"], use_cache=False, progress=False)
+    int8, *fallbacks = result.search.trials
+    assert int8.settings.quantization == "int8" and not int8.within_budget  # full int8 misses the budget
+    assert fallbacks and all(t.settings.family == "fallback" for t in fallbacks)
+    chosen = result.chosen["raspberry-pi-4"]
+    assert chosen is not None and chosen.settings.fallback and chosen.drop_points <= 1.0
+    manifest = modelpress.read_manifest(result.packages["raspberry-pi-4"])
+    assert "kept in float" in " ".join(manifest.notes)
+    assert any("ranked by the accuracy regained" in note for note in result.search.notes)
