@@ -5,8 +5,9 @@
    ranking subset), keep the most harmful in float one at a time until the drop fits (CPU / GPU only).
 3. ``prune``: global magnitude pruning, bisection on the sparsity; the first failing level above the best
    gets one retry with twice the fine-tuning.
-4. ``prune-layerwise``: per-layer levels from one-shot sensitivity curves, bisection on the tolerated
-   one-shot drop; only configurations that prune more than the best global level are tried.
+4. ``prune-layerwise``: per-layer levels along a size-aware path through one-shot sensitivity curves
+   (large redundant layers first), bisection along the path; only points that prune more than the best
+   global level are tried.
 5. ``cluster``: the smallest passing pruned model plus 16 (then 8) shared values per layer.
 6. ``prune-mn``: 2:4 sparsity.  7. ``slim``: structured channel removal, bisection on the ratio.
 
@@ -165,22 +166,19 @@ class Strategy:
                                          0.5, 0.99, 0.9, 0.02)
 
     def prune_layerwise(self) -> None:
-        from modelpress.search.sensitivity import kernel_sizes, layer_sensitivity, levels_for, overall_sparsity
+        from modelpress.search.sensitivity import greedy_path, kernel_sizes, layer_sensitivity, overall_sparsity
 
         search, n = self.search, max(self.options.rank_samples, 500)
         curves = layer_sensitivity(search.model, search.data.x_val[:n], search.data.y_val[:n])
         sizes = kernel_sizes(search.model)
         floor = getattr(self, "best_sparsity", None) or 0.0
-        configs, seen = [], set()
-        for tolerance in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0):
-            levels = levels_for(curves, tolerance)
-            key = tuple(sorted(levels.items()))
-            if key in seen or overall_sparsity(levels, sizes) <= floor + 1e-6 or not any(levels.values()):
-                continue
-            seen.add(key)
-            configs.append(levels)
-        search.result.notes.append(f"{self.profile.name}: one-shot pruning sensitivity (points lost) on {n} held-out "
-                                   f"samples: {curves}")
+        configs, last = [], floor + 0.003
+        for levels in greedy_path(curves, sizes):  # steps that remove a visible share of the weights
+            if overall_sparsity(levels, sizes) >= last + 0.003:
+                configs.append(levels)
+                last = overall_sparsity(levels, sizes)
+        search.result.notes.append(f"{self.profile.name}: one-shot pruning sensitivity (points lost) on "
+                                   f"{min(n, len(search.data.x_val))} held-out samples: {curves}")
         if not configs:
             return
 
