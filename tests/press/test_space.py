@@ -41,3 +41,16 @@ def test_integer_only_devices_get_int8_only():
                                            (30, 30.0), (None, None)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+def test_greedy_path_prunes_the_large_redundant_layer_first_and_the_classifier_last():
+    from modelpress.search.sensitivity import greedy_path
+
+    curves = {"fc1": {0.5: 0.0, 0.9: 1.0, 0.97: 5.0}, "fc2": {0.5: 0.5, 0.9: 3.0}, "fc3": {0.5: 8.0, 0.9: 2.0}}
+    path = greedy_path(curves, {"fc1": 10000, "fc2": 1000, "fc3": 50})
+    assert path[0] == {"fc1": 0.5, "fc2": 0.0, "fc3": 0.0}
+    assert path[-1] == {"fc1": 0.97, "fc2": 0.9, "fc3": 0.9}  # every layer ends at its last level
+    first_fc3 = next(i for i, levels in enumerate(path) if levels["fc3"])
+    assert all(levels["fc1"] == 0.97 and levels["fc2"] == 0.9 for levels in path[first_fc3:])
+    sparsities = [sum(levels[k] * n for k, n in (("fc1", 10000), ("fc2", 1000), ("fc3", 50))) for levels in path]
+    assert sparsities == sorted(sparsities)
