@@ -40,7 +40,6 @@ from modelpress.tflite_interpreter import TFLiteModel  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 FER_LR = 1e-3  # the model's own Adam rate; 1e-4 and frozen BatchNorm agreed less in a trial (41% vs 65%)
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 COLUMNS = [("model", "model"), ("recipe", "variant"), ("top-1", "accuracy", "{:.2%}"), ("drop", "drop_points",
                                                                                         "{:+.2f}"),
            ("KB", "kb", "{:.1f}"), ("gzip KB", "gzip_kb", "{:.1f}"), ("x smaller", "ratio", "{:.1f}x"),
@@ -83,46 +82,17 @@ EXTRA = {
 MLP_RECIPES = ["prune-80", "cluster-16", "deep-compression", "deep-compression-95", "deep-compression-layerwise"]
 
 
-def _idx(path: Path, offset: int) -> np.ndarray:
-    with gzip.open(path, "rb") as handle:
-        return np.frombuffer(handle.read(), dtype=np.uint8, offset=offset)
-
-
 def fashion_mnist(quick: bool) -> tuple[dict[str, np.ndarray], str]:
     """Fashion-MNIST from the Debian package dataset-fashion-mnist (`make data` installs it)."""
-    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
-        raise SystemExit(f"Fashion-MNIST is not installed ({FASHION} missing): run `make data` "
-                         "(or `sudo apt-get install -y dataset-fashion-mnist`), then this benchmark again")
-    x = _idx(FASHION / "train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
-    y = _idx(FASHION / "train-labels-idx1-ubyte.gz", 8).astype(np.int64)
-    xt = _idx(FASHION / "t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
-    yt = _idx(FASHION / "t10k-labels-idx1-ubyte.gz", 8).astype(np.int64)
-    name = "Fashion-MNIST 60k/10k"
-    x, xt = (x.astype(np.float32) / 255.0), (xt.astype(np.float32) / 255.0)
-    if quick:
-        x, y, xt, yt = x[:6000], y[:6000], xt[:2000], yt[:2000]
-        name += " (quick subset 6k/2k)"
-    return {"x_train": x, "y_train": y, "x_val": xt, "y_val": yt}, name
+    from modelpress.testing.datasets import fashion_mnist as load
+
+    return load(quick)
 
 
 def build(kind: str):
-    import keras
+    from modelpress.testing.reference_models import lenet5, lenet_300_100
 
-    layers = keras.layers
-    if kind == "mlp":
-        model = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(),
-                                  layers.Dense(300, activation="relu", name="fc1"),
-                                  layers.Dense(100, activation="relu", name="fc2"),
-                                  layers.Dense(10, activation="softmax", name="fc3")], name="lenet_300_100")
-    else:
-        model = keras.Sequential([keras.Input((28, 28, 1)),
-                                  layers.Conv2D(32, 5, padding="same", activation="relu", name="conv1"),
-                                  layers.MaxPooling2D(2), layers.Conv2D(64, 5, activation="relu", name="conv2"),
-                                  layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(256, activation="relu"),
-                                  layers.Dense(10, activation="softmax")], name="lenet5_cnn")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
+    return lenet_300_100() if kind == "mlp" else lenet5()
 
 
 def train(kind: str, data: dict, epochs: int):

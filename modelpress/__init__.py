@@ -34,6 +34,7 @@ _LAZY = {
     "compress": "modelpress.api.compress",
     "evaluate": "modelpress.api.compress",
     "deploy": "modelpress.api.deploy",
+    "press": "modelpress.api.press",
     "Artifact": "modelpress.converters.artifact",
     "DeviceProfile": "modelpress.device_profiles",
     "load_profile": "modelpress.device_profiles",

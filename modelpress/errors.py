@@ -85,6 +85,13 @@ class ArtifactError(ModelpressError):
     exit_code = 9
 
 
+class BudgetError(ModelpressError):
+    """No candidate of a ``press`` search met the accuracy budget and the device's constraints."""
+
+    http_status = 422
+    exit_code = 11
+
+
 class ServingError(ModelpressError):
     """Base for errors raised while answering a request."""
 

@@ -82,10 +82,25 @@ def _deploy_made_elsewhere(model: Path, profiles: list[str], repo: Path, name: s
     return result
 
 
+def _pressed(model: Any, names: list[str], data: Any, max_drop: float, time_budget: Any, workdir: Path,
+             echo: Callable[[str], None]) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Run ``modelpress press`` for every profile; (package per profile, summary). BudgetError if one missed."""
+    from modelpress.api.press import press
+    from modelpress.errors import BudgetError
+
+    echo(f"searching for the smallest model within {max_drop:g} accuracy point(s) for {', '.join(names)}")
+    result = press(model, names, data, out=workdir / "press", max_drop=max_drop, time_budget=time_budget,
+                   progress=False, echo=echo)
+    if not result.met:
+        raise BudgetError("nothing was published: " + " ".join(result.messages))
+    return result.packages, {"press": result.rows(), "max_drop": max_drop}
+
+
 def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recipe: str | None = None,
            data: str | Path | None = None, calibration: Any = None, verify_data: Any = None,
            name: str | None = None, labels: str | Path | list[str] | None = None, image_scale: str = "0..1",
-           safe_mode: bool = True, echo: Callable[[str], None] | None = None) -> DeployResult:
+           safe_mode: bool = True, max_drop: float | None = None, time_budget: Any = None,
+           echo: Callable[[str], None] | None = None) -> DeployResult:
     """Compress with ``recipe`` (needs ``data``), convert for each profile, verify, publish as next versions.
 
     A ``.tflite`` file made elsewhere is packaged as it is (see :func:`modelpress.package`) for each
@@ -93,6 +108,10 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
 
     ``calibration`` defaults to ``data`` (its ``x_val`` / ``x_train`` arrays). Every version folder
     appears complete or not at all; a failed profile publishes nothing for that profile and raises.
+    With ``max_drop`` (accuracy points, needs ``data``), ``modelpress.press`` picks each profile's smallest
+    package within that budget instead of a recipe; nothing is published when a profile has none::
+
+        deploy("model.keras", "cortex-m", "repo/", data="train.npz", max_drop=0.5)
     """
     from modelpress.api.convert import convert
     from modelpress.converters.publish import check_model_name, next_version, publish_package, staging
@@ -104,6 +123,8 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
         raise UsageError("deploy needs at least one --profile")
     if recipe and data is None:
         raise UsageError(f"recipe {recipe!r} fine-tunes the model: pass --data FILE.npz with x_train / y_train")
+    if max_drop is not None and (recipe or data is None):
+        raise UsageError("--max-drop searches for the compression itself: pass --data FILE.npz and no --recipe")
     repo = Path(repo)
     if repo.exists() and not repo.is_dir():
         raise UsageError(f"--repo {repo} is a file; pass a folder (it is created when missing)")
@@ -116,19 +137,38 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
     source = load_model(model, safe_mode=safe_mode)
     result = DeployResult(repo=repo)
     with tempfile.TemporaryDirectory(prefix="modelpress-deploy-") as work:
+        pressed: dict[str, Path] = {}
         if recipe:
             compressed_path, result.compression = _compressed(source.model, recipe, data, Path(work), echo)
             source = load_model(compressed_path, safe_mode=safe_mode)
+        elif max_drop is not None:
+            pressed, result.compression = _pressed(source.model, names, data, max_drop, time_budget, Path(work), echo)
         for profile in names:
             model_name = _model_name(name, source.name, profile, len(names) > 1)
             with staging(repo, model_name) as folder:
                 version = next_version(repo / model_name)
-                echo(f"converting for {profile} -> {model_name} version {version}")
-                calib = data if calibration is None else calibration
-                artifact = convert(source, profile, folder / "package", calibration=calib,
-                                   verify_data=verify_data, labels=labels, name=model_name, version=str(version),
-                                   image_scale=image_scale, safe_mode=safe_mode)
-                final = publish_package(artifact.path, repo, model_name, version)
+                if profile in pressed:  # the very artifact press measured, moved next to the repository
+                    echo(f"publishing press's choice for {profile} -> {model_name} version {version}")
+                    package = _retag(pressed[profile], folder / "package", model_name, version)
+                else:
+                    echo(f"converting for {profile} -> {model_name} version {version}")
+                    calib = data if calibration is None else calibration
+                    package = convert(source, profile, folder / "package", calibration=calib,
+                                      verify_data=verify_data, labels=labels, name=model_name,
+                                      version=str(version), image_scale=image_scale, safe_mode=safe_mode).path
+                final = publish_package(package, repo, model_name, version)
             result.published.append(Published(profile, model_name, version, final, Artifact.open(final)))
             echo(f"published {final}")
     return result
+
+
+def _retag(package: Path, dest: Path, name: str, version: int) -> Path:
+    """Copy a package to ``dest`` with its manifest renamed and re-versioned for the repository."""
+    import dataclasses
+    import shutil
+
+    from modelpress.manifest import read_manifest, write_manifest
+
+    shutil.copytree(package, dest)
+    write_manifest(dest, dataclasses.replace(read_manifest(dest), name=name, version=str(version)))
+    return dest

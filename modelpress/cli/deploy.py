@@ -21,6 +21,10 @@ COLUMNS = [("model", "model"), ("version", "version"), ("profile", "profile"), (
 @click.option("-r", "--repo", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Model repository folder (<repo>/<model>/<version>/), created when missing.")
 @click.option("--recipe", metavar="NAME|FILE", help="Compress first with this recipe (needs --data).")
+@click.option("--max-drop", type=float, metavar="POINTS",
+              help="Let `modelpress press` find each profile's smallest package within this many accuracy "
+                   "points of MODEL (needs --data; instead of --recipe).")
+@click.option("--time-budget", metavar="DURATION", help="With --max-drop: stop the search after this long (20m).")
 @click.option("-d", "--data", type=click.Path(exists=True, dir_okay=False, path_type=str),
               help=".npz with x_train / y_train (x_val / y_val optional): fine-tuning, calibration, verification.")
 @click.option("-c", "--calibration", metavar="DATA", help="Calibration inputs (default: --data).")
@@ -32,9 +36,9 @@ COLUMNS = [("model", "model"), ("version", "version"), ("profile", "profile"), (
               help="Text file with one class name a line.")
 @click.option("--unsafe", is_flag=True, help="Load .keras files with safe mode off (trusted files only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def deploy(model: str, profiles: tuple[str, ...], repo: str, recipe: str | None, data: str | None,
-           calibration: str | None, verify_data: str | None, name: str | None, labels: str | None, unsafe: bool,
-           as_json: bool) -> None:
+def deploy(model: str, profiles: tuple[str, ...], repo: str, recipe: str | None, max_drop: float | None,
+           time_budget: str | None, data: str | None, calibration: str | None, verify_data: str | None,
+           name: str | None, labels: str | None, unsafe: bool, as_json: bool) -> None:
     """Publish MODEL for one or more devices as the next version(s) in a model repository.
 
     Each version folder appears complete or not at all, so a running `modelpress serve REPO` picks it
@@ -44,13 +48,15 @@ def deploy(model: str, profiles: tuple[str, ...], repo: str, recipe: str | None,
     Examples:
       modelpress deploy model.keras --profile raspberry-pi-4 --data train.npz --repo repo/
       modelpress deploy model.keras -p server-cpu -p coral-edgetpu --recipe prune-80 --data train.npz -r repo/
+      modelpress deploy model.keras -p cortex-m --max-drop 0.5 --data train.npz -r repo/
     """
     quiet_tensorflow()
     from modelpress.api.deploy import deploy as run_deploy
 
     echo = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
     result = run_deploy(model, list(profiles), repo, recipe=recipe, data=data, calibration=calibration,
-                        verify_data=verify_data, name=name, labels=labels, safe_mode=not unsafe, echo=echo)
+                        verify_data=verify_data, name=name, labels=labels, safe_mode=not unsafe, max_drop=max_drop,
+                        time_budget=time_budget, echo=echo)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return

@@ -31,6 +31,7 @@ COMMANDS = {
     "evaluate": ("modelpress.cli.compress", "evaluate"),
     "serve": ("modelpress.cli.serve", "serve"),
     "deploy": ("modelpress.cli.deploy", "deploy"),
+    "press": ("modelpress.cli.press", "press"),
     "report": ("modelpress.cli.report", "report"),
     "demo": ("modelpress.cli.demo", "demo"),
     "package": ("modelpress.cli.package", "package"),

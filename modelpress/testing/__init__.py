@@ -9,5 +9,10 @@ repository laid out the way a deploy leaves it::
     with served(repo, "--poll-interval", "0") as server:
         requests.get(server.url + "/v2/health/ready")
 
+Real data sets that load offline and small models to train are in ``datasets`` and ``reference_models``; tiny
+models "made elsewhere" (every dtype, stateful, multi-output) in ``models``::
+
+    from modelpress.testing.datasets import fashion_mnist
+
 Nothing here imports TensorFlow, Flask or a test framework at import time.
 """

@@ -16,11 +16,17 @@ def test_demo_quick_runs_the_trip_and_prints_one_table(runner, cli, tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("model ") and "profile" in line)
-    table = [line.split() for line in lines[header + 2: header + 14]]
-    assert [cells[0] for cells in table] == ["example"] * 4 + ["prune-80"] * 4 + ["slim-50"] * 4
-    assert [cells[1] for cells in table[:4]] == ["keras", "server-cpu", "raspberry-pi-4", "coral-edgetpu"]
+    table = [line.split() for line in lines[header + 2: header + 15]]
+    assert [cells[0] for cells in table] == ["example"] * 5 + ["prune-80"] * 4 + ["slim-50"] * 4
+    assert [cells[1] for cells in table[:5]] == ["keras", "float32", "server-cpu", "raspberry-pi-4", "coral-edgetpu"]
+    assert "speed-up vs f32 TFLite" in lines[header]
     saved = json.loads((out / "results.json").read_text())
     rows = {row["profile"]: row for row in saved["rows"] if row["variant"] == "example"}
+    # every speed-up is against the source as float32 TFLite (not a Keras eager call)
+    reference = rows["float32 TFLite (reference)"]
+    assert reference["speedup"] == 1.0 and reference["quantization"] == "none"
+    for row in saved["rows"]:
+        assert row["speedup"] == pytest.approx(reference["p50_ms"] / row["p50_ms"])
     by_variant = {(row["variant"], row["profile"]): row for row in saved["rows"]}
     # the compressed variants are smaller where it counts (gzip of the pruned, fewer bytes for the slimmed)
     assert by_variant[("prune-80", "raspberry-pi-4")]["gzip_bytes"] < rows["raspberry-pi-4"]["gzip_bytes"] * 0.6

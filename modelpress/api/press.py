@@ -1,0 +1,189 @@
+"""``modelpress.press``: the smallest (or fastest) model that fits each device within an accuracy budget.
+
+    import modelpress
+    result = modelpress.press("lenet.keras", ["raspberry-pi-4", "cortex-m"], "fashion.npz", max_drop=0.5,
+                              objective="size", time_budget="20m", out="build/press")
+    result.met                          # False when some profile has no candidate within the budget
+    result.packages["cortex-m"]         # build/press/cortex-m: a model package, as `convert` writes
+    result.messages                     # what to change when nothing fit
+
+Writes ``out/<profile>/`` (the chosen package per profile), ``out/press.json`` (every trial: settings, size,
+latency, accuracy, constraint verdicts, time) and ``out/report/`` (Markdown, HTML, Pareto plots).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelpress.errors import UsageError
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(value: str | float | int | None) -> float | None:
+    """Seconds from ``90``, ``"90s"``, ``"20m"``, ``"1.5h"`` (None stays None)::
+
+        parse_duration("20m")      # 1200.0
+    """
+    if value is None or isinstance(value, (int, float)):
+        return None if value is None else float(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(value))
+    if not match:
+        raise UsageError(f"time budget {value!r} is not a duration; write it as 90s, 20m or 1.5h")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+@dataclass
+class PressResult:
+    out: Path
+    search: Any
+    packages: dict[str, Path] = field(default_factory=dict)
+    press_json: Path | None = None
+    report: Any = None
+
+    @property
+    def met(self) -> bool:
+        return self.search.met
+
+    @property
+    def messages(self) -> list[str]:
+        return self.search.messages
+
+    @property
+    def chosen(self) -> dict[str, Any]:
+        return self.search.chosen
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per profile: the chosen candidate, or the closest one marked as missing the budget."""
+        rows = []
+        for profile, trial in self.search.closest.items():
+            row = {"profile": profile, "met": self.search.chosen.get(profile) is not None,
+                   "package": str(self.packages.get(profile, ""))}
+            if trial is not None:
+                row.update(trial.to_dict(), profile=profile)
+            rows.append(row)
+        return rows
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; name a folder for the press results")
+    if out.exists() and any(out.iterdir()) and not (out / "press.json").is_file():
+        raise UsageError(f"--out {out} holds files that are not modelpress press results; refusing to replace it "
+                         "(choose an empty or new folder)")
+
+
+def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Path, max_drop: float = 1.0,
+          objective: str = "size", time_budget: str | float | None = None, cache: str | Path | None = None,
+          use_cache: bool = True, epochs: int | None = None, families: Sequence[str] | None = None,
+          name: str | None = None, progress: bool = True, safe_mode: bool = True,
+          echo: Callable[[str], None] | None = None) -> PressResult:
+    """Search compressions and quantizations of ``model`` for each profile; keep the best within ``max_drop``.
+
+    ``data``: what ``modelpress.compress`` takes (x_train / y_train for fine-tuning and calibration; the
+    held-out x_val / y_val, else 10% of the training data set aside, for every accuracy figure).
+    ``max_drop`` is in accuracy points against the source model as given; ``objective`` picks among the
+    candidates that pass (``size``: smallest gzip artifact; ``latency``: fastest single-sample call).
+    Never returns a silent None: ``result.met`` is False and ``result.messages`` says what came closest::
+
+        r = press("digits.keras", "raspberry-pi-4", "digits.npz", max_drop=1.0, out="build/press")
+        print(r.rows()[0]["variant"], r.rows()[0]["gzip_bytes"])
+    """
+    from modelpress.api.compress import _check_inputs, _pick_flavor
+    from modelpress.atomic import atomic_directory
+    from modelpress.compressor.data import load_data
+    from modelpress.device_profiles import load_profile
+    from modelpress.search import Search, SearchOptions
+    from modelpress.search.cache import TrialCache
+    from modelpress.search.space import FAMILIES
+
+    echo = echo or (lambda line: None)
+    names = [profiles] if isinstance(profiles, str) else list(profiles)
+    if not names:
+        raise UsageError("press needs at least one --profile")
+    unknown = sorted(set(families or ()) - set(FAMILIES))
+    if unknown:
+        raise UsageError(f"unknown search branch(es) {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
+    options = SearchOptions(max_drop=float(max_drop), objective=objective, time_budget=parse_duration(time_budget),
+                            epochs=epochs, families=tuple(families) if families else None, progress=progress)
+    out = Path(out)
+    _check_out(out)
+    loaded = [load_profile(p) for p in names]
+    source = _pick_flavor(model, None, safe_mode)
+    if not source.is_keras:
+        raise UsageError(f"{source.path} is a SavedModel; press needs the Keras model (.keras or .h5)")
+    dataset = load_data(data)
+    _check_inputs(source.model, dataset.x_train)
+    with tempfile.TemporaryDirectory(prefix="modelpress-press-cache-") as scratch:
+        trial_cache = TrialCache(cache if use_cache else scratch)
+        search = Search(source.model, source.flavor, dataset, loaded, options, trial_cache)
+        echo(f"press: reference accuracy {search.reference_accuracy:.2%} on {len(dataset.x_val)} held-out samples; "
+             f"budget {options.max_drop:g} pt; {search.epochs} fine-tuning epoch(s) per candidate; cache "
+             f"{trial_cache.folder}")
+        outcome = search.run()
+        result = PressResult(out=out, search=outcome)
+        with atomic_directory(out, overwrite=True) as folder:
+            for profile in loaded:
+                trial = outcome.chosen.get(profile.name)
+                if trial is not None:
+                    _package(search, trial, profile, folder / profile.name, name or source.name, source)
+                    result.packages[profile.name] = out / profile.name
+            document = _document(search, outcome, source, dataset, options, result)
+            (folder / "press.json").write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
+            from modelpress.report.press import render_press_report
+
+            render_press_report(document, folder / "report")
+    result.press_json = out / "press.json"
+    result.report = out / "report" / "report.html"
+    return result
+
+
+def _package(search: Any, trial: Any, profile: Any, folder: Path, name: str, source: Any) -> None:
+    from modelpress.search.package import write_package
+
+    blob = search.cache.artifact(trial.artifact_key)
+    model, _, _ = search.model_for(trial.settings)
+    write_package(trial, blob, model, profile, folder, verify_x=search.data.x_val, name=name,
+                  calibration={"source": "first samples of x_train", "samples": int(len(search.calibration))},
+                  source={"path": str(source.path) if source.path else None, "sha256": source.sha256,
+                          "flavor": source.flavor, "press_settings": trial.settings.to_dict()})
+
+
+def _float32_reference(search: Any, profile: Any) -> dict[str, Any]:
+    from modelpress.search.measure import Measurer
+
+    measurer = Measurer(profile, search.data.x_val, search.data.y_val, search.calibration)
+    try:
+        blob = measurer.convert(search.model, "none")
+    except Exception as err:  # noqa: BLE001 - the reference is informative; its failure is reported, not fatal
+        return {"error": str(err)}
+    import gzip
+
+    return {"bytes": len(blob), "gzip_bytes": len(gzip.compress(blob, compresslevel=9, mtime=0)),
+            "p50_ms": measurer.latency_ms(blob), "accuracy": measurer.accuracy(blob),
+            "what": "the source model as float32 TFLite, this host, the profile's threads"}
+
+
+def _document(search: Any, outcome: Any, source: Any, dataset: Any, options: Any, result: PressResult) -> dict:
+    profiles = {}
+    for profile in search.profiles:
+        chosen, closest = outcome.chosen.get(profile.name), outcome.closest.get(profile.name)
+        profiles[profile.name] = {
+            "chosen": chosen.to_dict() if chosen else None, "closest": closest.to_dict() if closest else None,
+            "package": profile.name if chosen else None, "float32_tflite": _float32_reference(search, profile),
+            "hardware": profile.hardware}
+    return {"kind": "press", "source": {"name": source.name, "path": str(source.path) if source.path else None,
+                                        "flavor": source.flavor},
+            "data": dataset.describe(), "reference": outcome.reference,
+            "options": {"max_drop_points": options.max_drop, "objective": options.objective,
+                        "time_budget_s": options.time_budget, "epochs": search.epochs,
+                        "families": list(options.families) if options.families else None},
+            "met": outcome.met, "messages": outcome.messages, "notes": outcome.notes, "stopped": outcome.stopped,
+            "seconds": round(outcome.seconds, 1), "cache": outcome.cache, "profiles": profiles,
+            "trials": [t.to_dict() for t in outcome.trials]}

@@ -1,0 +1,65 @@
+"""``modelpress press``: search for the smallest (or fastest) model that fits each device within a budget."""
+
+from __future__ import annotations
+
+import click
+
+from modelpress.cli.main import quiet_tensorflow
+from modelpress.errors import BudgetError
+from modelpress.tables import text_table
+
+COLUMNS = [("profile", "profile"), ("chosen", "variant"), ("top-1", "accuracy", "{:.2%}"),
+           ("drop pt", "drop_points", "{:+.2f}"), ("bytes", "bytes", "{:,}"), ("gzip", "gzip_bytes", "{:,}"),
+           ("p50 ms", "p50_ms", "{:.3f}"), ("within budget", "met"), ("package", "package")]
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("-p", "--profile", "profiles", multiple=True, required=True, metavar="NAME|FILE",
+              help="Device profile (repeatable: one search and one package per profile; trials are shared).")
+@click.option("-d", "--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help=".npz with x_train / y_train (fine-tuning, calibration) and x_val / y_val (held out: every "
+                   "accuracy figure; 10% of the training data when absent).")
+@click.option("--max-drop", type=float, default=1.0, show_default=True,
+              help="Accuracy points the result may lose against MODEL on the held-out data.")
+@click.option("--objective", type=click.Choice(["size", "latency"]), default="size", show_default=True,
+              help="What to minimise among the candidates within the budget.")
+@click.option("--time-budget", metavar="DURATION", help="Stop starting trials after this long (90s, 20m, 1h).")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Folder for the chosen packages (<out>/<profile>/), press.json and report/.")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=str),
+              help="Trial cache folder (default: $MODELPRESS_CACHE or ~/.cache/modelpress/press).")
+@click.option("--no-cache", is_flag=True, help="Do not read or keep cached trials.")
+@click.option("--epochs", type=click.IntRange(1), help="Fine-tuning epochs per candidate (default: from the data "
+                                                       "size).")
+@click.option("--only", "families", multiple=True, metavar="BRANCH",
+              help="Search only these branches (repeatable): quantize, fallback, prune, prune-layerwise, cluster, "
+                   "prune-mn, slim.")
+@click.option("--unsafe", is_flag=True, help="Load .keras files with safe mode off (trusted files only).")
+def press(model: str, profiles: tuple[str, ...], data: str, max_drop: float, objective: str,
+          time_budget: str | None, out: str, cache: str | None, no_cache: bool, epochs: int | None,
+          families: tuple[str, ...], unsafe: bool) -> None:
+    """Find the smallest (or fastest) model for each device within an accuracy budget, automatically.
+
+    Tries quantizations (with per-layer float fallback), pruning (global and per layer), 2:4 sparsity,
+    clustering and structured slimming; converts every candidate for the profile, checks its
+    constraints, and scores it on held-out data.
+
+    \b
+    Examples:
+      modelpress press lenet.keras -p raspberry-pi-4 -d fashion.npz --max-drop 0.5 -o build/press
+      modelpress press cnn.keras -p cortex-m -p coral-edgetpu -d data.npz --objective latency --time-budget 20m -o out/
+    """
+    quiet_tensorflow()
+    from modelpress.api.press import press as run_press
+
+    result = run_press(model, list(profiles), data, out=out, max_drop=max_drop, objective=objective,
+                       time_budget=time_budget, cache=cache, use_cache=not no_cache, epochs=epochs,
+                       families=list(families) or None, safe_mode=not unsafe,
+                       echo=lambda line: click.echo(line, err=True))
+    click.echo(text_table(result.rows(), COLUMNS))
+    click.echo(f"\nwrote {result.press_json} and {result.report}")
+    if result.search.stopped:
+        click.echo(result.search.stopped, err=True)
+    if not result.met:
+        raise BudgetError(" ".join(result.messages))

@@ -1,0 +1,297 @@
+"""The search engine: run trials (cached), keep the time budget, show progress, choose per profile.
+
+    search = Search(keras_model, "keras3", dataset, [load_profile("raspberry-pi-4")],
+                    SearchOptions(max_drop=0.5, objective="size", time_budget=1200))
+    result = search.run()
+    result.chosen["raspberry-pi-4"].describe()      # e.g. 'prune fc1 97% + ... + cluster 16 + int8'
+    result.messages                                  # why a profile has no passing candidate, if one has none
+
+Every candidate is converted for the profile, checked against its constraints and scored on the held-out
+split (``x_val`` / ``y_val``, never used for fine-tuning or calibration); the drop is measured against the
+source model as given. Which candidates are tried, in which order, is in :mod:`modelpress.search.strategy`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelpress.compressor.data import Dataset
+from modelpress.compressor.report import accuracy
+from modelpress.device_profiles import DeviceProfile
+from modelpress.errors import ModelpressError, UsageError
+from modelpress.search.cache import TrialCache, array_hash, model_hash
+from modelpress.search.measure import Measurer
+from modelpress.search.space import Settings
+from modelpress.search.trial import Trial
+
+OBJECTIVES = ("size", "latency")
+CALIBRATION_SAMPLES = 300
+
+
+@dataclass
+class SearchOptions:
+    """``max_drop``: accuracy points the candidate may lose on held-out data; ``time_budget``: seconds."""
+
+    max_drop: float = 1.0
+    objective: str = "size"
+    time_budget: float | None = None
+    epochs: int | None = None            # fine-tuning epochs per compressed candidate; None: from the data size
+    rank_samples: int = 300              # the subset that ranks layers for fallback and pruning sensitivity
+    families: tuple[str, ...] | None = None  # limit the search to these branches (see space.FAMILIES)
+    progress: bool = True
+    latency_runs: int = 100
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise UsageError(f"objective {self.objective!r} is not one of {', '.join(OBJECTIVES)}")
+        if not isinstance(self.max_drop, (int, float)) or self.max_drop < 0:
+            raise UsageError(f"max_drop {self.max_drop!r} must be a number of accuracy points >= 0 (0.5 = half a "
+                             "point of top-1)")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise UsageError(f"time budget {self.time_budget!r} must be positive (seconds)")
+
+
+@dataclass
+class SearchResult:
+    reference: dict[str, Any]
+    trials: list[Trial] = field(default_factory=list)
+    chosen: dict[str, Trial | None] = field(default_factory=dict)
+    closest: dict[str, Trial | None] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    stopped: str | None = None
+    seconds: float = 0.0
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def met(self) -> bool:
+        return bool(self.chosen) and all(t is not None for t in self.chosen.values())
+
+
+class Search:
+    """One search over one source model, for one or more profiles."""
+
+    def __init__(self, model: Any, flavor: str, data: Dataset, profiles: list[DeviceProfile],
+                 options: SearchOptions, cache: TrialCache | None = None):
+        for profile in profiles:
+            if "tflite" not in profile.formats:
+                raise UsageError(f"profile {profile.name} builds {', '.join(profile.formats)}; press searches "
+                                 "TFLite artifacts, so pick a profile whose formats include tflite")
+        self.model, self.flavor, self.data, self.profiles, self.options = model, flavor, data, profiles, options
+        self.cache = cache or TrialCache()
+        self.calibration = data.x_train[:CALIBRATION_SAMPLES]
+        n = len(data.x_train)
+        self.epochs = options.epochs or int(np.clip(round(60000 / max(n, 1)), 3, 8))
+        self.batch_size = 64 if n > 10000 else 32
+        self.source_hash = model_hash(model)
+        self.data_hash = array_hash(data.x_train, data.y_train)
+        self.eval_hash = array_hash(data.x_val, data.y_val)
+        self.reference_accuracy = accuracy(data.y_val, self._keras_outputs(model))
+        self.models: dict[str, Any] = {}
+        self.outputs: dict[str, np.ndarray] = {}
+        self.epoch_seconds: float | None = None
+        self.start = 0.0
+        self.result = SearchResult(reference={"accuracy": self.reference_accuracy, "samples": int(len(data.x_val)),
+                                              "what": "the source model as given (Keras, float32) on the held-out "
+                                                      "split", "epochs": self.epochs})
+        self.bar: Any = None
+
+    # -- time ---------------------------------------------------------------------------------------------
+    def time_left(self) -> float:
+        if self.options.time_budget is None:
+            return float("inf")
+        return self.options.time_budget - (time.perf_counter() - self.start)
+
+    def affordable(self, settings: Settings) -> bool:
+        """False (and the search marked stopped) when the trial would likely end past the time budget."""
+        left = self.time_left()
+        cost = 0.0
+        if settings.compressed and self.epoch_seconds and not self._compressed_cached(settings):
+            epochs = sum(s.get("epochs", settings.epochs) for s in settings.steps if s["type"] != "int8")
+            cost = self.epoch_seconds * epochs
+        if left <= 0 or cost > left:
+            self.result.stopped = (f"time budget of {self.options.time_budget:.0f} s reached after "
+                                   f"{time.perf_counter() - self.start:.0f} s; the search stopped there")
+            return False
+        return True
+
+    # -- models -------------------------------------------------------------------------------------------
+    def _keras_outputs(self, model: Any) -> np.ndarray:
+        x = self.data.x_val
+        return np.concatenate([np.asarray(model(x[i:i + 512], training=False)) for i in range(0, len(x), 512)])
+
+    def _model_key(self, settings: Settings) -> str:
+        if not settings.compressed:
+            return self.source_hash
+        return TrialCache.key(self.source_hash, self.data_hash, settings.compression_key())
+
+    def _compressed_cached(self, settings: Settings) -> bool:
+        key = self._model_key(settings)
+        return key in self.models or self.cache.model_path(key) is not None
+
+    def model_for(self, settings: Settings) -> tuple[Any, str, float]:
+        """(Keras model, its cache key, seconds spent training it now): the source, or a fine-tuned copy."""
+        key = self._model_key(settings)
+        if not settings.compressed:
+            return self.model, key, 0.0
+        if key in self.models:
+            return self.models[key], key, 0.0
+        hit = self.cache.load_model(key)
+        if hit is not None:
+            self.models[key] = hit[0]
+            return hit[0], key, 0.0
+        from modelpress.compressor.pipeline import run_recipe
+
+        started = time.perf_counter()
+        model, steps, notes = run_recipe(self.model, self.flavor, settings.recipe(), self.data, quiet=True)
+        seconds = time.perf_counter() - started
+        epochs = sum(s.get("epochs") or 0 for s in steps)
+        if epochs:
+            per_epoch = seconds / epochs
+            self.epoch_seconds = per_epoch if self.epoch_seconds is None else max(self.epoch_seconds, per_epoch)
+        self.cache.save_model(key, model, {"settings": settings.to_dict(), "seconds": seconds, "steps": steps,
+                                           "notes": notes})
+        self.models[key] = model
+        return model, key, seconds
+
+    def outputs_for(self, key: str, model: Any) -> np.ndarray:
+        if key not in self.outputs:
+            self.outputs[key] = self._keras_outputs(model)
+        return self.outputs[key]
+
+    # -- trials -------------------------------------------------------------------------------------------
+    def trial(self, profile: DeviceProfile, measurer: Measurer, settings: Settings) -> Trial | None:
+        """Run (or read from the cache) one candidate; None when the time budget does not allow it."""
+        if not self.affordable(settings):
+            return None
+        started = time.perf_counter()
+        trial = Trial(profile=profile.name, settings=settings)
+        try:
+            model, model_key, _ = self.model_for(settings)
+        except ModelpressError as err:
+            trial.error = f"compression failed: {err}"
+            return self._finish(trial, started)
+        key = TrialCache.key(model_key, repr(sorted(profile.get_config().items())), settings.conversion_key(),
+                             self.eval_hash, self.data_hash)
+        record = self.cache.load_trial(key)
+        if record is not None:
+            trial = Trial.from_record(record, settings)
+            trial.profile, trial.cached = profile.name, True
+        else:
+            trial.model_key = model_key if settings.compressed else ""
+            blob = None
+            try:
+                blob, row = measurer.measure(model, settings.quantization, settings.fallback,
+                                             self.outputs_for(model_key, model))
+                trial.accuracy, trial.bytes, trial.gzip_bytes = row["accuracy"], row["bytes"], row["gzip_bytes"]
+                trial.p50_ms, trial.problems, trial.ops = row["p50_ms"], row["problems"], row["ops"]
+            except ModelpressError as err:
+                trial.error = str(err)
+            trial.seconds = time.perf_counter() - started
+            trial.artifact_key = key
+            self.cache.save_trial(key, trial.record(), blob)
+        trial.artifact_key = key
+        return self._finish(trial, started if not trial.cached else None)
+
+    def _finish(self, trial: Trial, started: float | None) -> Trial:
+        if started is not None:
+            trial.seconds = time.perf_counter() - started
+        if trial.accuracy is not None:
+            trial.drop_points = round((self.reference_accuracy - trial.accuracy) * 100, 4)
+            trial.within_budget = trial.drop_points <= self.options.max_drop + 1e-9
+        trial.id = len(self.result.trials) + 1
+        self.result.trials.append(trial)
+        if self.bar is not None:
+            self.bar.update(1)
+            best = self.best(trial.profile)
+            if best is not None:
+                self.bar.set_postfix_str(f"best {best.gzip_bytes / 1024:.1f} KB gzip, {best.p50_ms:.3f} ms, "
+                                         f"drop {best.drop_points:+.2f} pt")
+        return trial
+
+    # -- choice -------------------------------------------------------------------------------------------
+    def rank_key(self, trial: Trial) -> tuple:
+        size, latency = trial.gzip_bytes or 0, trial.p50_ms or 0.0
+        if self.options.objective == "latency":
+            return (latency, size, -(trial.accuracy or 0))
+        return (size, latency, -(trial.accuracy or 0))
+
+    def best(self, profile: str) -> Trial | None:
+        passers = [t for t in self.result.trials if t.profile == profile and t.passed]
+        return min(passers, key=self.rank_key) if passers else None
+
+    def passed(self, profile: str, family: str | None = None) -> list[Trial]:
+        return [t for t in self.result.trials
+                if t.profile == profile and t.passed and (family is None or t.settings.family == family)]
+
+    def run(self) -> SearchResult:
+        from tqdm.auto import tqdm
+
+        from modelpress.search.strategy import Strategy
+
+        self.start = time.perf_counter()
+        for profile in self.profiles:
+            measurer = Measurer(profile, self.data.x_val, self.data.y_val, self.calibration,
+                                self.options.latency_runs)
+            self.bar = tqdm(desc=f"press {profile.name}", unit="trial", disable=not self.options.progress,
+                            leave=True)
+            try:
+                Strategy(self, profile, measurer).run()
+            finally:
+                self.bar.close()
+                self.bar = None
+            self._choose(profile)
+        self.result.seconds = time.perf_counter() - self.start
+        self.result.cache = {"folder": str(self.cache.folder), "hits": self.cache.hits, "misses": self.cache.misses}
+        return self.result
+
+    def _choose(self, profile: DeviceProfile) -> None:
+        name = profile.name
+        chosen = self.best(name)
+        self.result.chosen[name] = chosen
+        mine = [t for t in self.result.trials if t.profile == name]
+        for trial in mine:
+            trial.why_not = _why_not(trial, chosen, self.options)
+        if chosen is not None:
+            self.result.closest[name] = chosen
+            return
+        measured = [t for t in mine if t.drop_points is not None]
+        clean = [t for t in measured if not t.problems] or measured
+        closest = min(clean, key=lambda t: (t.drop_points, t.gzip_bytes or 0)) if clean else None
+        self.result.closest[name] = closest
+        budget = f"a drop of at most {self.options.max_drop:g} point(s)"
+        if closest is None:
+            self.result.messages.append(f"{name}: no candidate could be built and measured ({len(mine)} tried); "
+                                        "see the errors in press.json")
+            return
+        fix = (f"loosen --max-drop to {closest.drop_points:.2f} or more" if not closest.problems else
+               f"it breaks the profile's constraints ({'; '.join(closest.problems)}); pick a larger device profile")
+        stopped = " The time budget ended the search early; a larger --time-budget may find more." \
+            if self.result.stopped else ""
+        self.result.messages.append(
+            f"{name}: none of {len(mine)} candidates kept {budget} against the source's "
+            f"{self.reference_accuracy:.2%} on {len(self.data.x_val)} held-out samples. The closest was "
+            f"'{closest.describe()}' ({closest.accuracy:.2%}, drop {closest.drop_points:.2f} pt, "
+            f"{(closest.gzip_bytes or 0) / 1024:.1f} KB gzip): {fix}.{stopped}")
+
+
+def _why_not(trial: Trial, chosen: Trial | None, options: SearchOptions) -> str:
+    if trial is chosen:
+        return "chosen"
+    if trial.error is not None:
+        return trial.error
+    if trial.problems:
+        return "breaks the profile: " + "; ".join(trial.problems)
+    if not trial.within_budget:
+        return f"over budget: drop {trial.drop_points:.2f} pt > {options.max_drop:g} pt"
+    if chosen is None:
+        return ""
+    if options.objective == "latency":
+        return f"slower: {trial.p50_ms:.3f} ms vs {chosen.p50_ms:.3f} ms p50"
+    if (trial.gzip_bytes or 0) > (chosen.gzip_bytes or 0):
+        return f"larger: {trial.gzip_bytes / 1024:.1f} KB vs {chosen.gzip_bytes / 1024:.1f} KB gzip"
+    return f"same size, slower: {trial.p50_ms:.3f} ms vs {chosen.p50_ms:.3f} ms p50"

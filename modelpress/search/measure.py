@@ -1,0 +1,105 @@
+"""Measure one candidate for one profile: convert, check the profile's constraints, score on held-out data.
+
+    m = Measurer(profile, x_val, y_val, calibration=x_train[:300])
+    blob, row = m.measure(keras_model, "int8")      # row: accuracy, bytes, gzip_bytes, p50_ms, problems, ops
+    m.accuracy(blob, x_val[:300], y_val[:300])      # a quick score on a ranking subset
+
+Latency is single-sample p50 on this host with the profile's thread count (capped by the cores here): it ranks
+candidates against each other; it is not the device's own latency.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from typing import Any
+
+import numpy as np
+
+from modelpress.compressor.report import accuracy as top1
+from modelpress.converters.constraints import check_constraints
+from modelpress.converters.tflite import to_tflite_bytes
+from modelpress.device_profiles import DeviceProfile
+from modelpress.latency import measure_latency
+from modelpress.model_io import load_model
+from modelpress.tflite_graph import read_graph
+from modelpress.tflite_interpreter import TFLiteModel
+
+LATENCY_RUNS = 100
+EVAL_BATCH = 500
+
+
+def io_dtypes(profile: DeviceProfile, quantization: str) -> tuple[str, str]:
+    """The artifact's (input, output) dtypes: the profile's for int8, widened for the others::
+
+        io_dtypes(load_profile("cortex-m"), "int8")      # ('int8', 'int8')
+    """
+    if quantization == "int8":
+        return profile.input_dtype, profile.output_dtype
+    integer = {"int8", "uint8", "int16"}
+    if quantization == "int16x8":
+        pair = ["int16" if d in integer else "float32" for d in (profile.input_dtype, profile.output_dtype)]
+        return pair[0], pair[1]
+    return "float32", "float32"
+
+
+class Measurer:
+    """Converts and scores candidates for one profile on fixed held-out data."""
+
+    def __init__(self, profile: DeviceProfile, x_val: np.ndarray, y_val: np.ndarray, calibration: np.ndarray,
+                 latency_runs: int = LATENCY_RUNS):
+        self.profile, self.x_val, self.y_val, self.calibration = profile, x_val, y_val, calibration
+        self.latency_runs = latency_runs
+        self.threads = max(1, min(profile.threads, os.cpu_count() or 1))
+
+    def convert(self, model: Any, quantization: str, fallback: tuple[str, ...] = ()) -> bytes:
+        if fallback:
+            from modelpress.search.fallback import selective_int8
+
+            return selective_int8(model, self.calibration, fallback)
+        inp, out = io_dtypes(self.profile, quantization)
+        integer = quantization in ("int8", "int16x8")
+        op_set = self.profile.op_set if integer or self.profile.op_set == "select_tf_ops" else "builtins"
+        return to_tflite_bytes(load_model(model), quantization,
+                               calibration=self.calibration if integer else None, input_dtype=inp,
+                               output_dtype=out, op_set=op_set, batch_size=1 if self.profile.static_batch else None)
+
+    def outputs(self, blob: bytes, x: np.ndarray) -> np.ndarray:
+        interpreter = TFLiteModel(blob, threads=1)
+        step = 1 if interpreter.fixed_batch else EVAL_BATCH
+        if step == 1:
+            return np.concatenate([interpreter.predict([x[i:i + 1]])[0] for i in range(len(x))])
+        return np.concatenate([interpreter.predict([x[i:i + step]])[0] for i in range(0, len(x), step)])
+
+    def accuracy(self, blob: bytes, x: np.ndarray | None = None, y: np.ndarray | None = None) -> float:
+        x = self.x_val if x is None else x
+        y = self.y_val if y is None else y
+        return top1(y, self.outputs(blob, x))
+
+    def latency_ms(self, blob: bytes) -> float:
+        interpreter = TFLiteModel(blob, threads=self.threads)
+        sample = self.x_val[:1]
+        return measure_latency(lambda: interpreter.predict([sample]), runs=self.latency_runs, warmup=5,
+                               max_seconds=1.0).p50_ms
+
+    def measure(self, model: Any, quantization: str, fallback: tuple[str, ...] = (),
+                reference_outputs: np.ndarray | None = None) -> tuple[bytes, dict[str, Any]]:
+        """Convert ``model`` and measure it; ConversionError when the converter refuses."""
+        blob = self.convert(model, quantization, fallback)
+        graph = read_graph(blob)
+        interpreter = TFLiteModel(blob, threads=1)
+        want = ("float32", "float32") if fallback else io_dtypes(self.profile, quantization)
+        problems = check_constraints(self.profile, len(blob), graph, interpreter.input_specs(),
+                                     interpreter.output_specs(), want)
+        if fallback and self.profile.hardware in ("edgetpu", "mcu"):
+            problems.append(f"{len(fallback)} layer(s) in float: {self.profile.hardware} runs full-integer models only")
+        outputs = self.outputs(blob, self.x_val)
+        if reference_outputs is not None and reference_outputs.ndim == 2 and reference_outputs.shape[1] > 1:
+            agreement = float(np.mean(reference_outputs.argmax(1) == outputs.argmax(1)))
+            if agreement < self.profile.min_top1_agreement:
+                problems.append(f"top-1 agreement with its Keras model is {agreement:.2%}, below the profile's "
+                                f"{self.profile.min_top1_agreement:.0%} floor")
+        row = {"accuracy": top1(self.y_val, outputs), "bytes": len(blob),
+               "gzip_bytes": len(gzip.compress(blob, compresslevel=9, mtime=0)), "p50_ms": self.latency_ms(blob),
+               "problems": problems, "ops": list(dict.fromkeys(graph.ops))}
+        return blob, row

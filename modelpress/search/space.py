@@ -1,0 +1,127 @@
+"""The search space: one candidate's settings, and the compressor recipe they make.
+
+    s = Settings("prune", steps=({"type": "prune", "sparsity": 0.9},), epochs=3, quantization="int8")
+    s.recipe(batch_size=64)          # a modelpress.compressor Recipe: prune 90%, 3 epochs of fine-tuning
+    s.compression_key()              # what the fine-tuned model depends on (not the profile, not the quantization)
+
+A candidate is a compression (recipe steps and fine-tuning length; none for plain quantization) plus a
+conversion (quantization, and for int8 the layers kept in float: per-layer fallback).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelpress.compressor.finetune import FineTuneSettings
+from modelpress.compressor.recipe import Recipe, Step
+
+# families in the order a size search tries them: cheap (no training) first
+FAMILIES = ("quantize", "fallback", "prune", "prune-layerwise", "cluster", "prune-mn", "slim")
+# post-training quantizations by expected size, smallest first
+QUANT_ORDER = ("int8", "dynamic", "int16x8", "float16", "none")
+INTEGER_ONLY = ("edgetpu", "mcu")  # hardware that runs only full-integer int8 graphs
+
+
+def quantizations_for(hardware: str) -> tuple[str, ...]:
+    """The post-training quantizations a device can run, smallest first::
+
+        quantizations_for("mcu")     # ('int8',)
+    """
+    return ("int8",) if hardware in INTEGER_ONLY else QUANT_ORDER
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One candidate: ``family`` names the branch of the search it belongs to (for the report)."""
+
+    family: str
+    steps: tuple[dict[str, Any], ...] = ()
+    epochs: int = 0
+    quantization: str = "int8"
+    fallback: tuple[str, ...] = ()
+    label: str = ""
+    batch_size: int = field(default=32, compare=False)
+
+    @property
+    def compressed(self) -> bool:
+        return bool(self.steps)
+
+    def describe(self) -> str:
+        """A short human label: ``prune 90% + int8`` or the explicit ``label``."""
+        if self.label:
+            return self.label
+        parts = [_step_text(s) for s in self.steps]
+        if parts:
+            parts[-1] += f" ({self.epochs} ep)"
+        quant = self.quantization + (f" ({len(self.fallback)} layer(s) float)" if self.fallback else "")
+        return " + ".join([*parts, quant]) if parts else quant
+
+    def compression_key(self) -> str:
+        """The fine-tuned model depends on these only: shared by every quantization and every profile."""
+        return json.dumps({"steps": list(self.steps), "epochs": self.epochs, "batch_size": self.batch_size},
+                          sort_keys=True)
+
+    def conversion_key(self) -> str:
+        return json.dumps({"quantization": self.quantization, "fallback": list(self.fallback)}, sort_keys=True)
+
+    def with_quantization(self, quantization: str, fallback: tuple[str, ...] = ()) -> Settings:
+        return Settings(self.family, self.steps, self.epochs, quantization, tuple(fallback), self.label,
+                        self.batch_size)
+
+    def recipe(self) -> Recipe:
+        """The compressor recipe for this candidate's compression (``RecipeError`` if there is none)."""
+        steps = [Step.from_config(dict(s)) for s in self.steps]
+        return Recipe(name=self.describe(), steps=steps,
+                      finetune=FineTuneSettings(epochs=self.epochs, batch_size=self.batch_size),
+                      description=f"found by modelpress press ({self.family})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "label": self.describe(), "steps": list(self.steps), "epochs": self.epochs,
+                "batch_size": self.batch_size, "quantization": self.quantization, "fallback": list(self.fallback)}
+
+
+def _step_text(step: dict[str, Any]) -> str:
+    kind = step["type"]
+    if kind == "prune":
+        where = f" {','.join(step['layers'])}" if step.get("layers") else ""
+        return f"prune{where} {step['sparsity']:.0%}"
+    if kind == "prune_mn":
+        return f"{step.get('pattern', '2:4')} sparsity"
+    if kind == "cluster":
+        return f"cluster {step['clusters']}"
+    if kind == "slim":
+        return f"slim {step['ratio']:.0%}"
+    return kind
+
+
+def prune_steps(sparsity: float) -> tuple[dict[str, Any], ...]:
+    return ({"type": "prune", "sparsity": round(float(sparsity), 4)},)
+
+
+def layerwise_steps(levels: dict[str, float], epochs: int) -> tuple[dict[str, Any], ...]:
+    """One prune step per sparsity level (layers sharing it together), the largest first; later steps tune
+    for half the epochs, as Deep Compression's iterative pruning does::
+
+        layerwise_steps({"fc1": 0.97, "fc2": 0.9, "fc3": 0.75}, 3)
+    """
+    groups: dict[float, list[str]] = {}
+    for name, level in levels.items():
+        if level > 0:
+            groups.setdefault(round(float(level), 4), []).append(name)
+    steps = []
+    for i, (level, names) in enumerate(sorted(groups.items(), reverse=True)):
+        step: dict[str, Any] = {"type": "prune", "sparsity": level, "layers": sorted(names)}
+        if i:
+            step["epochs"] = max(1, epochs // 2)
+        steps.append(step)
+    return tuple(steps)
+
+
+def cluster_step(clusters: int, epochs: int) -> dict[str, Any]:
+    return {"type": "cluster", "clusters": int(clusters), "preserve_sparsity": True, "epochs": max(1, epochs // 2)}
+
+
+def slim_steps(ratio: float) -> tuple[dict[str, Any], ...]:
+    return ({"type": "slim", "ratio": round(float(ratio), 4), "criterion": "l2"},)

@@ -1,0 +1,74 @@
+"""One measured candidate: its settings, what it measured on held-out data, and its verdicts.
+
+    trial = Trial(profile="cortex-m", settings=Settings("quantize"), accuracy=0.97, drop_points=0.4,
+                  bytes=14_000, gzip_bytes=9_000, p50_ms=0.02)
+    trial.passed                      # True when no constraint failed and the drop fits the budget
+    trial.to_dict()["verdict"]        # 'passed', 'over budget', 'constraints' or 'failed'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelpress.search.space import Settings
+
+
+@dataclass
+class Trial:
+    profile: str
+    settings: Settings
+    accuracy: float | None = None
+    drop_points: float | None = None
+    bytes: int | None = None
+    gzip_bytes: int | None = None
+    p50_ms: float | None = None
+    problems: list[str] = field(default_factory=list)  # the profile's constraints this artifact breaks
+    error: str | None = None                            # compression or conversion failed
+    within_budget: bool | None = None
+    seconds: float = 0.0                                # time it took (0 when read from the cache)
+    cached: bool = False
+    artifact_key: str = ""                              # where its .tflite is in the cache
+    model_key: str = ""                                 # where its fine-tuned Keras model is (compressed only)
+    id: int = 0
+    ops: list[str] = field(default_factory=list)
+    why_not: str = ""                                   # filled when the search ends: why it was not chosen
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and not self.problems and bool(self.within_budget)
+
+    @property
+    def verdict(self) -> str:
+        if self.error is not None:
+            return "failed"
+        if self.problems:
+            return "constraints"
+        return "passed" if self.within_budget else "over budget"
+
+    def describe(self) -> str:
+        return self.settings.describe()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "profile": self.profile, "variant": self.describe(), "verdict": self.verdict,
+                "settings": self.settings.to_dict(), "accuracy": self.accuracy, "drop_points": self.drop_points,
+                "bytes": self.bytes, "gzip_bytes": self.gzip_bytes, "p50_ms": self.p50_ms,
+                "constraints": {"passed": not self.problems and self.error is None, "problems": self.problems},
+                "within_budget": self.within_budget, "error": self.error, "seconds": round(self.seconds, 2),
+                "cached": self.cached, "ops": self.ops, "why_not": self.why_not}
+
+    def record(self) -> dict[str, Any]:
+        """What the cache keeps (measurements, not the profile-specific verdict on the budget)."""
+        data = self.to_dict()
+        data.update(artifact_key=self.artifact_key, model_key=self.model_key)
+        return data
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any], settings: Settings) -> Trial:
+        keep = ("profile", "accuracy", "drop_points", "bytes", "gzip_bytes", "p50_ms", "error",
+                "artifact_key", "model_key", "ops")
+        trial = cls(settings=settings, **{k: data.get(k) for k in keep if k != "profile"},
+                    profile=data["profile"])
+        trial.problems = list(data.get("constraints", {}).get("problems", []))
+        trial.ops = list(data.get("ops") or [])
+        return trial

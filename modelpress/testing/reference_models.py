@@ -1,0 +1,83 @@
+"""Reference architectures the benchmarks train, and training to convergence (early stopping on validation).
+
+    model = lenet_300_100()
+    model, epochs = train_converged(model, x_train, y_train, x_val, y_val, max_epochs=60)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def lenet_300_100(input_shape: tuple[int, ...] = (28, 28, 1), classes: int = 10):
+    """LeNet-300-100: an MLP 784-300-100-10 (layers fc1, fc2, fc3), compiled with Adam 1e-3::
+
+        lenet_300_100().count_params()     # 266,610
+    """
+    import keras
+
+    layers = keras.layers
+    model = keras.Sequential([keras.Input(input_shape), layers.Flatten(),
+                              layers.Dense(300, activation="relu", name="fc1"),
+                              layers.Dense(100, activation="relu", name="fc2"),
+                              layers.Dense(classes, activation="softmax", name="fc3")], name="lenet_300_100")
+    return _compiled(model)
+
+
+def lenet5(input_shape: tuple[int, ...] = (28, 28, 1), classes: int = 10):
+    """A LeNet-5-shaped CNN: conv 5x5 x32 - pool - conv 5x5 x64 - pool - dense 256 - 10::
+
+        lenet5().name      # 'lenet5_cnn'
+    """
+    import keras
+
+    layers = keras.layers
+    model = keras.Sequential([keras.Input(input_shape),
+                              layers.Conv2D(32, 5, padding="same", activation="relu", name="conv1"),
+                              layers.MaxPooling2D(2), layers.Conv2D(64, 5, activation="relu", name="conv2"),
+                              layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(256, activation="relu"),
+                              layers.Dense(classes, activation="softmax")], name="lenet5_cnn")
+    return _compiled(model)
+
+
+def _compiled(model: Any):
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def train_converged(model: Any, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+                    max_epochs: int = 60, patience: int = 4, batch_size: int = 128, seed: int = 0) -> tuple[Any, int]:
+    """Train until validation loss stops improving for ``patience`` epochs; keep the best weights.
+
+    Returns (model, epochs run)::
+
+        model, epochs = train_converged(lenet5(), x, y, xv, yv)
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    history = model.fit(x, y, validation_data=(x_val, y_val), epochs=max_epochs, batch_size=batch_size,
+                        callbacks=[stop], verbose=0)
+    return model, len(history.history["loss"])
+
+
+def train_more(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int = 64, seed: int = 1):
+    """The control: a copy of ``model`` trained ``epochs`` more epochs with no compression::
+
+        control = train_more(baseline, x, y, epochs=7)
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    _compiled(copy)
+    if epochs:
+        copy.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
+    return copy

@@ -1,0 +1,38 @@
+"""`modelpress deploy --max-drop`: press picks the package, deploy publishes it (or nothing)."""
+
+from __future__ import annotations
+
+import pytest
+
+import modelpress
+
+pytestmark = pytest.mark.integration
+
+
+def test_deploy_max_drop_publishes_press_choice(runner, cli, mlp_path, data_dir, tmp_path):
+    repo = tmp_path / "repo"
+    result = runner.invoke(cli, ["deploy", str(mlp_path), "-p", "cortex-m", "-d", str(data_dir / "data.npz"),
+                                 "--max-drop", "1", "--time-budget", "1s", "-r", str(repo), "--name", "digits"])
+    assert result.exit_code == 0, result.output
+    manifest = modelpress.read_manifest(repo / "digits" / "1")
+    assert manifest.name == "digits" and manifest.version == "1"
+    assert "chosen by modelpress press" in manifest.notes[0]
+    reference = modelpress.evaluate(mlp_path, data_dir / "data.npz")["accuracy"]
+    published = modelpress.evaluate(repo / "digits" / "1", data_dir / "data.npz")["accuracy"]
+    assert (reference - published) * 100 <= 1.0
+
+
+def test_deploy_max_drop_publishes_nothing_when_the_budget_is_not_met(runner, cli, mlp_path, data_dir, tmp_path):
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text("name: tiny\nhardware: mcu\nquantization: int8\nmax_artifact_bytes: 1024\n")
+    repo = tmp_path / "repo"
+    result = runner.invoke(cli, ["deploy", str(mlp_path), "-p", str(profile), "-d", str(data_dir / "data.npz"),
+                                 "--max-drop", "1", "--time-budget", "1s", "-r", str(repo)])
+    assert result.exit_code == 11 and "nothing was published" in result.output and "closest" in result.output
+    assert not any(p for p in repo.glob("*") if not p.name.startswith("."))
+
+
+def test_deploy_max_drop_needs_data_and_no_recipe(runner, cli, mlp_path, data_dir, tmp_path):
+    result = runner.invoke(cli, ["deploy", str(mlp_path), "-p", "cortex-m", "--max-drop", "1", "-r",
+                                 str(tmp_path / "repo"), "--recipe", "prune-80", "-d", str(data_dir / "data.npz")])
+    assert result.exit_code == 2 and "--max-drop" in result.output
