@@ -409,6 +409,9 @@ class ModelRegistry:
                 if number is None:
                     raise NotFoundError(f"version {version!r} of model {model!r} is not an integer version")
             else:
+                if not record.versions and self._unloaded_by_client(record):
+                    # the client's own decision, not a passing state of the server: a 4xx, as Triton answers
+                    raise NotFoundError(f"model {model!r} has no version loaded{self._why(record)}")
                 if not record.versions:
                     raise UnavailableError(f"model {model!r} has no version available{self._why(record)}",
                                            retry_after=5)
@@ -424,11 +427,24 @@ class ModelRegistry:
             return served
 
     @staticmethod
+    def _unloaded_by_client(record: ModelRecord) -> bool:
+        """Whether a model without loaded versions is so because a client unloaded it (or, in explicit mode,
+        never loaded it): the whole model, or every version its policy would serve."""
+        if not record.wanted:
+            return True
+        chosen = [v for v in record.config.choose(list(record.folders)) if v not in record.excluded]
+        return bool(record.excluded) and not chosen and not record.extra & set(record.folders)
+
+    @staticmethod
     def _why(record: ModelRecord) -> str:
         if record.reason:
             return f": {record.reason}"
         if not record.wanted:
             return (": it is not loaded (explicit model control); load it with POST "
+                    f"/v2/repository/models/{record.name}/load")
+        if record.excluded and not record.versions:
+            versions = ", ".join(str(v) for v in sorted(record.excluded))
+            return (f": version(s) {versions} unloaded through the repository API; load with POST "
                     f"/v2/repository/models/{record.name}/load")
         if record.config_error:
             return f": {record.config_error}"

@@ -29,6 +29,11 @@ def _until(check, what: str, limit: float = 30.0):
     raise AssertionError(f"{what} did not happen within {limit:.0f} s")
 
 
+def _body(x: np.ndarray) -> dict:
+    """An Open Inference v2 JSON request for the first input of the test models."""
+    return {"inputs": [{"name": "image", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+
+
 def _infer(client, model: str, x: np.ndarray) -> np.ndarray:
     inp = httpclient.InferInput("image", list(x.shape), "FP32")
     inp.set_data_from_numpy(x, binary_data=True)
@@ -59,6 +64,8 @@ def test_index_load_and_unload_in_poll_mode(start_server, repo, samples):
     assert not client.is_model_ready("int8")
     with pytest.raises(InferenceServerException, match="unloaded through the repository API"):
         _infer(client, "int8", x[:4])
+    refused = requests.post(server.url + "/v2/models/int8/infer", json=_body(x[:1]), timeout=10)
+    assert refused.status_code == 404, refused.text  # the client's decision: a 4xx, never a 5xx
     ready = requests.post(server.url + "/v2/repository/index", json={"ready": True}, timeout=10).json()
     assert {r["name"] for r in ready} == {"digits", "edgetpu"} and {r["state"] for r in ready} == {"READY"}
 
@@ -82,6 +89,21 @@ def test_one_version_loads_and_unloads(start_server, repo):
     missing = requests.post(server.url + "/v2/repository/models/digits/versions/7/load", timeout=30)
     assert missing.status_code == 404 and "has no version 7" in missing.json()["error"]
     client.close()
+
+
+def test_inference_after_unloading_the_only_version_is_a_clear_4xx(start_server, repo, samples):
+    """fuzz_bench found it: unloading int8's only version left inference answering 503 "no complete version
+    folder yet" (a server error, and a wrong reason) until the version was loaded again."""
+    x, _ = samples
+    server = start_server(repo, "--poll-interval", "0")
+    assert requests.post(server.url + "/v2/repository/models/int8/versions/1/unload", timeout=30).status_code == 200
+    answer = requests.post(server.url + "/v2/models/int8/infer", json=_body(x[:1]), timeout=10)
+    assert answer.status_code == 404, answer.text
+    assert "version(s) 1 unloaded through the repository API" in answer.json()["error"]
+    v1 = requests.post(server.url + "/v1/models/int8:predict", json={"instances": x[:1].tolist()}, timeout=10)
+    assert v1.status_code == 404 and "unloaded through the repository API" in v1.json()["error"]
+    assert requests.post(server.url + "/v2/repository/models/int8/versions/1/load", timeout=30).status_code == 200
+    assert requests.post(server.url + "/v2/models/int8/infer", json=_body(x[:1]), timeout=10).status_code == 200
 
 
 def test_load_errors_are_clear(start_server, repo):
