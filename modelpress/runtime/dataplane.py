@@ -44,6 +44,8 @@ class Readiness:
     version: int | None
     ready: bool
     error: str | None = None
+    #: not ready because a client unloaded it (repository API, explicit mode): not the server's doing
+    unloaded: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class DataPlane:
             number = parse_version(version) if version is not None else None
             if version is not None and number not in record.versions and number not in record.failed:
                 raise
-            return Readiness(model, number, False, str(err))
+            return Readiness(model, number, False, str(err), unloaded=self.registry.unloaded_by_client(record))
 
     def metadata(self, model: str, version: str | None = None, label: str | None = None) -> ModelMetadata:
         """The signature and origin of the version a request names (newest available by default)."""

@@ -409,7 +409,7 @@ class ModelRegistry:
                 if number is None:
                     raise NotFoundError(f"version {version!r} of model {model!r} is not an integer version")
             else:
-                if not record.versions and self._unloaded_by_client(record):
+                if not record.versions and self.unloaded_by_client(record):
                     # the client's own decision, not a passing state of the server: a 4xx, as Triton answers
                     raise NotFoundError(f"model {model!r} has no version loaded{self._why(record)}")
                 if not record.versions:
@@ -427,7 +427,7 @@ class ModelRegistry:
             return served
 
     @staticmethod
-    def _unloaded_by_client(record: ModelRecord) -> bool:
+    def unloaded_by_client(record: ModelRecord) -> bool:
         """Whether a model without loaded versions is so because a client unloaded it (or, in explicit mode,
         never loaded it): the whole model, or every version its policy would serve."""
         if not record.wanted:

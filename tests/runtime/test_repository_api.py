@@ -102,7 +102,10 @@ def test_inference_after_unloading_the_only_version_is_a_clear_4xx(start_server,
     assert "version(s) 1 unloaded through the repository API" in answer.json()["error"]
     v1 = requests.post(server.url + "/v1/models/int8:predict", json={"instances": x[:1].tolist()}, timeout=10)
     assert v1.status_code == 404 and "unloaded through the repository API" in v1.json()["error"]
+    ready = requests.get(server.url + "/v2/models/int8/ready", timeout=10)
+    assert ready.status_code == 404 and ready.json()["ready"] is False
     assert requests.post(server.url + "/v2/repository/models/int8/versions/1/load", timeout=30).status_code == 200
+    assert requests.get(server.url + "/v2/models/int8/ready", timeout=10).status_code == 200
     assert requests.post(server.url + "/v2/models/int8/infer", json=_body(x[:1]), timeout=10).status_code == 200
 
 

@@ -78,14 +78,15 @@ def version_metadata(model: str, version: str):
 
 def _model_ready(model: str, version: str | None = None):
     state = _runtime().plane.model_ready(model, version)
-    if not state.ready:
-        return json_response({"name": model, "ready": False, "error": state.error}, 503)
+    if not state.ready:  # a model a client unloaded is "not ready" as the protocol says it (4xx), not busy
+        return json_response({"name": model, "ready": False, "error": state.error}, 404 if state.unloaded else 503)
     return json_response({"name": model, "version": str(state.version), "ready": True})
 
 
 @blueprint.get("/models/<model>/ready")
 def model_ready(model: str):
-    """Model readiness: 200 when a version is available, 503 when none is, 404 for an unknown model."""
+    """Model readiness: 200 when a version is available, 503 when none is yet, 404 for an unknown model or one
+    a client unloaded."""
     return _model_ready(model)
 
 
