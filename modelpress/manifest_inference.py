@@ -13,10 +13,10 @@ TensorFlow, as serving it does.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 from pathlib import Path
 
 from modelpress.errors import ArtifactError
+from modelpress.files import file_sha256, raw_bytes
 from modelpress.manifest import MANIFEST_NAME, Manifest, TensorSpec, read_manifest
 
 #: ops that read or write resource variables: a model holding them keeps state between calls
@@ -44,22 +44,6 @@ def find_model(folder: str | Path) -> tuple[str, str] | None:
     if (folder / "saved_model" / "saved_model.pb").is_file():
         return "saved_model", "saved_model"
     return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for item in files:
-        if path.is_dir():
-            digest.update(str(item.relative_to(path)).encode())
-        with open(item, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def _bytes(path: Path) -> int:
-    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def output_role(spec: TensorSpec) -> str:
@@ -144,7 +128,7 @@ def infer_manifest(folder: str | Path, name: str | None = None, version: str = "
         model_format=model_format, model_file=model_file, inputs=info["inputs"], outputs=info["outputs"],
         quantization=info["quantization"], ops=info["ops"],
         source={"path": None, "made_elsewhere": True},
-        artifact={"sha256": _sha256(path), "bytes": _bytes(path)},
+        artifact={"sha256": file_sha256(path), "bytes": raw_bytes(path)},
         tool_versions={"interpreter": info["interpreter"]},
         created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         notes=info["notes"], inferred=True, stateful=info["stateful"], signature=info["signature"],

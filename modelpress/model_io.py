@@ -11,7 +11,6 @@ loads, tf_keras otherwise) and SavedModel folders. Imports TensorFlow, lazily::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -23,24 +22,11 @@ from typing import Any
 import numpy as np
 
 from modelpress.errors import ModelLoadError
+from modelpress.files import file_sha256  # noqa: F401 - re-exported: converters import it from here
 
 FLAVORS = ("keras3", "tf_keras", "saved_model")
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _EXPECTED = "a Keras 3 .keras file, a Keras 2 .h5/.hdf5 file or a SavedModel folder"
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, or of a folder's files (relative names and contents, in sorted order)."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for item in files:
-        if path.is_dir():
-            digest.update(str(item.relative_to(path)).encode())
-        with open(item, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def keras_flavor(model: Any) -> str:
