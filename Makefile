@@ -69,9 +69,10 @@ test-runtime: $(RT_VENV)/.installed
 
 # Build-side benchmarks in the full environment; serving ones where a device would run them (no TensorFlow).
 bench: $(VENV)/.installed $(RT_VENV)/.installed $(FASHION)
-	for script in benchmarks/convert_bench.py benchmarks/compress_bench.py benchmarks/mcu_bench.py; do \
-		[ ! -f $$script ] || $(VENV)/bin/python $$script || exit 1; done
-	for script in benchmarks/serve_bench.py benchmarks/soak_bench.py benchmarks/fuzz_bench.py; do \
+	for script in benchmarks/convert_bench.py benchmarks/compress_bench.py benchmarks/mcu_bench.py \
+			benchmarks/zoo_bench.py "benchmarks/press_bench.py --quick"; do \
+		$(VENV)/bin/python $$script || exit 1; done
+	for script in benchmarks/serve_bench.py benchmarks/soak_bench.py benchmarks/fuzz_bench.py benchmarks/fleet_bench.py; do \
 		[ ! -f $$script ] || $(RT_VENV)/bin/python $$script || exit 1; done
 
 # The serving peer benchmark: MLServer 1.7.1 in its own environment, wrk (Debian), and the fer package
