@@ -20,7 +20,7 @@ from modelpress.converters.constraints import check_constraints, raise_on
 from modelpress.converters.isolation import LITE, PRELOAD, run_isolated
 from modelpress.converters.sizes import gzip_bytes, raw_bytes
 from modelpress.device_profiles import DeviceProfile
-from modelpress.errors import DataError, ModelLoadError, UsageError
+from modelpress.errors import ArtifactError, DataError, ModelLoadError, UsageError
 from modelpress.manifest import LABELS_NAME, TensorSpec, write_manifest
 from modelpress.manifest_inference import infer_manifest
 
@@ -113,8 +113,11 @@ def package_model(model: Path, out: Path, *, profile: DeviceProfile | None = Non
         model_file = "model.tflite" if kind == "tflite" else "saved_model"
         (shutil.copyfile if kind == "tflite" else shutil.copytree)(model, folder / model_file)
         default_name = model.stem if kind == "tflite" else model.name
-        manifest = infer_manifest(folder, name=name or default_name, version=str(version), model_file=model_file,
-                                  signature=signature)
+        try:
+            manifest = infer_manifest(folder, name=name or default_name, version=str(version),
+                                      model_file=model_file, signature=signature)
+        except ArtifactError as err:  # name the user's file, not its copy in the hidden staging folder
+            raise ArtifactError(str(err).replace(str(folder / model_file), str(model))) from None
         if profile is not None:
             graph = None
             if kind == "tflite":

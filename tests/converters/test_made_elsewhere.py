@@ -144,3 +144,13 @@ def test_deploy_publishes_a_tflite_made_elsewhere(made_elsewhere, tmp_path):
     (published,) = result.published
     assert published.version == 1 and published.artifact.manifest.stateful
     assert (tmp_path / "repo" / "counter" / "1" / "modelpress.json").is_file()
+
+
+def test_a_corrupt_model_file_is_named_as_the_user_gave_it(runner, cli, made_elsewhere, tmp_path):
+    """The error names the user's file, not its copy inside the hidden staging folder; nothing is written."""
+    bad = tmp_path / "truncated.tflite"
+    bad.write_bytes(made_elsewhere["dtypes"].read_bytes()[:1000])
+    result = runner.invoke(cli, ["package", str(bad), "--out", str(tmp_path / "pkg")])
+    assert result.exit_code == 9, result.output
+    assert f"{bad} is not a valid TFLite model" in result.output and ".modelpress-tmp" not in result.output
+    assert not (tmp_path / "pkg").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["truncated.tflite"]
