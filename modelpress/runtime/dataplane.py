@@ -23,7 +23,8 @@ from modelpress.errors import BadRequestError, NotFoundError, UnavailableError
 from modelpress.layout import parse_version
 from modelpress.manifest import TensorSpec
 from modelpress.runtime.codecs.arrays import v2_datatype
-from modelpress.runtime.registry import ModelRegistry, ServedVersion
+from modelpress.runtime.registry import ModelRegistry
+from modelpress.runtime.served import ServedVersion
 
 
 def shape_text(shape: list[int]) -> str:

@@ -31,7 +31,8 @@ from modelpress.runtime.memory import package_estimate, parse_memory, process_rs
 from modelpress.runtime.state import ModelState
 
 if TYPE_CHECKING:
-    from modelpress.runtime.registry import ModelRecord, ModelRegistry
+    from modelpress.runtime.registry import ModelRegistry
+    from modelpress.runtime.served import ModelRecord
 
 log = logging.getLogger(__name__)
 INDEX_STATES = {ModelState.AVAILABLE: "READY", ModelState.LOADING: "LOADING", ModelState.UNLOADING: "UNLOADING"}

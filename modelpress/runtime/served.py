@@ -1,0 +1,135 @@
+"""What the registry serves: one loaded version (``ServedVersion``: its backend, batcher, in-flight count)
+and one model's record (``ModelRecord``: its versions, failures, folders, wanted state). Kept apart from the
+registry's scanning and loading::
+
+    served = record.versions[max(record.versions)]
+    outputs = served.predict([x])
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from modelpress.errors import ModelpressError, ServingError
+from modelpress.manifest import Manifest
+from modelpress.runtime.backends import Backend
+from modelpress.runtime.batcher import Batcher
+from modelpress.runtime.memory import release_memory
+from modelpress.runtime.repository import ModelConfig, VersionFolder
+from modelpress.runtime.state import ModelState
+
+log = logging.getLogger("modelpress.runtime.registry")
+
+
+class ServedVersion:
+    """One loaded version: its backend, optional batcher, state and in-flight count."""
+
+    def __init__(self, model: str, version: int, folder: Path, fingerprint: tuple, manifest: Manifest,
+                 backend: Backend, metrics):
+        self.model, self.version, self.folder, self.fingerprint = model, version, folder, fingerprint
+        self.manifest, self.backend, self.metrics = manifest, backend, metrics
+        self.state = ModelState.LOADING
+        self.error: str | None = None
+        self.batcher: Batcher | None = None
+        self.inflight = 0
+        self.cond = threading.Condition()
+
+    def _timed_predict(self, inputs: list[np.ndarray], raw: bool) -> list[np.ndarray]:
+        started = time.perf_counter()
+        try:
+            outputs = self.backend.predict(inputs, raw)
+        except ModelpressError:
+            raise
+        except Exception as err:  # the backend broke on a valid request: a 500 that says which model, not a crash
+            log.error("model %s version %s failed to run a request", self.model, self.version, exc_info=True)
+            raise ServingError(f"model {self.model!r} version {self.version} failed to run the request "
+                               f"({type(err).__name__}: {str(err)[:300]}); the server keeps serving, and its "
+                               "log has the details") from None
+        if self.metrics is not None:
+            self.metrics.compute(self.model, str(self.version), time.perf_counter() - started)
+        return outputs
+
+    def enable_batching(self, max_batch_size: int, max_queue_delay_ms: float, max_queue_size: int) -> None:
+        on_batch = None
+        if self.metrics is not None:
+            on_batch = lambda rows, waits: self.metrics.batch(self.model, str(self.version), rows, waits)  # noqa: E731
+        self.batcher = Batcher(self._timed_predict, max_batch_size=max_batch_size,
+                               max_queue_delay=max_queue_delay_ms / 1000.0, max_queue_size=max_queue_size,
+                               workers=self.backend.pool_size, on_batch=on_batch, name=f"{self.model}:{self.version}",
+                               in_flight=lambda: self.inflight)
+
+    def predict(self, inputs: list[np.ndarray], raw: bool = False) -> list[np.ndarray]:
+        """Run inputs (already validated) through the batcher when there is one, else straight through."""
+        if self.batcher is not None:
+            return self.batcher.submit(inputs, raw)
+        outputs = self._timed_predict(inputs, raw)
+        if self.metrics is not None:
+            self.metrics.batch(self.model, str(self.version), len(inputs[0]) if inputs[0].ndim else 1, [0.0])
+        return outputs
+
+    def retire(self, timeout: float) -> None:
+        """Wait for in-flight requests (up to ``timeout`` s), then unload."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.inflight and time.monotonic() < deadline:
+                self.cond.wait(max(0.0, deadline - time.monotonic()))
+        if self.batcher is not None:
+            self.batcher.close()
+        try:
+            self.backend.unload()
+        finally:
+            release_memory()  # the interpreters' heap back to the system, so that RSS goes down
+            self.state = ModelState.END
+            if self.metrics is not None:
+                self.metrics.forget(self.model, str(self.version))
+            log.info("unloaded model %s version %s", self.model, self.version)
+
+
+@dataclass
+class ModelRecord:
+    name: str
+    config: ModelConfig = field(default_factory=ModelConfig)
+    config_error: str | None = None
+    versions: dict[int, ServedVersion] = field(default_factory=dict)
+    failed: dict[int, tuple[tuple, str]] = field(default_factory=dict)   # version -> (fingerprint, error)
+    retired: dict[int, ServedVersion] = field(default_factory=dict)
+    # model control (see model_control.py)
+    folders: dict[int, VersionFolder] = field(default_factory=dict)  # complete version folders, last scan
+    wanted: bool = True                # to be served (False: unloaded through the API, or explicit mode)
+    extra: set[int] = field(default_factory=set)      # versions loaded through the API besides the policy's
+    excluded: set[int] = field(default_factory=set)   # versions unloaded through the API
+    reason: str | None = None          # why the model is not loaded (unloaded, evicted)
+    waiters: int = 0                   # requests checking it out (it is not evicted under them)
+    last_used: float = 0.0             # time.monotonic() of the last checkout
+    size: int = 0                      # bytes counted against the memory budget while loaded
+    measured: int | None = None        # RSS growth measured at its last load
+
+    def loadable(self) -> list[int]:
+        """Versions on disk that did not fail to load as they are now::
+
+            record.loadable()      # [1, 2]
+        """
+        return [v for v, f in self.folders.items() if not (v in self.failed and self.failed[v][0] == f.fingerprint)]
+
+    def choose(self, loadable: list[int]) -> list[int]:
+        """The versions to serve out of ``loadable``: the policy's, less those unloaded through the API,
+        plus those loaded through it; newest first::
+
+            record.choose([1, 2, 3])    # [3] for the default policy; [3, 1] after loading version 1
+        """
+        chosen = {v for v in self.config.choose(loadable) if v not in self.excluded} | (self.extra & set(loadable))
+        return sorted(chosen, reverse=True)
+
+    def pending(self) -> list[int]:
+        """Versions a sync would load now (new, or changed on disk)::
+
+            record.pending()       # [3] once version 3 was published
+        """
+        return [v for v in self.choose(self.loadable())
+                if v not in self.versions or self.versions[v].fingerprint != self.folders[v].fingerprint]
