@@ -16,7 +16,9 @@ import click
 @click.option("--host", help="Address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8500; 0 picks a free one).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Processes sharing the port (default 1).")
-@click.option("--threads", type=click.IntRange(1, 256), help="Concurrent requests per process (default 4).")
+@click.option("--threads", type=click.IntRange(1, 256),
+              help="Python threads running requests per process, and interpreters per model (default: "
+                   "the cores, 2 to 4, under granian; 4 under waitress or with --batching).")
 @click.option("--server", type=click.Choice(["auto", "granian", "waitress"]),
               help="HTTP server (default auto: granian when installed, else waitress).")
 @click.option("--profile", metavar="NAME|FILE",

@@ -180,7 +180,7 @@ class ModelRegistry:
             profile = {"threads": self._profile.threads, "delegate": self._profile.delegate}
         threads = record.config.interpreter_threads or self.config.interpreter_threads or profile.get("threads") or 1
         delegate = record.config.delegate or self.config.delegate or profile.get("delegate")
-        pool = record.config.pool_size or self.config.pool_size or self.config.threads
+        pool = record.config.pool_size or self.config.pool_size or self.config.request_threads()
         if manifest.stateful and not record.config.pool_size:
             pool = 1  # one state, updated in the order requests arrive (config.yaml pool_size: N for N states)
         return int(threads), delegate, int(pool)

@@ -162,6 +162,7 @@ def serve(config: RuntimeConfig | dict | str | Path | None = None, **overrides: 
         log.warning("authentication off: no token setting (MODELPRESS_TOKENS, tokens, --token-file); inference and "
                     "admin routes are open to every client that reaches %s", cfg.host)
     name = server_name(cfg)
+    cfg = cfg.replace(threads=cfg.request_threads(name))
     sock = _bind(cfg.host, cfg.port)
     host, port = sock.getsockname()[:2]
     where = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

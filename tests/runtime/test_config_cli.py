@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from modelpress.errors import UsageError
@@ -123,3 +125,19 @@ def test_the_start_up_log_says_whether_authentication_is_on(start_server, repo, 
     locked = start_server(repo, "--poll-interval", "0", "--token-file", str(path))
     assert "authentication off: no token setting" in "".join(open_server.lines)
     assert "authentication on: 2 bearer token(s)" in "".join(locked.lines)
+
+
+def test_request_threads_follow_the_cores_under_granian_only(monkeypatch):
+    """granian's Rust side does the socket work, so its Python threads default to the cores (2 to 4);
+    waitress threads also read sockets and batching merges concurrent requests: both keep 4."""
+    from modelpress.runtime import config as settings
+
+    assert 1 <= settings.usable_cpus() <= (os.cpu_count() or 1)
+    for cores, threads in ((1, 2), (2, 2), (3, 3), (16, 4)):
+        monkeypatch.setattr(settings, "usable_cpus", lambda cores=cores: cores)
+        assert RuntimeConfig().request_threads("granian") == threads
+        assert RuntimeConfig().request_threads("waitress") == 4
+        assert RuntimeConfig(batching=True).request_threads("granian") == 4
+        assert RuntimeConfig(threads=8).request_threads("granian") == 8
+    with pytest.raises(UsageError, match="threads must be at least 1"):
+        RuntimeConfig.load(None, repository="x", threads=0)

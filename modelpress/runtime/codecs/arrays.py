@@ -43,13 +43,12 @@ def tf_datatype(dtype: str | np.dtype) -> str:
 
 def to_array(data: Any, dtype: np.dtype, what: str) -> np.ndarray:
     """Nested lists (or ``{"b64": ...}`` raw buffers) to an array of ``dtype``, with a clear 400 on failure."""
-    fast = _flat_floats(data, np.dtype(dtype))
-    if fast is not None:
-        return fast
-    try:
-        array = np.asarray(data)
-    except ValueError:
-        raise BadRequestError(f"{what} is a ragged list: every row must have the same shape") from None
+    array = numeric_vector(data) if type(data) is list else data if type(data) is np.ndarray else None
+    if array is None:
+        try:
+            array = np.asarray(data)
+        except ValueError:
+            raise BadRequestError(f"{what} is a ragged list: every row must have the same shape") from None
     if array.dtype == object or array.dtype.kind in "SU":
         raise BadRequestError(f"{what} must hold numbers ({np.dtype(dtype).name}), got {_kind(data)}")
     if array.dtype.kind == "b" and np.dtype(dtype).kind != "b":
@@ -63,30 +62,30 @@ def to_array(data: Any, dtype: np.dtype, what: str) -> np.ndarray:
                                   f"range [{info.min}, {info.max}]")
     if np.dtype(dtype).kind == "f" and array.size and _may_overflow(array.dtype, np.dtype(dtype)):
         largest = float(np.finfo(dtype).max)
-        if np.any(np.abs(array[np.isfinite(array)]) > largest):
+        # one pass in the common case (every value in range); the exact test only when something is past it
+        if float(np.max(np.abs(array))) > largest and np.any(np.abs(array[np.isfinite(array)]) > largest):
             raise BadRequestError(f"{what} holds values outside {np.dtype(dtype).name} range "
                                   f"[{-largest:.4g}, {largest:.4g}]")
     return array.astype(dtype, copy=False)
 
 
-def _flat_floats(data: Any, dtype: np.dtype) -> np.ndarray | None:
-    """The common case at C speed: a flat list of plain numbers (``int`` / ``float``, no ``bool``) for a
-    float input, or None for the general path (which words every error)."""
-    if dtype.kind != "f" or type(data) is not list or not data or not set(map(type, data)) <= _NUMBERS:
+def numeric_vector(values: list) -> np.ndarray | None:
+    """A flat list of plain numbers as one float64 / int64 array at C speed, or None for anything else
+    (nested, strings, None, integers past 64 bits, a boolean first) so the caller's checks can word it::
+
+        numeric_vector([1, 2.5])      # array([1. , 2.5])
+        numeric_vector([[1], [2]])    # None
+    """
+    if not values or type(values[0]) not in _NUMBERS:
         return None
     try:
-        values = np.fromiter(data, dtype=np.float64, count=len(data))
-    except (OverflowError, ValueError):  # an integer past float64: the general path says so
+        array = np.array(values)
+    except (ValueError, OverflowError):  # ragged or nested
         return None
-    if dtype.itemsize < 8 and values.size:
-        largest = float(np.finfo(dtype).max)
-        peak = float(np.max(np.abs(values)))
-        if peak > largest and np.any(np.abs(values[np.isfinite(values)]) > largest):
-            return None  # the general path words the range error
-    return values.astype(dtype)
+    return array if array.ndim == 1 and array.dtype.kind in "fiu" else None
 
 
-_NUMBERS = {float, int}
+_NUMBERS = (float, int)
 
 
 def _may_overflow(source: np.dtype, target: np.dtype) -> bool:

@@ -1,7 +1,7 @@
 """Open Inference Protocol v2 tensors: JSON data and the binary tensor data extension, in and out::
 
     head, tail = split_binary_body(raw, request_header)      # JSON head + concatenated tensor bytes
-    tensors = v2_inputs(parse_json(head, 32), tail)          # [("image", array), ...]
+    tensors = v2_inputs(v2_body(head, 32), tail)             # [("image", array), ...]
     encoded, binary = v2_encode_outputs({"output_0": y}, {"output_0": False})
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from modelpress.errors import BadRequestError
 from modelpress.runtime.codecs.arrays import V2_DATATYPES, show, to_array, v2_datatype
+from modelpress.runtime.codecs.json import parse_json_arrays
 
 MAX_RANK = 32  # dimensions a v2 tensor may have (numpy itself stops at 64)
 MAX_VALUES = 2**40  # values a v2 shape may describe, zero dimensions aside (numpy needs the bytes to fit int64)
@@ -34,6 +35,16 @@ def split_binary_body(raw: bytes, header_length: str | None) -> tuple[bytes, byt
         raise BadRequestError(f"Inference-Header-Content-Length {size} is outside the body's {len(raw)} bytes: "
                               f"send the JSON header's length, a whole number from 1 to {len(raw)}")
     return raw[:size], raw[size:]
+
+
+def v2_body(head: bytes, max_depth: int) -> Any:
+    """The JSON head of an inference request, parsed, the nesting cap checked, and each input's flat
+    ``data`` list already a numpy array (one C-speed pass instead of a byte count, a list and a copy)."""
+    return parse_json_arrays(head, max_depth, _data_lists)
+
+
+def _data_lists(body: Any) -> list[tuple[dict, str]]:
+    return [(tensor, "data") for tensor in body["inputs"] if isinstance(tensor, dict) and "data" in tensor]
 
 
 def v2_inputs(body: Any, binary: bytes) -> list[tuple[str, np.ndarray]]:

@@ -14,8 +14,8 @@ from flask import Blueprint, Response, current_app, g, request
 from modelpress import __version__
 from modelpress.errors import BadRequestError
 from modelpress.runtime.codecs.arrays import v2_datatype
-from modelpress.runtime.codecs.json import dumps, parse_json
-from modelpress.runtime.codecs.v2 import split_binary_body, v2_encode_outputs, v2_inputs, v2_output_choice
+from modelpress.runtime.codecs.json import dumps
+from modelpress.runtime.codecs.v2 import split_binary_body, v2_body, v2_encode_outputs, v2_inputs, v2_output_choice
 from modelpress.runtime.http import json_response, protected
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
@@ -114,7 +114,7 @@ def infer_answer(runtime, model: str, version: str | None, raw: bytes, header_le
         answer.body   # b'{"model_name":"digits","model_version":"2","outputs":[...]}'
     """
     head, tail = split_binary_body(raw, header_length)
-    body = parse_json(head, runtime.config.max_json_depth)
+    body = v2_body(head, runtime.config.max_json_depth)
     tensors = v2_inputs(body, tail)
     with runtime.plane.model(model, version) as served:
         number = str(served.version)
