@@ -9,7 +9,7 @@ histogram) and the ratio to MLServer's JSON figure; plus the raw-invoke ceiling 
 loop, no HTTP). Prints a table and writes benchmarks/results/peer_bench.json.
 
     make peers                                     # MLServer in .venv-peers, wrk, the fer package
-    .venv-runtime/bin/python benchmarks/peer_bench.py [--seconds 10] [--models digits fer] [--serve-args ...]
+    .venv-runtime/bin/python benchmarks/peer_bench.py [--seconds 5] [--rounds 3] [--models digits fer] [--serve-args ...]
 
 MLServer runs its own LiteRT runtime (benchmarks/mlserver_litert.py, ``parallel_workers: 0``: its
 default worker pool fails to start here). The load generator shares the machine's cores with the server:
@@ -231,7 +231,11 @@ def wrk(url: str, body: bytes, headers: dict, concurrency: int, seconds: float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prepare", action="store_true", help="convert fer (full environment) and exit")
-    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load per cell")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds of load per cell and round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="times every cell runs (all servers back to back each round); the table keeps each "
+                             "cell's median round by throughput, so one noisy moment on a shared machine does not "
+                             "decide a ratio")
     parser.add_argument("--models", nargs="+", default=["digits", "fer"], choices=["digits", "fer"])
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 16, 64])
     parser.add_argument("--serve-args", nargs="+", default=list(CONFIGS),
@@ -273,19 +277,27 @@ def main() -> None:
             if not args.skip_mlserver:
                 urls["MLServer"] = (stack.enter_context(
                     mlserver(work, {name: package for name, (package, _) in chosen.items()})), None)
-            for name in chosen:
-                for payload in ("json", "binary"):
-                    body, headers = bodies[name][payload]
-                    servers = [label for label in urls if payload == "json" or label != "MLServer"]
-                    for label in servers:
-                        check_answer(urls[label][0], name, body, headers, want[name])
-                    for c in args.concurrency:
-                        for label in servers:
-                            url, config = urls[label]
-                            cell = wrk(f"{url}/v2/models/{name}/infer", body, headers, c, args.seconds, work)
-                            rows.append({"model": name, "server": label, "payload": payload, "concurrency": c,
-                                         **({"config": config} if config else {}), **cell})
-                            print(rows[-1], flush=True)
+            runs: dict[tuple, list[dict]] = {}
+            for round_ in range(args.rounds):
+                for name in chosen:
+                    for payload in ("json", "binary"):
+                        body, headers = bodies[name][payload]
+                        servers = [label for label in urls if payload == "json" or label != "MLServer"]
+                        if round_ == 0:
+                            for label in servers:
+                                check_answer(urls[label][0], name, body, headers, want[name])
+                        for c in args.concurrency:
+                            for label in servers:
+                                url, config = urls[label]
+                                cell = wrk(f"{url}/v2/models/{name}/infer", body, headers, c, args.seconds, work)
+                                runs.setdefault((name, label, payload, c, config), []).append(cell)
+                                print(f"round {round_ + 1}: {name} {label} {payload} c={c}: {cell['rps']:.0f} req/s, "
+                                      f"p50 {cell['p50_ms']:.2f} ms, p99 {cell['p99_ms']:.2f} ms", flush=True)
+            for (name, label, payload, c, config), cells in runs.items():
+                middle = sorted(cells, key=lambda cell: cell["rps"])[len(cells) // 2]
+                rows.append({"model": name, "server": label, "payload": payload, "concurrency": c,
+                             **({"config": config} if config else {}), **middle,
+                             "rounds_rps": [round(cell["rps"], 1) for cell in cells]})
     peer = {(r["model"], r["concurrency"]): r for r in rows if r["server"] == "MLServer"}
     for row in rows:
         theirs = peer.get((row["model"], row["concurrency"]))
@@ -295,7 +307,8 @@ def main() -> None:
                      **ceiling, "p99_ms": float("nan"), "ratio": float("nan")})
     print(text_table(rows, COLUMNS))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": "peer_bench", "seconds_per_cell": args.seconds, "configs": args.serve_args,
+    result = {"benchmark": "peer_bench", "seconds_per_cell": args.seconds, "rounds": args.rounds,
+              "cell_figure": "the median round by req/s (its p50 / p99 with it)", "configs": args.serve_args,
               "cpus": os.cpu_count(), "load_generator": "wrk 4.1 (shares the cores)", "rows": rows,
               "targets": targets(rows)}
     atomic_write_bytes(RESULTS / "peer_bench.json", json.dumps(result, indent=2).encode())
