@@ -59,6 +59,13 @@ SETUPS = {  # model -> (budget in points, objective, profiles)
     "cnn": (1.0, "latency", ["raspberry-pi-4", "cortex-m", "coral-edgetpu"]),
     "fer": (5.0, "size", ["raspberry-pi-4", "cortex-m", "coral-edgetpu"]),
 }
+REFERENCES = {
+    "drop vs baseline": "test-set top-1 of the float32 baseline trained to convergence (early stopping on validation)",
+    "drop vs control": "test-set top-1 of the baseline trained as many more epochs as the row's fine-tuning, no "
+                       "compression ('control used' names it)",
+    "val drop+margin": "what press saw: drop vs the baseline on the validation split + one standard error",
+    "x smaller / speed-up": "vs the baseline as float32 TFLite (gzip bytes; single-sample p50, one thread)",
+}
 QUICK_PROFILES = {"mlp": ["raspberry-pi-4", "cortex-m"], "cnn": ["raspberry-pi-4"], "fer": ["raspberry-pi-4"]}
 BUILTINS = ["prune-80", "prune-2:4", "cluster-16", "deep-compression", "slim-50", "slim-50-bn", "qat-int8"]
 
@@ -302,10 +309,13 @@ def main(argv=None) -> int:
     print(text_table(rows, COLUMNS))
     for goal, target in found.items():
         print(f"target {goal}: {'MET' if target['met'] else 'NOT met'} - {target}")
+    for column, meaning in REFERENCES.items():
+        print(f"{column}: {meaning}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"benchmark": "press", "quick": args.quick, "time_budget": args.time_budget,
                                "machine": machine_info(), "threads": 1, "runs": args.runs,
-                               "seconds": round(time.time() - started, 1), "targets": found, "rows": rows,
+                               "seconds": round(time.time() - started, 1), "targets": found, "references": REFERENCES,
+                               "rows": rows,
                                "markdown": markdown_table(rows, COLUMNS)}, indent=2, default=str))
     print(f"\nwrote {out}")
     return 0
