@@ -8,7 +8,9 @@
 
 Each profile's artifact becomes the next integer version of a model in ``repo`` (``<repo>/<model>/<n>/``),
 renamed into place complete, so a running ``modelpress serve`` picks it up without a restart. With one
-profile the model is published under ``name``; with several, under ``name-profile`` each.
+profile the model is published under ``name``; with several, under ``name-profile`` each. With ``data``,
+each published artifact is also scored on held-out data and timed (:mod:`modelpress.api.deploy_run`), and
+with ``out`` the run folder gets ``deploy.json`` and a report with plots.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ class Published:
     version: int
     path: Path
     artifact: Artifact
+    measured: dict[str, Any] = field(default_factory=dict)  # held-out accuracy and latency, with data
 
     def to_dict(self) -> dict[str, Any]:
         return {"profile": self.profile, "model": self.model, "version": self.version, "path": str(self.path),
-                **{k: v for k, v in self.artifact.summary().items() if k not in ("profile", "path")}}
+                **{k: v for k, v in self.artifact.summary().items() if k not in ("profile", "path")},
+                **self.measured}
 
 
 @dataclass
@@ -41,10 +45,13 @@ class DeployResult:
     repo: Path
     published: list[Published] = field(default_factory=list)
     compression: dict[str, Any] | None = None
+    run: Path | None = None          # the run folder (deploy.json), when ``out`` was given
+    report: Any = None               # its report's paths (modelpress.report.render.ReportPaths)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "deploy", "repo": str(self.repo), "compression": self.compression,
-                "rows": [p.to_dict() for p in self.published]}
+                "rows": [p.to_dict() for p in self.published], "run": str(self.run) if self.run else None,
+                "report": str(self.report.html) if self.report else None}
 
 
 def _model_name(name: str | None, source_name: str, profile: str, several: bool) -> str:
@@ -100,7 +107,7 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
            data: str | Path | None = None, calibration: Any = None, verify_data: Any = None,
            name: str | None = None, labels: str | Path | list[str] | None = None, image_scale: str = "0..1",
            safe_mode: bool = True, max_drop: float | None = None, time_budget: Any = None,
-           echo: Callable[[str], None] | None = None) -> DeployResult:
+           out: str | Path | None = None, echo: Callable[[str], None] | None = None) -> DeployResult:
     """Compress with ``recipe`` (needs ``data``), convert for each profile, verify, publish as next versions.
 
     A ``.tflite`` file made elsewhere is packaged as it is (see :func:`modelpress.package`) for each
@@ -109,15 +116,37 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
     ``calibration`` defaults to ``data`` (its ``x_val`` / ``x_train`` arrays). Every version folder
     appears complete or not at all; a failed profile publishes nothing for that profile and raises.
     With ``max_drop`` (accuracy points, needs ``data``), ``modelpress.press`` picks each profile's smallest
-    package within that budget instead of a recipe; nothing is published when a profile has none::
+    package within that budget instead of a recipe; nothing is published when a profile has none.
+    With ``data``, every published artifact's held-out accuracy and latency are measured; ``out`` names a run
+    folder for ``deploy.json`` and ``report/`` (report.md, report.html, size / latency vs accuracy plots)::
 
-        deploy("model.keras", "cortex-m", "repo/", data="train.npz", max_drop=0.5)
+        r = deploy("model.keras", "cortex-m", "repo/", data="train.npz", max_drop=0.5, out="runs/d1")
+        r.published[0].measured["accuracy"], r.report.html
     """
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"--out {out} is a file; name a folder for the run's deploy.json and report")
+    result = _deploy(model, profiles, repo, recipe=recipe, data=data, calibration=calibration,
+                     verify_data=verify_data, name=name, labels=labels, image_scale=image_scale, safe_mode=safe_mode,
+                     max_drop=max_drop, time_budget=time_budget, echo=echo or (lambda line: None))
+    if data is not None and result.published:
+        from modelpress.api.deploy_run import held_out, measure_artifact, write_run
+
+        held = held_out(data)
+        for item in result.published:
+            item.measured = measure_artifact(item.path, held)
+        if out is not None:
+            result.run = Path(out)
+            result.report = write_run(result, out)
+    return result
+
+
+def _deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recipe: str | None, data: Any,
+            calibration: Any, verify_data: Any, name: str | None, labels: Any, image_scale: str, safe_mode: bool,
+            max_drop: float | None, time_budget: Any, echo: Callable[[str], None]) -> DeployResult:
     from modelpress.api.convert import convert
     from modelpress.converters.publish import check_model_name, next_version, publish_package, staging
     from modelpress.model_io import load_model
 
-    echo = echo or (lambda line: None)
     names = [profiles] if isinstance(profiles, str) else list(profiles)
     if not names:
         raise UsageError("deploy needs at least one --profile")

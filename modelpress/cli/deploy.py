@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 
 import click
@@ -11,7 +12,8 @@ from modelpress.tables import text_table
 
 COLUMNS = [("model", "model"), ("version", "version"), ("profile", "profile"), ("quant", "quantization"),
            ("bytes", "bytes", "{:,}"), ("gzip", "gzip_bytes", "{:,}"), ("agreement", "top1_agreement", "{:.2%}"),
-           ("max |err|", "max_abs_error", "{:.2g}"), ("path", "path")]
+           ("max |err|", "max_abs_error", "{:.2g}"), ("accuracy", "accuracy", "{:.2%}"), ("p50 ms", "p50_ms", "{:.3f}"),
+           ("path", "path")]
 
 
 @click.command()
@@ -34,11 +36,14 @@ COLUMNS = [("model", "model"), ("version", "version"), ("profile", "profile"), (
                              "profiles NAME-PROFILE each).")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=str),
               help="Text file with one class name a line.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=str), metavar="RUN_DIR",
+              help="With --data: run folder for deploy.json (held-out accuracy and latency per artifact) and its "
+                   "report (default runs/deploy-<UTC time>).")
 @click.option("--unsafe", is_flag=True, help="Load .keras files with safe mode off (trusted files only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def deploy(model: str, profiles: tuple[str, ...], repo: str, recipe: str | None, max_drop: float | None,
            time_budget: str | None, data: str | None, calibration: str | None, verify_data: str | None,
-           name: str | None, labels: str | None, unsafe: bool, as_json: bool) -> None:
+           name: str | None, labels: str | None, out: str | None, unsafe: bool, as_json: bool) -> None:
     """Publish MODEL for one or more devices as the next version(s) in a model repository.
 
     Each version folder appears complete or not at all, so a running `modelpress serve REPO` picks it
@@ -48,16 +53,24 @@ def deploy(model: str, profiles: tuple[str, ...], repo: str, recipe: str | None,
     Examples:
       modelpress deploy model.keras --profile raspberry-pi-4 --data train.npz --repo repo/
       modelpress deploy model.keras -p server-cpu -p coral-edgetpu --recipe prune-80 --data train.npz -r repo/
-      modelpress deploy model.keras -p cortex-m --max-drop 0.5 --data train.npz -r repo/
+      modelpress deploy model.keras -p cortex-m --max-drop 0.5 --data train.npz -r repo/ -o runs/d1
+
+    With --data, each published artifact is scored on held-out data (x_test / y_test, else x_val / y_val)
+    and timed; deploy.json and a report with size and latency vs accuracy plots go to the run folder.
     """
     quiet_tensorflow()
     from modelpress.api.deploy import deploy as run_deploy
 
     echo = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
+    if data is not None and out is None:
+        out = f"runs/deploy-{_dt.datetime.now(_dt.timezone.utc):%Y%m%d-%H%M%S}"
     result = run_deploy(model, list(profiles), repo, recipe=recipe, data=data, calibration=calibration,
                         verify_data=verify_data, name=name, labels=labels, safe_mode=not unsafe, max_drop=max_drop,
-                        time_budget=time_budget, echo=echo)
+                        time_budget=time_budget, out=out, echo=echo)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
     click.echo(text_table([p.to_dict() for p in result.published], COLUMNS))
+    if result.report is not None:
+        click.echo(f"report: {result.report.html}\n        {result.report.markdown}")
+        click.echo(f"run:    {result.run / 'deploy.json'}")

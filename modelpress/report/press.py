@@ -18,7 +18,8 @@ from modelpress.report.render import ReportPaths, _html_table
 from modelpress.tables import markdown_table
 
 TRIAL_COLUMNS = [("#", "id"), ("candidate", "variant"), ("family", "family"), ("verdict", "verdict"),
-                 ("top-1", "accuracy", "{:.2%}"), ("drop pt", "drop_points", "{:+.2f}"), ("KB", "kb", "{:.1f}"),
+                 ("top-1", "accuracy", "{:.2%}"), ("drop pt", "drop_points", "{:+.2f}"),
+                 ("margin pt", "margin_points", "{:.2f}"), ("KB", "kb", "{:.1f}"),
                  ("gzip KB", "gzip_kb", "{:.1f}"), ("p50 ms", "p50_ms", "{:.3f}"), ("s", "seconds", "{:.0f}"),
                  ("cached", "cached"), ("why not chosen", "why_not")]
 CHOSEN_COLUMNS = [("profile", "profile"), ("chosen", "variant"), ("top-1", "accuracy", "{:.2%}"),
@@ -121,7 +122,9 @@ def render_press_report(doc: dict[str, Any], folder: str | Path) -> ReportPaths:
     generated = f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC}"
     intro = (f"Source `{doc['source']['name']}`: {ref:.2%} top-1 on {doc['reference']['samples']} held-out samples "
              f"(the reference for every drop). Budget: {budget:g} point(s); objective: {doc['options']['objective']}; "
-             f"{len(rows)} trials in {doc['seconds']:.0f} s ({doc['cache'].get('hits', 0)} cache hits).")
+             f"{len(rows)} trials in {doc['seconds']:.0f} s ({doc['cache'].get('hits', 0)} cache hits). A candidate "
+             "passes only if its drop plus a margin fits the budget: "
+             f"{doc['reference'].get('margin', 'no margin')}.")
     lines = [f"# modelpress press: {doc['source']['name']}", "", f"Generated {generated}.", "", intro, "",
              "## Chosen per profile", "", markdown_table(summary, CHOSEN_COLUMNS), ""]
     lines += [f"> {m}" for m in doc["messages"]] + ([""] if doc["messages"] else [])

@@ -48,12 +48,19 @@ def array_hash(*arrays: np.ndarray) -> str:
 
 
 def model_hash(model: Any) -> str:
-    """A Keras model's architecture and weights, hashed (the same model loaded twice hashes the same)::
+    """A Keras model's architecture, weights and optimizer (its type and learning rate: fine-tuning starts from
+    them), hashed (the same model loaded twice hashes the same)::
 
         model_hash(keras_model)[:12]
     """
     digest = hashlib.sha256(model.to_json().encode())
     digest.update(array_hash(*model.get_weights()).encode())
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        try:
+            digest.update(f"{type(optimizer).__name__}:{float(np.asarray(optimizer.learning_rate)):.6g}".encode())
+        except (TypeError, ValueError, AttributeError):
+            digest.update(type(optimizer).__name__.encode())
     return digest.hexdigest()
 
 

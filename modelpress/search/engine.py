@@ -8,7 +8,10 @@
 
 Every candidate is converted for the profile, checked against its constraints and scored on the held-out
 split (``x_val`` / ``y_val``, never used for fine-tuning or calibration); the drop is measured against the
-source model as given. Which candidates are tried, in which order, is in :mod:`modelpress.search.strategy`.
+source model as given, and a candidate passes the budget only if its drop plus a safety margin of one
+standard error of that drop fits (:func:`modelpress.search.trial.drop_margin`): a candidate that fits on the
+validation samples by less than their noise would likely miss on other data.
+Which candidates are tried, in which order, is in :mod:`modelpress.search.strategy`.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from modelpress.compressor.report import accuracy
 from modelpress.device_profiles import DeviceProfile
 from modelpress.errors import ModelpressError, UsageError
 from modelpress.search.cache import TrialCache, array_hash, model_hash
-from modelpress.search.measure import Measurer
+from modelpress.search.measure import Measurer, correct
 from modelpress.search.space import Settings
-from modelpress.search.trial import Trial
+from modelpress.search.trial import MARGIN_FORMULA, Trial, drop_margin
 
 OBJECTIVES = ("size", "latency")
 CALIBRATION_SAMPLES = 300
@@ -90,14 +93,17 @@ class Search:
         self.source_hash = model_hash(model)
         self.data_hash = array_hash(data.x_train, data.y_train)
         self.eval_hash = array_hash(data.x_val, data.y_val)
-        self.reference_accuracy = accuracy(data.y_val, self._keras_outputs(model))
+        reference_outputs = self._keras_outputs(model)
+        self.reference_accuracy = accuracy(data.y_val, reference_outputs)
+        self.source_correct = correct(data.y_val, reference_outputs)
         self.models: dict[str, Any] = {}
         self.outputs: dict[str, np.ndarray] = {}
         self.epoch_seconds: float | None = None
         self.start = 0.0
         self.result = SearchResult(reference={"accuracy": self.reference_accuracy, "samples": int(len(data.x_val)),
                                               "what": "the source model as given (Keras, float32) on the held-out "
-                                                      "split", "epochs": self.epochs})
+                                                      "split", "epochs": self.epochs,
+                                              "margin": MARGIN_FORMULA})
         self.bar: Any = None
 
     # -- time ---------------------------------------------------------------------------------------------
@@ -189,6 +195,7 @@ class Search:
                                              self.outputs_for(model_key, model))
                 trial.accuracy, trial.bytes, trial.gzip_bytes = row["accuracy"], row["bytes"], row["gzip_bytes"]
                 trial.p50_ms, trial.problems, trial.ops = row["p50_ms"], row["problems"], row["ops"]
+                trial.worse, trial.better = row.get("worse"), row.get("better")
             except ModelpressError as err:
                 trial.error = str(err)
             trial.seconds = time.perf_counter() - started
@@ -202,7 +209,9 @@ class Search:
             trial.seconds = time.perf_counter() - started
         if trial.accuracy is not None:
             trial.drop_points = round((self.reference_accuracy - trial.accuracy) * 100, 4)
-            trial.within_budget = trial.drop_points <= self.options.max_drop + 1e-9
+            trial.margin_points = drop_margin(len(self.data.y_val), trial.worse, trial.better,
+                                              self.reference_accuracy, trial.accuracy)
+            trial.within_budget = trial.drop_points + trial.margin_points <= self.options.max_drop + 1e-9
         trial.id = len(self.result.trials) + 1
         self.result.trials.append(trial)
         if self.bar is not None:
@@ -228,6 +237,11 @@ class Search:
         return [t for t in self.result.trials
                 if t.profile == profile and t.passed and (family is None or t.settings.family == family)]
 
+    def measurer(self, profile: DeviceProfile) -> Measurer:
+        """The profile's measurer on this search's held-out data (counts the samples each candidate flips)."""
+        return Measurer(profile, self.data.x_val, self.data.y_val, self.calibration, self.options.latency_runs,
+                        source_correct=self.source_correct)
+
     def run(self) -> SearchResult:
         from tqdm.auto import tqdm
 
@@ -235,8 +249,7 @@ class Search:
 
         self.start = time.perf_counter()
         for profile in self.profiles:
-            measurer = Measurer(profile, self.data.x_val, self.data.y_val, self.calibration,
-                                self.options.latency_runs)
+            measurer = self.measurer(profile)
             self.bar = tqdm(desc=f"press {profile.name}", unit="trial", disable=not self.options.progress,
                             leave=True)
             try:
@@ -268,7 +281,9 @@ class Search:
             self.result.messages.append(f"{name}: no candidate could be built and measured ({len(mine)} tried); "
                                         "see the errors in press.json")
             return
-        fix = (f"loosen --max-drop to {closest.drop_points:.2f} or more" if not closest.problems else
+        needed = closest.drop_points + (closest.margin_points or 0.0)
+        fix = (f"loosen --max-drop to {needed:.2f} or more (its drop plus a margin of "
+               f"{closest.margin_points or 0.0:.2f} pt, one standard error)" if not closest.problems else
                f"it breaks the profile's constraints ({'; '.join(closest.problems)}); pick a larger device profile")
         stopped = " The time budget ended the search early; a larger --time-budget may find more." \
             if self.result.stopped else ""
@@ -287,7 +302,8 @@ def _why_not(trial: Trial, chosen: Trial | None, options: SearchOptions) -> str:
     if trial.problems:
         return "breaks the profile: " + "; ".join(trial.problems)
     if not trial.within_budget:
-        return f"over budget: drop {trial.drop_points:.2f} pt > {options.max_drop:g} pt"
+        return (f"over budget: drop {trial.drop_points:.2f} + margin {trial.margin_points or 0.0:.2f} pt > "
+                f"{options.max_drop:g} pt")
     if chosen is None:
         return ""
     if options.objective == "latency":

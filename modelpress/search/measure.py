@@ -4,6 +4,9 @@
     blob, row = m.measure(keras_model, "int8")      # row: accuracy, bytes, gzip_bytes, p50_ms, problems, ops
     m.accuracy(blob, x_val[:300], y_val[:300])      # a quick score on a ranking subset
 
+With ``source_correct`` (which held-out samples the source model gets right), a row also counts the samples
+the candidate newly gets wrong (``worse``) and newly right (``better``): the drop's standard error needs them.
+
 Latency is single-sample p50 on this host with the profile's thread count (capped by the cores here): it ranks
 candidates against each other; it is not the device's own latency.
 """
@@ -43,12 +46,27 @@ def io_dtypes(profile: DeviceProfile, quantization: str) -> tuple[str, str]:
     return "float32", "float32"
 
 
+def correct(y_true: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """Per sample, whether the top-1 prediction is right (the same rule as the accuracy figures)::
+
+        correct(np.array([1, 0]), np.array([[0.2, 0.8], [0.3, 0.7]]))     # array([ True, False])
+    """
+    outputs, y = np.asarray(outputs), np.asarray(y_true)
+    if y.ndim > 1 and y.shape[-1] > 1:
+        y = y.argmax(axis=-1)
+    y = y.reshape(-1)
+    if outputs.ndim == 1 or outputs.shape[-1] == 1:
+        return (outputs.reshape(-1) > 0.5).astype(np.int64) == y
+    return outputs.argmax(axis=-1) == y
+
+
 class Measurer:
     """Converts and scores candidates for one profile on fixed held-out data."""
 
     def __init__(self, profile: DeviceProfile, x_val: np.ndarray, y_val: np.ndarray, calibration: np.ndarray,
-                 latency_runs: int = LATENCY_RUNS):
+                 latency_runs: int = LATENCY_RUNS, source_correct: np.ndarray | None = None):
         self.profile, self.x_val, self.y_val, self.calibration = profile, x_val, y_val, calibration
+        self.source_correct = source_correct
         self.latency_runs = latency_runs
         self.threads = max(1, min(profile.threads, os.cpu_count() or 1))
 
@@ -102,4 +120,7 @@ class Measurer:
         row = {"accuracy": top1(self.y_val, outputs), "bytes": len(blob),
                "gzip_bytes": len(gzip.compress(blob, compresslevel=9, mtime=0)), "p50_ms": self.latency_ms(blob),
                "problems": problems, "ops": list(dict.fromkeys(graph.ops))}
+        if self.source_correct is not None:
+            mine = correct(self.y_val, outputs)
+            row.update(worse=int(np.sum(self.source_correct & ~mine)), better=int(np.sum(~self.source_correct & mine)))
         return blob, row

@@ -2,16 +2,46 @@
 
     trial = Trial(profile="cortex-m", settings=Settings("quantize"), accuracy=0.97, drop_points=0.4,
                   bytes=14_000, gzip_bytes=9_000, p50_ms=0.02)
-    trial.passed                      # True when no constraint failed and the drop fits the budget
+    trial.passed                      # True when no constraint failed and drop + margin fits the budget
     trial.to_dict()["verdict"]        # 'passed', 'over budget', 'constraints' or 'failed'
+
+The budget is checked with a safety margin: the drop measured on n held-out samples is itself a sample
+estimate, so a candidate passes only if ``drop + margin <= max_drop``, the margin being one standard error of
+the drop (:func:`drop_margin`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelpress.search.space import Settings
+
+MARGIN_FORMULA = ("margin = 100 * sqrt(((w + b)/n - ((w - b)/n)^2) / n): one standard error of the paired accuracy "
+                  "difference on the n held-out samples, w = samples the source gets right and the candidate wrong, "
+                  "b = the reverse (binomial SE sqrt((p1(1-p1) + p2(1-p2))/n) when those counts are unknown)")
+
+
+def drop_margin(n: int, worse: int | None = None, better: int | None = None, p_source: float | None = None,
+                p_candidate: float | None = None) -> float:
+    """One standard error (in accuracy points) of a drop measured on ``n`` held-out samples.
+
+    Each sample's difference (source right - candidate right) is -1, 0 or 1; the drop is their mean, so its
+    standard error is sqrt(var / n) with var = (w + b)/n - ((w - b)/n)^2 (``worse`` = w, ``better`` = b).
+    Without the per-sample counts (an old cache record), the unpaired binomial form is used::
+
+        drop_margin(6000, worse=150, better=90)                  # 0.25 (points)
+        drop_margin(6000, p_source=0.90, p_candidate=0.89)       # 0.55
+    """
+    if n <= 0:
+        return 0.0
+    if worse is not None and better is not None:
+        variance = (worse + better) / n - ((worse - better) / n) ** 2
+    else:
+        a, c = p_source or 0.0, p_candidate or 0.0
+        variance = a * (1 - a) + c * (1 - c)
+    return round(100 * math.sqrt(max(variance, 0.0) / n), 4)
 
 
 @dataclass
@@ -25,7 +55,10 @@ class Trial:
     p50_ms: float | None = None
     problems: list[str] = field(default_factory=list)  # the profile's constraints this artifact breaks
     error: str | None = None                            # compression or conversion failed
-    within_budget: bool | None = None
+    within_budget: bool | None = None                   # drop + margin <= max_drop
+    margin_points: float | None = None                  # one standard error of the drop (drop_margin)
+    worse: int | None = None                            # held-out samples the source gets right, this one wrong
+    better: int | None = None                           # ... and the reverse
     seconds: float = 0.0                                # time it took (0 when read from the cache)
     cached: bool = False
     artifact_key: str = ""                              # where its .tflite is in the cache
@@ -52,6 +85,7 @@ class Trial:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "profile": self.profile, "variant": self.describe(), "verdict": self.verdict,
                 "settings": self.settings.to_dict(), "accuracy": self.accuracy, "drop_points": self.drop_points,
+                "margin_points": self.margin_points, "worse": self.worse, "better": self.better,
                 "bytes": self.bytes, "gzip_bytes": self.gzip_bytes, "p50_ms": self.p50_ms,
                 "constraints": {"passed": not self.problems and self.error is None, "problems": self.problems},
                 "within_budget": self.within_budget, "error": self.error, "seconds": round(self.seconds, 2),
@@ -66,7 +100,7 @@ class Trial:
     @classmethod
     def from_record(cls, data: dict[str, Any], settings: Settings) -> Trial:
         keep = ("profile", "accuracy", "drop_points", "bytes", "gzip_bytes", "p50_ms", "error",
-                "artifact_key", "model_key", "ops")
+                "artifact_key", "model_key", "ops", "worse", "better")
         trial = cls(settings=settings, **{k: data.get(k) for k in keep if k != "profile"},
                     profile=data["profile"])
         trial.problems = list(data.get("constraints", {}).get("problems", []))

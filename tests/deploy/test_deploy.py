@@ -27,7 +27,8 @@ def test_deploy_publishes_next_versions(models, data_dir, tmp_path):
 def test_several_profiles_publish_one_model_each(runner, cli, models, data_dir, tmp_path):
     repo = tmp_path / "repo"
     result = runner.invoke(cli, ["deploy", str(models["tf_keras"]), "-p", "server-cpu", "-p", "coral-edgetpu",
-                                 "--data", str(data_dir / "data.npz"), "--repo", str(repo), "--name", "dg", "--json"])
+                                 "--data", str(data_dir / "data.npz"), "--repo", str(repo), "--name", "dg", "--json",
+                                 "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)["rows"]
     assert [(r["model"], r["version"], r["quantization"]) for r in rows] == [
@@ -86,3 +87,53 @@ def test_a_running_server_picks_up_the_next_deployed_version(models, data_dir, t
         assert body["model_version"] == "2"
         assert np.asarray(body["outputs"][0]["data"]).reshape(2, 10).argmax(1).tolist() == \
             np.asarray(answer["predictions"]).argmax(1).tolist()
+
+
+def _png_size(path) -> tuple[int, int]:
+    """Width and height from a PNG's signature and IHDR chunk (ValueError when it is not a PNG)."""
+    import struct
+
+    head = path.read_bytes()[:24]
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise ValueError(f"{path} is not a PNG")
+    return struct.unpack(">II", head[16:24])
+
+
+def test_deploy_with_data_records_held_out_accuracy_and_latency_and_plots_them(runner, cli, models, digits, tmp_path):
+    """Two profiles, real digits: the run folder's deploy.json holds what each published artifact scores on the
+    npz's held-out x_test / y_test (recomputed here from the artifact) and its latency; the report plots them."""
+    import numpy as np
+
+    data = tmp_path / "data.npz"  # x_test / y_test: held out from everything deploy uses
+    np.savez_compressed(data, x_train=digits.x_train, y_train=digits.y_train, x_test=digits.x_test,
+                        y_test=digits.y_test)
+    repo, run = tmp_path / "repo", tmp_path / "run"
+    result = runner.invoke(cli, ["deploy", str(models["keras3"]), "-p", "raspberry-pi-4", "-p", "cortex-m",
+                                 "--data", str(data), "--repo", str(repo), "--name", "dg", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert f"report: {run / 'report' / 'report.html'}" in result.output
+    document = json.loads((run / "deploy.json").read_text())
+    rows = {r["profile"]: r for r in document["rows"]}
+    assert set(rows) == {"raspberry-pi-4", "cortex-m"}
+    for row in rows.values():
+        assert 0.0 < row["accuracy"] <= 1.0 and row["samples"] == len(digits.x_test)
+        assert row["eval_data"] == "data.npz x_test/y_test"
+        assert row["p50_ms"] > 0 and row["latency_runs"] > 0
+        again = modelpress.evaluate(repo / row["model"] / "1", {"x_val": digits.x_test, "y_val": digits.y_test,
+                                                               "x_train": digits.x_train, "y_train": digits.y_train})
+        assert row["accuracy"] == pytest.approx(again["accuracy"]) and again["samples"] == row["samples"]
+    assert rows["cortex-m"]["input_dtype"] == "int8"  # scored through its int8 input, as served
+    report = run / "report"
+    for name in ("size_vs_accuracy.png", "latency_vs_accuracy.png"):
+        width, height = _png_size(report / name)
+        assert width > 100 and height > 100
+    markdown = (report / "report.md").read_text()
+    assert "dg-cortex-m" in markdown and "p50 ms" in markdown and "accuracy" in markdown
+    assert "latency_vs_accuracy.png" in (report / "report.html").read_text()
+
+
+def test_deploy_out_must_be_a_folder(models, data_dir, tmp_path):
+    (tmp_path / "run").write_text("not a folder")
+    with pytest.raises(UsageError, match="is a file"):
+        modelpress.deploy(models["keras3"], "server-cpu", tmp_path / "repo", data=data_dir / "data.npz",
+                          out=tmp_path / "run")

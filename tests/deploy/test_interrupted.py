@@ -321,7 +321,8 @@ def test_the_deploy_command_killed_mid_write(keras3_model, data_dir, tmp_path):
     watcher = Watcher(repo)
     watcher.start()
     command = [sys.executable, "-m", "modelpress.cli.main", "deploy", str(keras3_model), "-p", "server-cpu",
-               "--repo", str(repo), "--name", "digits", "--data", str(data_dir / "data.npz")]
+               "--repo", str(repo), "--name", "digits", "--data", str(data_dir / "data.npz"),
+               "--out", str(tmp_path / "run")]
     delay = random.Random(0).uniform(0.05, 0.6)
     codes = [_kill_when(command, lambda: _hidden_folder(repo)),          # as soon as it stages
              _kill_when(command, lambda: _hidden_model_file(repo)),      # while the package is being written

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import modelpress
@@ -12,7 +14,8 @@ pytestmark = pytest.mark.integration
 def test_deploy_max_drop_publishes_press_choice(runner, cli, mlp_path, data_dir, tmp_path):
     repo = tmp_path / "repo"
     result = runner.invoke(cli, ["deploy", str(mlp_path), "-p", "cortex-m", "-d", str(data_dir / "data.npz"),
-                                 "--max-drop", "1", "--time-budget", "1s", "-r", str(repo), "--name", "digits"])
+                                 "--max-drop", "1", "--time-budget", "1s", "-r", str(repo), "--name", "digits",
+                                 "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     manifest = modelpress.read_manifest(repo / "digits" / "1")
     assert manifest.name == "digits" and manifest.version == "1"
@@ -20,6 +23,9 @@ def test_deploy_max_drop_publishes_press_choice(runner, cli, mlp_path, data_dir,
     reference = modelpress.evaluate(mlp_path, data_dir / "data.npz")["accuracy"]
     published = modelpress.evaluate(repo / "digits" / "1", data_dir / "data.npz")["accuracy"]
     assert (reference - published) * 100 <= 1.0
+    row = json.loads((tmp_path / "run" / "deploy.json").read_text())["rows"][0]  # held-out x_val here
+    assert row["accuracy"] == pytest.approx(published) and row["p50_ms"] > 0
+    assert (tmp_path / "run" / "report" / "latency_vs_accuracy.png").stat().st_size > 1000
 
 
 def test_deploy_max_drop_publishes_nothing_when_the_budget_is_not_met(runner, cli, mlp_path, data_dir, tmp_path):

@@ -156,3 +156,45 @@ def test_int8_that_misses_the_budget_falls_back_to_float_for_the_harmful_layer(m
     manifest = modelpress.read_manifest(result.packages["raspberry-pi-4"])
     assert "kept in float" in " ".join(manifest.notes)
     assert any("ranked by the accuracy regained" in note for note in result.search.notes)
+
+
+def test_a_candidate_fitting_only_without_the_margin_is_refused(pressed, mlp_path, data_dir):
+    """A heavily pruned copy loses a few points on the 359 held-out digits: a budget between its drop and its
+    drop plus one standard error refuses it; a budget above drop + margin lets it pass."""
+    from modelpress.compressor.data import load_data
+    from modelpress.device_profiles import load_profile
+    from modelpress.model_io import load_model
+    from modelpress.search import Search, SearchOptions, Settings
+    from modelpress.search.cache import TrialCache
+    from modelpress.search.space import prune_steps
+
+    _, folder = pressed
+    model, data = load_model(mlp_path).model, load_data(data_dir / "data.npz")
+    profile = load_profile("cortex-m")
+    settings = Settings("prune", prune_steps(0.97), epochs=1)
+
+    def verdict(max_drop: float):
+        search = Search(model, "keras3", data, [profile], SearchOptions(max_drop=max_drop, progress=False),
+                        TrialCache(folder / "cache"))
+        return search.trial(profile, search.measurer(profile), settings)
+
+    first = verdict(100.0)
+    n = len(data.y_val)
+    assert first.worse + first.better > 0 and first.drop_points > 0
+    assert first.drop_points == pytest.approx((first.worse - first.better) / n * 100, abs=1e-3)
+    var = (first.worse + first.better) / n - ((first.worse - first.better) / n) ** 2
+    assert first.margin_points == pytest.approx(100 * np.sqrt(var / n), abs=1e-3) and first.margin_points > 0
+    tight = verdict(first.drop_points + first.margin_points / 2)   # fits the drop alone, not with the margin
+    assert tight.cached and tight.drop_points == first.drop_points
+    assert not tight.within_budget and not tight.passed and tight.verdict == "over budget"
+    assert verdict(first.drop_points + first.margin_points * 1.01).passed
+
+
+def test_press_json_records_the_margin_per_trial(pressed):
+    result, _ = pressed
+    doc = json.loads(result.press_json.read_text())
+    assert "standard error" in doc["reference"]["margin"]
+    for trial in doc["trials"]:
+        assert trial["margin_points"] >= 0
+        assert trial["within_budget"] == (trial["drop_points"] + trial["margin_points"] <= 1.0 + 1e-9)
+    assert "margin pt" in (result.out / "report" / "report.md").read_text()
