@@ -9,7 +9,7 @@ histogram) and the ratio to MLServer's JSON figure; plus the raw-invoke ceiling 
 loop, no HTTP). Prints a table and writes benchmarks/results/peer_bench.json.
 
     make peers                                     # MLServer in .venv-peers, wrk, the fer package
-    .venv-runtime/bin/python benchmarks/peer_bench.py [--seconds 5] [--rounds 3] [--models digits fer] [--serve-args ...]
+    .venv-runtime/bin/python benchmarks/peer_bench.py [--seconds 5] [--rounds 3] [--models digits fer]
 
 MLServer runs its own LiteRT runtime (benchmarks/mlserver_litert.py, ``parallel_workers: 0``: its
 default worker pool fails to start here). The load generator shares the machine's cores with the server:
