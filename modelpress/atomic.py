@@ -27,6 +27,33 @@ from pathlib import Path
 from modelpress.errors import UsageError
 
 TEMP_PREFIX = ".modelpress-tmp-"
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (``/proc/self/status``); elsewhere
+    set and restored at once::
+
+        0o666 & ~current_umask()   # the mode open() would give a new file (0o644 under umask 022)
+    """
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def private_dir(parent: str | Path, prefix: str = TEMP_PREFIX) -> Path:
+    """A new hidden folder in ``parent`` with the mode ``mkdir`` would give it (``tempfile.mkdtemp`` makes it
+    0700, and a folder renamed into place keeps its mode: a service running as another user could not
+    read a model deployed through it)::
+
+        folder = private_dir(repo, TEMP_PREFIX + "deploy-")   # 0755 under umask 022
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(folder, 0o777 & ~current_umask())
+    return folder
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2
 
 
@@ -108,7 +135,7 @@ def atomic_directory(dest: str | Path, overwrite: bool = True) -> Iterator[Path]
         raise UsageError(f"{dest} already exists; choose another --out or remove it")
     if dest.exists() and not dest.is_dir():
         raise UsageError(f"{dest} exists and is a file; --out must name a folder")
-    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=dest.parent))
+    tmp = private_dir(dest.parent)
     try:
         yield tmp
         fsync_tree(tmp)
@@ -138,6 +165,7 @@ def atomic_write_bytes(dest: str | Path, data: bytes) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dest.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would stay after the rename
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

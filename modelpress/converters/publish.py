@@ -22,11 +22,10 @@ import contextlib
 import errno
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from modelpress.atomic import TEMP_PREFIX, fsync_directory, fsync_tree
+from modelpress.atomic import TEMP_PREFIX, fsync_directory, fsync_tree, private_dir
 from modelpress.errors import UsageError
 from modelpress.layout import NAME_RULE, is_model_name, version_folders
 
@@ -53,7 +52,7 @@ def staging(repo: Path, name: str) -> Iterator[Path]:
     repo = Path(repo)
     repo.mkdir(parents=True, exist_ok=True)
     # the pid in the name tells the server whether the deploy that made it still runs
-    folder = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}deploy-{os.getpid()}-{name}-", dir=repo))
+    folder = private_dir(repo, f"{TEMP_PREFIX}deploy-{os.getpid()}-{name}-")
     try:
         yield folder
     finally:
@@ -72,7 +71,7 @@ def publish_package(package: Path, repo: Path, name: str, version: int) -> Path:
     package = Path(package)
     fsync_tree(package)
     if not model_dir.exists():
-        holder = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}model-", dir=package.parent))
+        holder = private_dir(package.parent, f"{TEMP_PREFIX}model-")
         os.rename(package, holder / final.name)
         fsync_directory(holder)
         package = holder / final.name

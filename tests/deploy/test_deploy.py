@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -137,3 +138,26 @@ def test_deploy_out_must_be_a_folder(models, data_dir, tmp_path):
     with pytest.raises(UsageError, match="is a file"):
         modelpress.deploy(models["keras3"], "server-cpu", tmp_path / "repo", data=data_dir / "data.npz",
                           out=tmp_path / "run")
+
+
+def test_published_files_get_the_modes_the_umask_gives(models, tmp_path):
+    """A service running as its own user (examples/device-service: User=modelpress) must be able to read what
+    deploy wrote: temporary folders and files are 0700 / 0600, and a rename keeps the mode."""
+    from modelpress.atomic import atomic_directory, atomic_write_bytes
+
+    repo = tmp_path / "repo"
+    old = os.umask(0o022)
+    try:
+        modelpress.deploy(models["keras3"], "server-cpu", repo, name="digits")
+        os.umask(0o027)
+        atomic_write_bytes(tmp_path / "out" / "result.json", b"{}")
+        with atomic_directory(tmp_path / "out" / "package") as folder:
+            (folder / "model.tflite").write_bytes(b"x")
+    finally:
+        os.umask(old)
+    published = [repo / "digits", *sorted((repo / "digits").rglob("*"))]
+    assert len(published) >= 4  # the model folder, its version, the model file and the manifest at least
+    for path in published:
+        assert path.stat().st_mode & 0o777 == (0o755 if path.is_dir() else 0o644), path
+    assert (tmp_path / "out" / "result.json").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "out" / "package").stat().st_mode & 0o777 == 0o750
