@@ -33,8 +33,17 @@ def scatter(rows: list[dict[str, Any]], x_key: str, y_key: str, x_label: str, y_
     for i, (x, y, label) in enumerate(points):  # a legend, not annotations: close points stay readable
         ax.scatter([x], [y], s=55, marker=markers[i % len(markers)], label=label, alpha=0.85)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    if log_x:
+    if log_x:  # plain numbers (40, 60, 100) on the log axis, not 4x10^1
+        from matplotlib.ticker import FuncFormatter
+
         ax.set_xscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+    if y_key == "accuracy" and all(0 <= y <= 1 for _, y, _ in points):  # as the tables show it: 98.9%
+        from matplotlib.ticker import PercentFormatter
+
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=2))
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.set_title(title)
