@@ -1,4 +1,4 @@
-"""JSON bodies in and out: a nesting cap checked before the parser runs, and the fastest parser present.
+"""JSON bodies in and out: a nesting cap that holds for either parser, and the fastest parser present.
 
 orjson (a compiled wheel, in the ``runtime`` extra) parses and writes when it imports; the standard
 library's ``json`` does otherwise (a device without the wheel), with the same answers and errors.
@@ -116,8 +116,7 @@ def _picked(body: Any, pick: Callable[[Any], list]) -> list[tuple[Any, Any]]:
         return []  # not the expected shape: the protocol's own checks word that
 
 
-_CONTAINERS = (dict, list)
-_CONTAINER_TYPES = frozenset(_CONTAINERS)
+_CONTAINER_TYPES = frozenset((dict, list))
 _NESTED = (dict, list, np.ndarray)  # what adds a level: an array stands for the flat list it replaced
 
 
