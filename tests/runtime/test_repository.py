@@ -41,7 +41,9 @@ def test_hot_reload_under_load_loses_no_request(start_server, repo, samples):
     threads = [threading.Thread(target=load) for _ in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 20  # the old version answers under load first (a fixed sleep lost this race on CI)
+    while time.monotonic() < deadline and "2" not in versions and not failures:
+        time.sleep(0.05)
     add_version(repo, "digits", 3, "float32")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and "3" not in versions:
