@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from modelpress.atomic import atomic_write_bytes  # noqa: E402
 from modelpress.tables import text_table  # noqa: E402
 from modelpress.testing.repository import add_version  # noqa: E402
-from modelpress.testing.server import served  # noqa: E402
+from modelpress.testing.server import served, stop_process  # noqa: E402
 from modelpress.tflite_interpreter import TFLiteModel  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -183,12 +183,7 @@ def mlserver(work: Path, packages: dict[str, Path]) -> Iterator[str]:
         print(f"MLServer ready in {ready:.2f} s")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=20)
         log.close()
 
 

@@ -59,17 +59,25 @@ class ServerProcess:
         return self.url.removeprefix("http://")
 
     def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
+        stop_process(self.proc)
         reader = getattr(self, "_reader", None)
         if reader is not None:
             reader.join(timeout=10)
         return "".join(self.lines)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM a child, then SIGKILL it if it has not exited within ``timeout`` seconds::
+
+        stop_process(subprocess.Popen(["mlserver", "start", "."]))
+    """
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
 
 
 @contextlib.contextmanager
