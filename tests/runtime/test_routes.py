@@ -94,3 +94,6 @@ def test_the_openapi_operations_are_exactly_the_pinned_ones(fake):
     assert operations == OPERATIONS
     paths = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
     assert paths == {(method, rule.replace("<", "{").replace(">", "}")) for method, rule, _ in ROUTES}
+    for item in document["paths"].values():
+        for operation in item.values():  # a whole sentence, never a docstring's line cut short
+            assert operation["summary"].endswith("."), operation["operationId"]
