@@ -111,7 +111,6 @@ class FastInference:
         return b"".join(chunks)
 
 
-
 class _CountingInput:
     """``wsgi.input`` that counts what the application read."""
 
