@@ -11,7 +11,6 @@ Embed it in another WSGI app or serve it (granian or waitress; see :func:`modelp
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -20,18 +19,19 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from modelpress.errors import ModelpressError, NotFoundError, PayloadTooLargeError, UnauthorizedError, excerpt
+from modelpress.errors import ModelpressError, excerpt
 from modelpress.layout import parse_version
+from modelpress.runtime.checks import authorized, check_head
 from modelpress.runtime.config import RuntimeConfig
 from modelpress.runtime.dataplane import DataPlane
 from modelpress.runtime.fastpath import FastInference, Lingering
-from modelpress.runtime.http import authorized, error_answer, internal_answer, json_response, load_timing
+from modelpress.runtime.http import error_answer, internal_answer, json_response, load_wait_headers
 from modelpress.runtime.metrics import Metrics, _StateCollector
 from modelpress.runtime.protocols import ops, repository, tfserving_v1, v2
 from modelpress.runtime.registry import ModelRegistry
+from modelpress.runtime.requestlog import record_request
 
 log = logging.getLogger("modelpress.runtime")
-access_log = logging.getLogger("modelpress.access")
 
 
 class Runtime:
@@ -102,23 +102,15 @@ def create_app(config: RuntimeConfig | dict | str | Path | None = None, *, backe
 
 def _install_hooks(app: Flask, runtime: Runtime) -> None:
     @app.before_request
-    def _guard():
+    def _guard():  # the same checks as every door (modelpress.runtime.checks), rendered by _expected below
         g.started = time.perf_counter()
         g.protocol = request.blueprint or "other"
-        g.model = (request.view_args or {}).get("model", "")
-        g.version = (request.view_args or {}).get("version", "")
-        length = request.content_length
-        if length is not None and length > runtime.config.max_body_bytes:
-            raise PayloadTooLargeError(f"the request body has {length} bytes, over {runtime.config.max_body_bytes} "
-                                       "bytes (max_body_bytes); it was refused before being read")
+        g.model = (request.view_args or {}).get("model") or ""
+        g.version = (request.view_args or {}).get("version") or ""
         view = app.view_functions.get(request.endpoint or "")
-        needs_token = getattr(view, "modelpress_protected", False)
-        if needs_token and not runtime.authorized(request.headers.get("Authorization")):
-            raise UnauthorizedError("this route needs a bearer token: send 'Authorization: Bearer <token>'")
-        if g.version and parse_version(g.version) is None:
-            shown = excerpt(g.version, 40)
-            raise NotFoundError(f"version {shown!r} of model {g.model!r} is not a version number; versions are "
-                                f"whole numbers like 1 or 2 (see /{g.protocol}/models/<model> for the model's)")
+        check_head(runtime, protocol=g.protocol, model=g.model, version=g.version, length=request.content_length,
+                   authorization=request.headers.get("Authorization"),
+                   protected=getattr(view, "modelpress_protected", False))
 
     @app.errorhandler(ModelpressError)
     def _expected(err: ModelpressError):
@@ -148,20 +140,9 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
     @app.after_request
     def _record(response: Response):
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
-        waited = runtime.registry.control.take_wait()
-        if waited is not None:  # the request waited for its model to load (memory budget): say so, and how long
-            response.headers["Server-Timing"] = load_timing(waited)
-        protocol = g.get("protocol", "other")
-        model, version = runtime.metric_labels(g.get("model", ""), str(g.get("version", "")))
-        if protocol in ("v1", "v2") and model:
-            runtime.metrics.request(model, version, protocol, response.status_code, seconds)
-        else:
-            runtime.metrics.request("", "", protocol, response.status_code, seconds)
-        if runtime.config.access_log and access_log.isEnabledFor(logging.INFO):
-            access_log.info(json.dumps({
-                "ts": round(time.time(), 3), "remote": request.remote_addr, "method": request.method,
-                "path": request.path, "status": response.status_code, "ms": round(seconds * 1000, 3),
-                "bytes_in": request.content_length or 0, "bytes_out": response.calculate_content_length(),
-                "protocol": protocol, "model": g.get("model") or None, "version": g.get("version") or None,
-            }, separators=(",", ":")))
+        response.headers.update(load_wait_headers(runtime))
+        record_request(runtime, protocol=g.get("protocol", "other"), method=request.method, path=request.path,
+                       remote=request.remote_addr, model=g.get("model", ""), version=str(g.get("version", "")),
+                       status=response.status_code, seconds=seconds, bytes_in=request.content_length or 0,
+                       bytes_out=response.calculate_content_length())
         return response

@@ -1,9 +1,10 @@
 """The inference routes without the web framework's per-request work: a WSGI layer in front of the Flask
 app that answers ``POST /v2/models/<model>[/versions/<version>]/infer`` itself and hands every other
-request to Flask. It keeps every promise of the Flask path, in the same order: a body over
-``max_body_bytes`` is refused from its Content-Length before it is read (413), the bearer token is checked
-before the body is read (401), a version that is not a number is a 404, every error is ``{"error": "..."}``,
-and each request is counted in the metrics and the access log the same way::
+request to Flask. It keeps every promise of the Flask path by calling the same functions: the checks
+before the body is read (:func:`modelpress.runtime.checks.check_head`: 413 from Content-Length, 401, 404 for
+a version that is not a number, in that order), the inference itself
+(:func:`modelpress.runtime.inference.infer_answer`), the error bodies (``{"error": "..."}``) and the
+request's record in the metrics and the access log (:func:`modelpress.runtime.requestlog.record_request`)::
 
     app.wsgi_app = FastInference(Lingering(app.wsgi_app), runtime)      # create_app does this
 
@@ -15,26 +16,19 @@ streams them to the app, so this matters there.)
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from http import HTTPStatus
 
-from modelpress.errors import (
-    ModelpressError,
-    NotFoundError,
-    PayloadTooLargeError,
-    UnauthorizedError,
-    excerpt,
-)
-from modelpress.layout import parse_version
-from modelpress.runtime.http import JSON, authorized, error_answer, internal_answer, load_timing
-from modelpress.runtime.protocols.v2 import infer_answer
+from modelpress.errors import ModelpressError, PayloadTooLargeError
+from modelpress.runtime.checks import check_head
+from modelpress.runtime.http import JSON, error_answer, internal_answer, load_wait_headers
+from modelpress.runtime.inference import HEADER_LENGTH, infer_answer
+from modelpress.runtime.requestlog import record_request
 
-access_log = logging.getLogger("modelpress.access")
 _PREFIX, _SUFFIX = "/v2/models/", "/infer"
 _READ = 1 << 16
 LINGER_BYTES = 8 << 20  # the most an early answer reads and drops of a body it refused
+_HEADER_LENGTH = "HTTP_" + HEADER_LENGTH.upper().replace("-", "_")  # as WSGI names it
 _REASONS = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
@@ -74,19 +68,21 @@ class FastInference:
         raw = None
         try:
             raw = self._body(environ, model, version)
-            header = environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
+            header = environ.get(_HEADER_LENGTH)
             answer = infer_answer(self.runtime, model, version, raw, header, served)
             status, body, content_type, headers = 200, answer.body, answer.content_type, answer.headers
         except ModelpressError as err:
             status, body, headers = error_answer(err)
         except Exception as err:  # noqa: BLE001 - the client gets a reference, the log the details
             status, body = internal_answer(err, "POST", environ.get("PATH_INFO", ""))
-        waited = self.runtime.registry.control.take_wait()
-        if waited is not None:  # the request waited for its model to load (memory budget): say so, and how long
-            headers = {**headers, "Server-Timing": load_timing(waited)}
+        headers = {**headers, **load_wait_headers(self.runtime)}
         start_response(_REASONS.get(status, str(status)), [("Content-Type", content_type),
                                                             ("Content-Length", str(len(body))), *headers.items()])
-        self._record(environ, model, served[0] if served else (version or ""), status, started, len(body))
+        length = environ.get("CONTENT_LENGTH") or ""
+        record_request(self.runtime, protocol="v2", method="POST", path=environ.get("PATH_INFO", ""),
+                       remote=environ.get("REMOTE_ADDR"), model=model, version=served[0] if served else (version or ""),
+                       status=status, seconds=time.perf_counter() - started,
+                       bytes_in=int(length) if length.isdigit() else 0, bytes_out=len(body))
         if raw is None:  # answered before the body was read
             return _then_drain([body], environ, 0)
         return [body]
@@ -96,14 +92,8 @@ class FastInference:
         limit = self.runtime.config.max_body_bytes
         text = environ.get("CONTENT_LENGTH") or ""
         length = int(text) if text.isdigit() else None
-        if length is not None and length > limit:
-            raise PayloadTooLargeError(f"the request body has {length} bytes, over {limit} bytes (max_body_bytes); "
-                                       "it was refused before being read")
-        if not authorized(environ.get("HTTP_AUTHORIZATION"), self.runtime.tokens):
-            raise UnauthorizedError("this route needs a bearer token: send 'Authorization: Bearer <token>'")
-        if version is not None and parse_version(version) is None:
-            raise NotFoundError(f"version {excerpt(version, 40)!r} of model {model!r} is not a version number; "
-                                "versions are whole numbers like 1 or 2 (see /v2/models/<model> for the model's)")
+        check_head(self.runtime, protocol="v2", model=model, version=version, length=length,
+                   authorization=environ.get("HTTP_AUTHORIZATION"), protected=True)  # as v2.infer is
         stream = environ["wsgi.input"]
         if length is not None:
             return stream.read(length) if length else b""
@@ -119,19 +109,6 @@ class FastInference:
             if size > limit:
                 raise PayloadTooLargeError(f"the request body is over {limit} bytes (max_body_bytes)")
         return b"".join(chunks)
-
-    def _record(self, environ, model: str, version: str, status: int, started: float, sent: int) -> None:
-        seconds = time.perf_counter() - started
-        runtime = self.runtime
-        runtime.metrics.request(*runtime.metric_labels(model, version), "v2", status, seconds)
-        if runtime.config.access_log and access_log.isEnabledFor(logging.INFO):
-            text = environ.get("CONTENT_LENGTH") or ""
-            access_log.info(json.dumps({
-                "ts": round(time.time(), 3), "remote": environ.get("REMOTE_ADDR"), "method": "POST",
-                "path": environ.get("PATH_INFO", ""), "status": status, "ms": round(seconds * 1000, 3),
-                "bytes_in": int(text) if text.isdigit() else 0, "bytes_out": sent, "protocol": "v2",
-                "model": model or None, "version": version or None,
-            }, separators=(",", ":")))
 
 
 class _CountingInput:

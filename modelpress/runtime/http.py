@@ -1,29 +1,36 @@
 """HTTP helpers every protocol shares, in a module of their own so that the app factory imports the
-blueprints and nothing imports the factory back: JSON answers, error bodies, the bearer-token check and
-the marker for routes that need it::
+blueprints and nothing imports the factory back: the one accessor of the app's runtime, JSON answers,
+error bodies (how an HTTP door renders a :class:`~modelpress.errors.ModelpressError`), the marker for routes
+that need the bearer token (checked in :mod:`modelpress.runtime.checks`) and the on-demand load timing::
 
     @blueprint.post("/models/<model>/infer")
     @protected
-    def infer(model): return json_response({"outputs": [...]})
+    def infer(model): return json_response({"outputs": current_runtime().plane...})
 
     status, body, headers = error_answer(NotFoundError("no model 'x'"))   # 404, b'{"error":...}', {}
-    authorized(b"Bearer s3cret", [b"s3cret"])                             # True
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import uuid
 from typing import Any
 
-from flask import Response
+from flask import Response, current_app
 
 from modelpress.errors import ModelpressError, UnauthorizedError, UnavailableError
 from modelpress.runtime.codecs.json import dumps
 
 log = logging.getLogger("modelpress.runtime")
 JSON = "application/json"
+
+
+def current_runtime():
+    """The :class:`~modelpress.runtime.app.Runtime` of the app handling this request (inside a request only)::
+
+        current_runtime().plane.ready()
+    """
+    return current_app.extensions["modelpress"]
 
 
 def protected(view):
@@ -71,26 +78,19 @@ def internal_answer(err: Exception, method: str, path: str) -> tuple[int, bytes]
                            f"reference {reference}")
 
 
-def authorized(header: str | None, tokens: list[bytes]) -> bool:
-    """Compare a bearer token with every accepted one in constant time (no tokens: everyone is)::
-
-        authorized("bearer s3cret", [b"s3cret"])   # True: the scheme is case-insensitive (RFC 7235)
-    """
-    if not tokens:
-        return True
-    scheme, _, credentials = (header or "").strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    sent = credentials.strip().encode()
-    matched = False
-    for token in tokens:
-        matched |= hmac.compare_digest(sent, token)
-    return matched
-
-
 def load_timing(seconds: float) -> str:
     """The ``Server-Timing`` header value of a request that waited for an on-demand model load::
 
         load_timing(0.042)      # 'load;dur=42.0;desc="on-demand model load"'
     """
     return f'load;dur={seconds * 1000:.1f};desc="on-demand model load"'
+
+
+def load_wait_headers(runtime) -> dict[str, str]:
+    """``{"Server-Timing": ...}`` when this request waited for its model to load (memory budget), else ``{}``;
+    both HTTP doors add it to their answer::
+
+        response.headers.update(load_wait_headers(runtime))
+    """
+    waited = runtime.registry.control.take_wait()
+    return {} if waited is None else {"Server-Timing": load_timing(waited)}

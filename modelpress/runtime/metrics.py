@@ -1,8 +1,12 @@
 """Prometheus metrics of one app (its own CollectorRegistry, so several apps can live in a process)::
 
-    metrics = Metrics(registry_view)          # registry_view: a ModelRegistry, read at scrape time
-    metrics.request("digits", "1", "v2", 200, seconds=0.004)
-    body, content_type = metrics.render()
+    metrics = Metrics()                       # or Metrics(state_source): anything with states(), read at scrape time
+    metrics.request("digits", "1", "v2", 200, seconds=0.004)   # one per request (requestlog.record_request)
+    metrics.compute("digits", "1", seconds=0.001)              # the backend's share of it
+    body, content_type = metrics.render()     # Prometheus text: modelpress_requests_total{...} 1.0, ...
+
+The app creates its ``Metrics`` before the registry that reports into it, so it registers the model-state
+collector once the registry exists instead of passing ``state_source`` here.
 """
 
 from __future__ import annotations

@@ -101,6 +101,11 @@ def _responses(endpoint: str, has_params: bool, protected: bool, body: bool) -> 
     return responses
 
 
+def _summary(docstring: str) -> str:
+    """A view docstring's first paragraph on one line (one view answers every form of its operation)."""
+    return " ".join(line.strip() for line in docstring.strip().split("\n\n")[0].splitlines())
+
+
 def openapi_document(app: Flask) -> dict[str, Any]:
     """Every rule of ``app`` (bar static files) as an OpenAPI 3.0 path item."""
     paths: dict[str, dict] = {}
@@ -110,15 +115,16 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             continue
         view = app.view_functions[rule.endpoint]
         path = _PARAM.sub(r"{\1}", rule.rule)
-        doc = (view.__doc__ or rule.endpoint).strip().splitlines()[0]
+        doc = _summary(view.__doc__ or rule.endpoint)
         protocol = rule.endpoint.split(".")[0]
         protected = getattr(view, "modelpress_protected", False)
+        arguments = sorted(rule.arguments - set(rule.defaults or ()))  # in the path, not filled in by a default
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             body = method == "POST" and protocol in BODIES
             operation: dict[str, Any] = {
                 "operationId": f"{rule.endpoint}.{method.lower()}", "summary": doc, "tags": [protocol],
-                "parameters": [_parameter(arg, examples) for arg in sorted(rule.arguments)],
-                "responses": _responses(rule.endpoint, bool(rule.arguments), protected, body),
+                "parameters": [_parameter(arg, examples) for arg in arguments],
+                "responses": _responses(rule.endpoint, bool(arguments), protected, body),
             }
             if body:
                 content = {"application/json": {"schema": BODIES[protocol]}}

@@ -261,3 +261,19 @@ def test_an_unexpected_error_keeps_its_details_in_the_log(fake_app, caplog):
     assert "/secret/path" not in answer.json["error"] and "RuntimeError" in answer.json["error"]
     reference = answer.json["error"].rsplit(" ", 1)[-1]
     assert reference in caplog.text and "/secret/path/inside/the/server" in caplog.text
+
+
+def test_the_status_page_shows_hostile_names_and_errors_as_text(make_app, tmp_path):
+    """A load error quotes the package (here its model format) and the page names the repository's folder:
+    both reach the HTML page as text, never as markup."""
+    script = "<script>alert('x')</script>"
+    root = tmp_path / "<b>repo</b>"
+    add_version(root, "digits", 1)
+    manifest = root / "digits" / "1" / "modelpress.json"
+    manifest.write_text(manifest.read_text().replace('"model_format": "tflite"', f'"model_format": "{script}"'))
+    client = make_app(root).test_client()
+    assert script in client.get("/status").json["models"]["digits"]["versions"][0]["error"]
+    page = client.get("/").get_data(as_text=True)
+    assert "<script>" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page and "&lt;b&gt;repo&lt;/b&gt;" in page
+    assert "FAILED" in page and "digits" in page

@@ -1,8 +1,12 @@
-"""Backends by model format. ``backend_for(manifest)`` picks the class; importing this package imports
-neither TensorFlow nor an interpreter::
+"""Backends by model format: ``BACKENDS`` maps a manifest's ``model_format`` (``tflite``, ``saved_model``) to
+the class that serves it. The registry picks a package's class from this table merged with the
+``backends=`` an app was created with (another runtime for a format, or a fake to test the HTTP stack);
+``backend_for`` looks one up in the built-in table alone. Importing this package imports neither TensorFlow
+nor an interpreter (each backend imports what it runs in ``load``)::
 
-    cls = backend_for(manifest)          # TFLiteBackend or SavedModelBackend
-    backend = cls(folder, manifest, pool_size=4)
+    app = create_app({"repository": "models/"}, backends={"tflite": MyTFLiteBackend})   # a Backend subclass
+    cls = backend_for(manifest)                   # TFLiteBackend or SavedModelBackend
+    backend = cls(folder, manifest, pool_size=4)  # then load(), predict([x]), unload()
 """
 
 from __future__ import annotations

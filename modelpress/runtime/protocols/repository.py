@@ -11,24 +11,21 @@ token as inference::
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from modelpress.errors import BadRequestError
 from modelpress.runtime.codecs import parse_json
-from modelpress.runtime.http import json_response, protected
+from modelpress.runtime.http import current_runtime, json_response, protected
 
 blueprint = Blueprint("repository", __name__, url_prefix="/v2/repository")
-
-
-def _plane():
-    return current_app.extensions["modelpress"].plane
+MODEL = {"version": None}  # the route defaults of the form for a whole model
 
 
 def _body(allowed: set[str]) -> dict:
     raw = request.get_data(cache=False)
     if not raw.strip():
         return {}
-    body = parse_json(raw, current_app.extensions["modelpress"].config.max_json_depth)
+    body = parse_json(raw, current_runtime().config.max_json_depth)
     if not isinstance(body, dict):
         raise BadRequestError(f"the request body must be a JSON object with {', '.join(sorted(allowed))}, "
                               f"or empty; got {type(body).__name__}")
@@ -58,46 +55,32 @@ def index():
     ready = body.get("ready", False)
     if not isinstance(ready, bool):
         raise BadRequestError(f"ready must be true or false, got {str(ready)[:40]!r}")
-    return json_response(_plane().repository_index(ready_only=ready))
+    return json_response(current_runtime().plane.repository_index(ready_only=ready))
 
 
-def _load(model: str, version: str | None = None) -> Response:
+def _number(version: str | None) -> int | None:
+    return None if version is None else int(version)  # a number: the pre-read checks answered 404 otherwise
+
+
+@blueprint.post("/models/<model>/load", defaults=MODEL)
+@blueprint.post("/models/<model>/versions/<version>/load", endpoint="version_load")
+@protected
+def load(model: str, version: str | None):
+    """Load a model (the versions of its version policy), or one more version of it besides those, and wait
+    until it is ready."""
     _parameters(_body({"parameters"}), set())
-    _plane().load_model(model, None if version is None else int(version))
+    current_runtime().plane.load_model(model, _number(version))
     return Response(status=200)
 
 
-def _unload(model: str, version: str | None = None) -> Response:
+@blueprint.post("/models/<model>/unload", defaults=MODEL)
+@blueprint.post("/models/<model>/versions/<version>/unload", endpoint="version_unload")
+@protected
+def unload(model: str, version: str | None):
+    """Unload a model, or one version of it, once its in-flight requests finish; it stays unloaded until
+    loaded again."""
     parameters = _parameters(_body({"parameters"}), {"unload_dependents"})
     if not isinstance(parameters.get("unload_dependents", False), bool):
         raise BadRequestError("unload_dependents must be true or false")
-    _plane().unload_model(model, None if version is None else int(version))
+    current_runtime().plane.unload_model(model, _number(version))
     return Response(status=200)
-
-
-@blueprint.post("/models/<model>/load")
-@protected
-def load(model: str):
-    """Load a model (the versions of its version policy) and wait until it is ready."""
-    return _load(model)
-
-
-@blueprint.post("/models/<model>/unload")
-@protected
-def unload(model: str):
-    """Unload a model once its in-flight requests finish; it stays unloaded until loaded again."""
-    return _unload(model)
-
-
-@blueprint.post("/models/<model>/versions/<version>/load")
-@protected
-def version_load(model: str, version: str):
-    """Load one more version of a model, besides those of its version policy."""
-    return _load(model, version)
-
-
-@blueprint.post("/models/<model>/versions/<version>/unload")
-@protected
-def version_unload(model: str, version: str):
-    """Unload one version of a model."""
-    return _unload(model, version)
