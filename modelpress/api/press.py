@@ -185,5 +185,6 @@ def _document(search: Any, outcome: Any, source: Any, dataset: Any, options: Any
                         "time_budget_s": options.time_budget, "epochs": search.epochs,
                         "families": list(options.families) if options.families else None},
             "met": outcome.met, "messages": outcome.messages, "notes": outcome.notes, "stopped": outcome.stopped,
-            "seconds": round(outcome.seconds, 1), "cache": outcome.cache, "profiles": profiles,
+            "seconds": round(outcome.seconds, 1), "phases_s": outcome.phases, "time_slices_s": outcome.slices,
+            "cache": outcome.cache, "profiles": profiles,
             "trials": [t.to_dict() for t in outcome.trials]}

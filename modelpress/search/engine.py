@@ -69,6 +69,10 @@ class SearchResult:
     stopped: str | None = None
     seconds: float = 0.0
     cache: dict[str, Any] = field(default_factory=dict)
+    #: seconds spent per named phase ("raspberry-pi-4: fallback ranking"), added up over the search
+    phases: dict[str, float] = field(default_factory=dict)
+    #: per profile, the share of the time budget it was given (seconds), when there was a budget
+    slices: dict[str, float] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:
@@ -105,12 +109,20 @@ class Search:
                                                       "split", "epochs": self.epochs,
                                               "margin": MARGIN_FORMULA})
         self.bar: Any = None
+        self.slice_end: float | None = None
 
     # -- time ---------------------------------------------------------------------------------------------
     def time_left(self) -> float:
+        """Seconds left for the profile being searched: its share of what remains of the budget."""
         if self.options.time_budget is None:
             return float("inf")
-        return self.options.time_budget - (time.perf_counter() - self.start)
+        now = time.perf_counter()
+        left = self.options.time_budget - (now - self.start)
+        return min(left, self.slice_end - now) if self.slice_end is not None else left
+
+    def record_phase(self, name: str, seconds: float) -> None:
+        """Add ``seconds`` to a named phase's cost (written to press.json)."""
+        self.result.phases[name] = round(self.result.phases.get(name, 0.0) + seconds, 3)
 
     def affordable(self, settings: Settings) -> bool:
         """False (and the search marked stopped) when the trial would likely end past the time budget."""
@@ -120,8 +132,13 @@ class Search:
             epochs = sum(s.get("epochs", settings.epochs) for s in settings.steps if s["type"] != "int8")
             cost = self.epoch_seconds * epochs
         if left <= 0 or cost > left:
-            self.result.stopped = (f"time budget of {self.options.time_budget:.0f} s reached after "
-                                   f"{time.perf_counter() - self.start:.0f} s; the search stopped there")
+            elapsed = time.perf_counter() - self.start
+            if self.options.time_budget - elapsed > max(cost, 0.0) and len(self.profiles) > 1:
+                self.result.stopped = (f"a profile's share of the {self.options.time_budget:.0f} s time budget "
+                                       f"ended after {elapsed:.0f} s; the next profile got what was left")
+            else:
+                self.result.stopped = (f"time budget of {self.options.time_budget:.0f} s reached after "
+                                       f"{elapsed:.0f} s; the search stopped there")
             return False
         return True
 
@@ -248,7 +265,15 @@ class Search:
         from modelpress.search.strategy import Strategy
 
         self.start = time.perf_counter()
-        for profile in self.profiles:
+        for index, profile in enumerate(self.profiles):
+            if self.options.time_budget is not None:
+                # an equal share of what is left: a profile that finishes early leaves its time to the next ones,
+                # and none starts with nothing because an earlier one spent the whole budget
+                now = time.perf_counter()
+                left = self.options.time_budget - (now - self.start)
+                share = max(left, 0.0) / (len(self.profiles) - index)
+                self.slice_end = now + share
+                self.result.slices[profile.name] = round(share, 1)
             measurer = self.measurer(profile)
             self.bar = tqdm(desc=f"press {profile.name}", unit="trial", disable=not self.options.progress,
                             leave=True)
