@@ -32,6 +32,17 @@ from modelpress.search.space import Settings
 from modelpress.search.trial import MARGIN_FORMULA, Trial, drop_margin
 
 OBJECTIVES = ("size", "latency")
+RETIME_WITHIN = 0.3      # passing candidates this much slower than the fastest are re-timed beside it
+RETIME_AT_MOST = 6
+#: latencies closer than this share of the faster one are a tie even when the spreads are narrower
+TIE_FLOOR = 0.05
+
+
+def latency_tied(trial: Trial, lead: Trial) -> bool:
+    """Whether ``trial``'s latency is within the noise of ``lead``'s (their spreads overlap, or within 5%)."""
+    a, b = trial.p50_ms or 0.0, lead.p50_ms or 0.0
+    noise = (trial.p50_spread_ms or 0.0) + (lead.p50_spread_ms or 0.0)
+    return a - b <= max(noise, TIE_FLOOR * b)
 CALIBRATION_SAMPLES = 300
 
 
@@ -248,7 +259,44 @@ class Search:
 
     def best(self, profile: str) -> Trial | None:
         passers = [t for t in self.result.trials if t.profile == profile and t.passed]
-        return min(passers, key=self.rank_key) if passers else None
+        if not passers:
+            return None
+        if self.options.objective == "latency":
+            return self.fastest(passers)
+        return min(passers, key=self.rank_key)
+
+    @staticmethod
+    def fastest(trials: list[Trial]) -> Trial:
+        """The fastest trial, where latencies that overlap within their noise count as a tie broken by accuracy,
+        then size: a 2% faster model is not worth a point of accuracy when two timings of one model differ by 15%.
+        """
+        lead = min(trials, key=lambda t: t.p50_ms or 0.0)
+        tied = [t for t in trials if latency_tied(t, lead)]
+        return min(tied, key=lambda t: (-(t.accuracy or 0.0), t.gzip_bytes or 0, t.p50_ms or 0.0))
+
+    def retime_contenders(self, profile: DeviceProfile) -> None:
+        """Re-time the passing candidates within reach of the fastest, interleaved, before the latency choice."""
+        from modelpress.search.measure import interleaved_latency
+
+        passers = [t for t in self.result.trials if t.profile == profile.name and t.passed and t.p50_ms]
+        if len(passers) < 2:
+            return
+        lead = min(t.p50_ms for t in passers)
+        contenders = sorted((t for t in passers if t.p50_ms <= lead * (1 + RETIME_WITHIN)), key=lambda t: t.p50_ms)
+        contenders = contenders[:RETIME_AT_MOST]
+        blobs = [self.cache.artifact(t.artifact_key) for t in contenders]
+        if len(contenders) < 2 or any(b is None for b in blobs):
+            return
+        started = time.perf_counter()
+        threads = self.measurer(profile).threads
+        for trial, (p50, spread) in zip(contenders, interleaved_latency(blobs, self.data.x_val[:1], threads,
+                                                                         runs=4 * self.options.latency_runs,
+                                                                         rounds=8)):
+            trial.p50_ms, trial.p50_spread_ms = p50, spread
+        self.record_phase(f"{profile.name}: interleaved re-timing", time.perf_counter() - started)
+        self.result.notes.append(
+            f"{profile.name}: the {len(contenders)} fastest passing candidates re-timed interleaved (8 rounds): "
+            + ", ".join(f"#{t.id} {t.p50_ms:.4f} ± {t.p50_spread_ms:.4f} ms" for t in contenders))
 
     def passed(self, profile: str, family: str | None = None) -> list[Trial]:
         return [t for t in self.result.trials
@@ -289,6 +337,8 @@ class Search:
 
     def _choose(self, profile: DeviceProfile) -> None:
         name = profile.name
+        if self.options.objective == "latency":
+            self.retime_contenders(profile)
         chosen = self.best(name)
         self.result.chosen[name] = chosen
         mine = [t for t in self.result.trials if t.profile == name]
