@@ -25,6 +25,7 @@ import contextlib
 import csv
 import io
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,7 +117,9 @@ def _float_magnitudes(model: Any, calibration: np.ndarray, names: set[str]) -> d
 
     with _quiet():
         blob = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-    interpreter = interpreter_backend()[0](model_content=blob, experimental_preserve_all_tensors=True)
+    with warnings.catch_warnings():  # "intended for debugging purposes only": that is what it is for here
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = interpreter_backend()[0](model_content=blob, experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
     index = {t["name"]: t["index"] for t in interpreter.get_tensor_details() if t["name"] in names}
     feed = interpreter.get_input_details()[0]["index"]
