@@ -4,6 +4,10 @@
 2. ``fallback``: full int8 failed the budget: rank layers by their int8 error in one debug pass, keep the k
    most harmful in float, the smallest k that fits found by galloping (1, 2, 4, ...) then bisection (CPU /
    GPU only).
+3. ``qat``: int8 post-training quantization missed the budget or the device's agreement floor (integer-only
+   devices cannot fall back to float): quantization-aware training, its length searched (the base epochs,
+   then twice as many). When it passes where plain int8 did not, every compressed candidate after it ends in a
+   QAT step too.
 3. ``prune``: global magnitude pruning, bisection on the sparsity; the first failing level above the best
    gets one retry with twice the fine-tuning.
 4. ``prune-layerwise``: per-layer levels along a size-aware path through one-shot sensitivity curves
@@ -40,6 +44,7 @@ class Strategy:
         self.options = search.options
         self.quant = "int8"
         self.fallback: tuple[str, ...] = ()
+        self.qat_tail = False  # int8 holds only after QAT: compressed candidates end with a QAT step
         self.stopped = False
 
     def wanted(self, family: str) -> bool:
@@ -54,6 +59,8 @@ class Strategy:
         return result
 
     def settings(self, family: str, steps: tuple, epochs: int | None = None) -> Settings:
+        if self.qat_tail:
+            steps = (*steps, dict(space.QAT_STEP))
         return Settings(family, steps, epochs or self.search.epochs, self.quant, self.fallback,
                         batch_size=self.search.batch_size)
 
@@ -64,6 +71,8 @@ class Strategy:
         self.quantize()
         if self.wanted("fallback"):
             self.fallback_search()
+        if self.wanted("qat"):
+            self.qat_search()
         base = self._pick_quantization()
         if base is None:
             self.search.result.notes.append(
@@ -144,11 +153,33 @@ class Strategy:
                 failed = mid
         return passed
 
+    def qat_search(self) -> None:
+        """Quantization-aware training where int8 PTQ missed, on devices that run int8 (or where it was tried)."""
+        int8 = self._int8()
+        if int8 is None or int8.passed or (int8.error or "").startswith("compression failed"):
+            return
+        if int8.error is None and any(not p.startswith("top-1 agreement") for p in int8.problems):
+            return  # a device constraint (ops, size, I/O types) that training cannot fix
+        if self.search.passed(self.profile.name, "fallback") and self.profile.hardware not in space.INTEGER_ONLY:
+            return  # a mixed int8/float model already fits: no training needed
+        for epochs in (self.search.epochs, 2 * self.search.epochs):
+            trial = self.trial(Settings("qat", (dict(space.QAT_STEP),), epochs, "int8",
+                                        batch_size=self.search.batch_size))
+            if trial is None:
+                return
+            if trial.passed:
+                self.qat_tail = True
+                self.search.result.notes.append(
+                    f"{self.profile.name}: int8 holds only after quantization-aware training ({epochs} epochs); "
+                    "compressed candidates end with a QAT step")
+                return
+
     def _pick_quantization(self) -> Trial | None:
         mine = [t for t in self.search.result.trials if t.profile == self.profile.name and t.passed]
         if not mine:
             return None
-        own = [t for t in mine if t.settings.quantization == self.profile.quantization and not t.settings.fallback]
+        own = [t for t in mine if t.settings.quantization == self.profile.quantization and not t.settings.fallback
+               and (not t.settings.compressed or t.settings.family == "qat")]
         best = own[0] if own else min(mine, key=lambda t: (t.gzip_bytes or 0, len(t.settings.fallback)))
         self.quant, self.fallback = best.settings.quantization, best.settings.fallback
         return best
