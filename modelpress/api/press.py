@@ -165,8 +165,9 @@ def _float32_reference(search: Any, profile: Any) -> dict[str, Any]:
         return {"error": str(err)}
     import gzip
 
+    p50, spread = measurer.latency_ms(blob)
     return {"bytes": len(blob), "gzip_bytes": len(gzip.compress(blob, compresslevel=9, mtime=0)),
-            "p50_ms": measurer.latency_ms(blob), "accuracy": measurer.accuracy(blob),
+            "p50_ms": p50, "p50_spread_ms": spread, "accuracy": measurer.accuracy(blob),
             "what": "the source model as float32 TFLite, this host, the profile's threads"}
 
 
@@ -185,5 +186,6 @@ def _document(search: Any, outcome: Any, source: Any, dataset: Any, options: Any
                         "time_budget_s": options.time_budget, "epochs": search.epochs,
                         "families": list(options.families) if options.families else None},
             "met": outcome.met, "messages": outcome.messages, "notes": outcome.notes, "stopped": outcome.stopped,
-            "seconds": round(outcome.seconds, 1), "cache": outcome.cache, "profiles": profiles,
+            "seconds": round(outcome.seconds, 1), "phases_s": outcome.phases, "time_slices_s": outcome.slices,
+            "cache": outcome.cache, "profiles": profiles,
             "trials": [t.to_dict() for t in outcome.trials]}

@@ -25,8 +25,9 @@ from modelpress.compressor.regularizers import Penalty
 from modelpress.compressor.schedules import make_schedule
 from modelpress.compressor.structured import slim_model
 
-PTQ_NOTE = ("Keras 3 model: tfmot cannot apply quantization-aware training to Keras 3 models, so the qat step is "
-            "replaced by post-training full-integer (int8) quantization at conversion")
+PTQ_NOTE = ("Keras 3 model: tfmot cannot wrap Keras 3 models, so its qat step fake-quantizes the kernels to int8 "
+            "(per channel, straight-through gradients) while it trains; activation ranges come from calibration at "
+            "the int8 conversion")
 
 
 def _kernel_sparsity(model: Any) -> float:
@@ -157,8 +158,12 @@ class _Runner:
 
     def qat(self, model, step: Step):
         if self.flavor != "tf_keras":
+            from modelpress.compressor.fake_quant import WeightFakeQuant
+
+            # after the fake-quantization hook restores the float weights, the zeros of earlier pruning are put back
+            info = self.tune(model, step, [WeightFakeQuant(model), pruning.KeepZeros(model)])
             self.notes.append(PTQ_NOTE)
-            return model, "qat: Keras 3 model, post-training int8 quantization at conversion instead", {}
+            return model, f"qat: int8 weight fake-quantization (straight-through), {info['epochs']} epoch(s)", info
         from modelpress.compressor import tfmot_backend
 
         wrapped = tfmot_backend.quantize(model)

@@ -20,12 +20,13 @@ from modelpress.tables import markdown_table
 TRIAL_COLUMNS = [("#", "id"), ("candidate", "variant"), ("family", "family"), ("verdict", "verdict"),
                  ("top-1", "accuracy", "{:.2%}"), ("drop pt", "drop_points", "{:+.2f}"),
                  ("margin pt", "margin_points", "{:.2f}"), ("KB", "kb", "{:.1f}"),
-                 ("gzip KB", "gzip_kb", "{:.1f}"), ("p50 ms", "p50_ms", "{:.3f}"), ("s", "seconds", "{:.0f}"),
+                 ("gzip KB", "gzip_kb", "{:.1f}"), ("p50 ms", "p50_ms", "{:.4f}"),
+                 ("± ms", "p50_spread_ms", "{:.4f}"), ("s", "seconds", "{:.0f}"),
                  ("cached", "cached"), ("why not chosen", "why_not")]
 CHOSEN_COLUMNS = [("profile", "profile"), ("chosen", "variant"), ("top-1", "accuracy", "{:.2%}"),
                   ("drop pt", "drop_points", "{:+.2f}"), ("gzip KB", "gzip_kb", "{:.1f}"),
-                  ("x smaller (gzip, vs f32 TFLite)", "ratio", "{:.1f}x"), ("p50 ms", "p50_ms", "{:.3f}"),
-                  ("speed-up vs f32 TFLite", "speedup", "{:.2f}x")]
+                  ("x smaller (gzip, vs f32 TFLite)", "ratio", "{:.1f}x"), ("p50 ms", "p50_ms", "{:.4f}"),
+                  ("± ms", "p50_spread_ms", "{:.4f}"), ("speed-up vs f32 TFLite", "speedup", "{:.2f}x")]
 COLORS = {"passed": "#2a9d8f", "over budget": "#e76f51", "constraints": "#8d99ae", "failed": "#8d99ae"}
 
 

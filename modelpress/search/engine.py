@@ -32,6 +32,17 @@ from modelpress.search.space import Settings
 from modelpress.search.trial import MARGIN_FORMULA, Trial, drop_margin
 
 OBJECTIVES = ("size", "latency")
+RETIME_WITHIN = 0.3      # passing candidates this much slower than the fastest are re-timed beside it
+RETIME_AT_MOST = 6
+#: latencies closer than this share of the faster one are a tie even when the spreads are narrower
+TIE_FLOOR = 0.05
+
+
+def latency_tied(trial: Trial, lead: Trial) -> bool:
+    """Whether ``trial``'s latency is within the noise of ``lead``'s (their spreads overlap, or within 5%)."""
+    a, b = trial.p50_ms or 0.0, lead.p50_ms or 0.0
+    noise = (trial.p50_spread_ms or 0.0) + (lead.p50_spread_ms or 0.0)
+    return a - b <= max(noise, TIE_FLOOR * b)
 CALIBRATION_SAMPLES = 300
 
 
@@ -69,6 +80,10 @@ class SearchResult:
     stopped: str | None = None
     seconds: float = 0.0
     cache: dict[str, Any] = field(default_factory=dict)
+    #: seconds spent per named phase ("raspberry-pi-4: fallback ranking"), added up over the search
+    phases: dict[str, float] = field(default_factory=dict)
+    #: per profile, the share of the time budget it was given (seconds), when there was a budget
+    slices: dict[str, float] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:
@@ -105,12 +120,20 @@ class Search:
                                                       "split", "epochs": self.epochs,
                                               "margin": MARGIN_FORMULA})
         self.bar: Any = None
+        self.slice_end: float | None = None
 
     # -- time ---------------------------------------------------------------------------------------------
     def time_left(self) -> float:
+        """Seconds left for the profile being searched: its share of what remains of the budget."""
         if self.options.time_budget is None:
             return float("inf")
-        return self.options.time_budget - (time.perf_counter() - self.start)
+        now = time.perf_counter()
+        left = self.options.time_budget - (now - self.start)
+        return min(left, self.slice_end - now) if self.slice_end is not None else left
+
+    def record_phase(self, name: str, seconds: float) -> None:
+        """Add ``seconds`` to a named phase's cost (written to press.json)."""
+        self.result.phases[name] = round(self.result.phases.get(name, 0.0) + seconds, 3)
 
     def affordable(self, settings: Settings) -> bool:
         """False (and the search marked stopped) when the trial would likely end past the time budget."""
@@ -120,8 +143,13 @@ class Search:
             epochs = sum(s.get("epochs", settings.epochs) for s in settings.steps if s["type"] != "int8")
             cost = self.epoch_seconds * epochs
         if left <= 0 or cost > left:
-            self.result.stopped = (f"time budget of {self.options.time_budget:.0f} s reached after "
-                                   f"{time.perf_counter() - self.start:.0f} s; the search stopped there")
+            elapsed = time.perf_counter() - self.start
+            if self.options.time_budget - elapsed > max(cost, 0.0) and len(self.profiles) > 1:
+                self.result.stopped = (f"a profile's share of the {self.options.time_budget:.0f} s time budget "
+                                       f"ended after {elapsed:.0f} s; the next profile got what was left")
+            else:
+                self.result.stopped = (f"time budget of {self.options.time_budget:.0f} s reached after "
+                                       f"{elapsed:.0f} s; the search stopped there")
             return False
         return True
 
@@ -231,7 +259,44 @@ class Search:
 
     def best(self, profile: str) -> Trial | None:
         passers = [t for t in self.result.trials if t.profile == profile and t.passed]
-        return min(passers, key=self.rank_key) if passers else None
+        if not passers:
+            return None
+        if self.options.objective == "latency":
+            return self.fastest(passers)
+        return min(passers, key=self.rank_key)
+
+    @staticmethod
+    def fastest(trials: list[Trial]) -> Trial:
+        """The fastest trial, where latencies that overlap within their noise count as a tie broken by accuracy,
+        then size: a 2% faster model is not worth a point of accuracy when two timings of one model differ by 15%.
+        """
+        lead = min(trials, key=lambda t: t.p50_ms or 0.0)
+        tied = [t for t in trials if latency_tied(t, lead)]
+        return min(tied, key=lambda t: (-(t.accuracy or 0.0), t.gzip_bytes or 0, t.p50_ms or 0.0))
+
+    def retime_contenders(self, profile: DeviceProfile) -> None:
+        """Re-time the passing candidates within reach of the fastest, interleaved, before the latency choice."""
+        from modelpress.search.measure import interleaved_latency
+
+        passers = [t for t in self.result.trials if t.profile == profile.name and t.passed and t.p50_ms]
+        if len(passers) < 2:
+            return
+        lead = min(t.p50_ms for t in passers)
+        contenders = sorted((t for t in passers if t.p50_ms <= lead * (1 + RETIME_WITHIN)), key=lambda t: t.p50_ms)
+        contenders = contenders[:RETIME_AT_MOST]
+        blobs = [self.cache.artifact(t.artifact_key) for t in contenders]
+        if len(contenders) < 2 or any(b is None for b in blobs):
+            return
+        started = time.perf_counter()
+        threads = self.measurer(profile).threads
+        for trial, (p50, spread) in zip(contenders, interleaved_latency(blobs, self.data.x_val[:1], threads,
+                                                                         runs=4 * self.options.latency_runs,
+                                                                         rounds=8)):
+            trial.p50_ms, trial.p50_spread_ms = p50, spread
+        self.record_phase(f"{profile.name}: interleaved re-timing", time.perf_counter() - started)
+        self.result.notes.append(
+            f"{profile.name}: the {len(contenders)} fastest passing candidates re-timed interleaved (8 rounds): "
+            + ", ".join(f"#{t.id} {t.p50_ms:.4f} ± {t.p50_spread_ms:.4f} ms" for t in contenders))
 
     def passed(self, profile: str, family: str | None = None) -> list[Trial]:
         return [t for t in self.result.trials
@@ -248,7 +313,15 @@ class Search:
         from modelpress.search.strategy import Strategy
 
         self.start = time.perf_counter()
-        for profile in self.profiles:
+        for index, profile in enumerate(self.profiles):
+            if self.options.time_budget is not None:
+                # an equal share of what is left: a profile that finishes early leaves its time to the next ones,
+                # and none starts with nothing because an earlier one spent the whole budget
+                now = time.perf_counter()
+                left = self.options.time_budget - (now - self.start)
+                share = max(left, 0.0) / (len(self.profiles) - index)
+                self.slice_end = now + share
+                self.result.slices[profile.name] = round(share, 1)
             measurer = self.measurer(profile)
             self.bar = tqdm(desc=f"press {profile.name}", unit="trial", disable=not self.options.progress,
                             leave=True)
@@ -264,6 +337,8 @@ class Search:
 
     def _choose(self, profile: DeviceProfile) -> None:
         name = profile.name
+        if self.options.objective == "latency":
+            self.retime_contenders(profile)
         chosen = self.best(name)
         self.result.chosen[name] = chosen
         mine = [t for t in self.result.trials if t.profile == name]

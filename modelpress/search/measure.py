@@ -8,7 +8,11 @@ With ``source_correct`` (which held-out samples the source model gets right), a 
 the candidate newly gets wrong (``worse``) and newly right (``better``): the drop's standard error needs them.
 
 Latency is single-sample p50 on this host with the profile's thread count (capped by the cores here): it ranks
-candidates against each other; it is not the device's own latency.
+candidates against each other; it is not the device's own latency. It is timed in ``LATENCY_ROUNDS`` rounds and
+reported as the median of the rounds' p50s with half their range as the spread: on a shared machine two
+measurements of one model differ by 15%, so a difference inside the spreads is noise, not a faster model.
+:func:`interleaved_latency` re-times several candidates round-robin (every round times each once), so a busy
+moment falls on all of them alike: press does that for the contenders before it picks the fastest.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from modelpress.tflite_graph import read_graph
 from modelpress.tflite_interpreter import TFLiteModel
 
 LATENCY_RUNS = 100
+LATENCY_ROUNDS = 5
 EVAL_BATCH = 500
 
 
@@ -94,11 +99,9 @@ class Measurer:
         y = self.y_val if y is None else y
         return top1(y, self.outputs(blob, x))
 
-    def latency_ms(self, blob: bytes) -> float:
-        interpreter = TFLiteModel(blob, threads=self.threads)
-        sample = self.x_val[:1]
-        return measure_latency(lambda: interpreter.predict([sample]), runs=self.latency_runs, warmup=5,
-                               max_seconds=1.0).p50_ms
+    def latency_ms(self, blob: bytes) -> tuple[float, float]:
+        """(p50, spread) in milliseconds: the median of ``LATENCY_ROUNDS`` rounds' p50 and half their range."""
+        return interleaved_latency([blob], self.x_val[:1], self.threads, self.latency_runs)[0]
 
     def measure(self, model: Any, quantization: str, fallback: tuple[str, ...] = (),
                 reference_outputs: np.ndarray | None = None) -> tuple[bytes, dict[str, Any]]:
@@ -118,9 +121,27 @@ class Measurer:
                 problems.append(f"top-1 agreement with its Keras model is {agreement:.2%}, below the profile's "
                                 f"{self.profile.min_top1_agreement:.0%} floor")
         row = {"accuracy": top1(self.y_val, outputs), "bytes": len(blob),
-               "gzip_bytes": len(gzip.compress(blob, compresslevel=9, mtime=0)), "p50_ms": self.latency_ms(blob),
+               "gzip_bytes": len(gzip.compress(blob, compresslevel=9, mtime=0)),
                "problems": problems, "ops": list(dict.fromkeys(graph.ops))}
+        row["p50_ms"], row["p50_spread_ms"] = self.latency_ms(blob)
         if self.source_correct is not None:
             mine = correct(self.y_val, outputs)
             row.update(worse=int(np.sum(self.source_correct & ~mine)), better=int(np.sum(~self.source_correct & mine)))
         return blob, row
+
+
+def interleaved_latency(blobs: list[bytes], sample: np.ndarray, threads: int, runs: int = LATENCY_RUNS,
+                        rounds: int = LATENCY_ROUNDS) -> list[tuple[float, float]]:
+    """Per model, (p50, spread) in ms over ``rounds`` rounds that each time every model once, in turn::
+
+        interleaved_latency([blob_a, blob_b], x_val[:1], threads=2)     # [(0.0215, 0.0011), (0.0220, 0.0009)]
+    """
+    interpreters = [TFLiteModel(blob, threads=threads) for blob in blobs]
+    per_round = max(runs // rounds, 5)
+    p50s: list[list[float]] = [[] for _ in blobs]
+    for _ in range(rounds):
+        for index, interpreter in enumerate(interpreters):
+            stats = measure_latency(lambda i=interpreter: i.predict([sample]), runs=per_round, warmup=3,
+                                    max_seconds=max(1.0 / rounds, 0.05))
+            p50s[index].append(stats.p50_ms)
+    return [(float(np.median(values)), float((max(values) - min(values)) / 2)) for values in p50s]

@@ -18,7 +18,7 @@ from modelpress.compressor.finetune import FineTuneSettings
 from modelpress.compressor.recipe import Recipe, Step
 
 # families in the order a size search tries them: cheap (no training) first
-FAMILIES = ("quantize", "fallback", "prune", "prune-layerwise", "cluster", "prune-mn", "slim")
+FAMILIES = ("quantize", "fallback", "qat", "prune", "prune-layerwise", "cluster", "prune-mn", "slim")
 # post-training quantizations by expected size, smallest first
 QUANT_ORDER = ("int8", "dynamic", "int16x8", "float16", "none")
 INTEGER_ONLY = ("edgetpu", "mcu")  # hardware that runs only full-integer int8 graphs
@@ -121,6 +121,9 @@ def layerwise_steps(levels: dict[str, float], epochs: int) -> tuple[dict[str, An
 
 def cluster_step(clusters: int, epochs: int) -> dict[str, Any]:
     return {"type": "cluster", "clusters": int(clusters), "preserve_sparsity": True, "epochs": max(1, epochs // 2)}
+
+
+QAT_STEP: dict[str, Any] = {"type": "qat"}
 
 
 def slim_steps(ratio: float) -> tuple[dict[str, Any], ...]:

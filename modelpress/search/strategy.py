@@ -1,8 +1,13 @@
 """The order of trials for one profile: cheap steps first, bisection on ratios, hopeless branches cut.
 
 1. ``quantize``: the source model under every quantization the device runs (no training).
-2. ``fallback``: full int8 failed the budget: rank layers by the accuracy each costs in int8 (on a small
-   ranking subset), keep the most harmful in float one at a time until the drop fits (CPU / GPU only).
+2. ``fallback``: full int8 failed the budget: rank layers by their int8 error in one debug pass, keep the k
+   most harmful in float, the smallest k that fits found by galloping (1, 2, 4, ...) then bisection (CPU /
+   GPU only).
+3. ``qat``: int8 post-training quantization missed the budget or the device's agreement floor (integer-only
+   devices cannot fall back to float): quantization-aware training, its length searched (the base epochs,
+   then twice as many). When it passes where plain int8 did not, every compressed candidate after it ends in a
+   QAT step too.
 3. ``prune``: global magnitude pruning, bisection on the sparsity; the first failing level above the best
    gets one retry with twice the fine-tuning.
 4. ``prune-layerwise``: per-layer levels along a size-aware path through one-shot sensitivity curves
@@ -20,6 +25,7 @@ accuracy from there).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from modelpress.device_profiles import DeviceProfile
@@ -38,6 +44,7 @@ class Strategy:
         self.options = search.options
         self.quant = "int8"
         self.fallback: tuple[str, ...] = ()
+        self.qat_tail = False  # int8 holds only after QAT: compressed candidates end with a QAT step
         self.stopped = False
 
     def wanted(self, family: str) -> bool:
@@ -52,6 +59,8 @@ class Strategy:
         return result
 
     def settings(self, family: str, steps: tuple, epochs: int | None = None) -> Settings:
+        if self.qat_tail:
+            steps = (*steps, dict(space.QAT_STEP))
         return Settings(family, steps, epochs or self.search.epochs, self.quant, self.fallback,
                         batch_size=self.search.batch_size)
 
@@ -62,6 +71,8 @@ class Strategy:
         self.quantize()
         if self.wanted("fallback"):
             self.fallback_search()
+        if self.wanted("qat"):
+            self.qat_search()
         base = self._pick_quantization()
         if base is None:
             self.search.result.notes.append(
@@ -91,37 +102,84 @@ class Strategy:
         if (int8 is None or int8.passed or int8.error or device or self.profile.input_dtype != "float32"
                 or self.profile.hardware in space.INTEGER_ONLY):
             return
-        from modelpress.search.fallback import quantized_layers, selective_int8
+        from modelpress.search.fallback import rank_layers
 
-        search, n = self.search, self.options.rank_samples
-        x, y = search.data.x_val[:n], search.data.y_val[:n]
+        search = self.search
+        if self.search.bar is not None:
+            self.search.bar.set_postfix_str(f"{self.profile.name}: ranking int8 layers (one debug pass)")
+        started = time.perf_counter()
         try:
-            layers = quantized_layers(search.model, search.calibration)
-            base = self.m.accuracy(search.cache.artifact(int8.artifact_key) or self.m.convert(search.model, "int8"),
-                                   x, y)
-            effect = {}
-            for name in layers:
-                if search.time_left() <= 0:
-                    break
-                effect[name] = self.m.accuracy(selective_int8(search.model, search.calibration, [name]), x, y) - base
+            ranked = rank_layers(search.model, search.calibration)
         except ModelpressError as err:
             search.result.notes.append(f"{self.profile.name}: per-layer fallback unavailable: {err}")
             return
-        order = sorted(effect, key=lambda k: -effect[k])
+        finally:
+            search.record_phase(f"{self.profile.name}: fallback ranking", time.perf_counter() - started)
+        if not ranked:
+            return
         search.result.notes.append(
-            f"{self.profile.name}: int8 layers ranked by the accuracy regained in float on {len(x)} held-out "
-            "samples: " + ", ".join(f"{k.split('/')[1] if '/' in k else k} {effect[k] * 100:+.1f} pt"
-                                     for k in order))
-        for k in range(1, len(order) + 1):
-            trial = self.trial(Settings("fallback", quantization="int8", fallback=tuple(order[:k])))
-            if trial is None or trial.passed:
+            f"{self.profile.name}: int8 layers ranked by their error against float in one debug pass (rms error "
+            "as a share of the layer's mean float output, most harmful first): "
+            + ", ".join(f"{r.short} {r.relative_error:.1%}" for r in ranked[:12])
+            + (f" (+{len(ranked) - 12} more)" if len(ranked) > 12 else ""))
+        order = tuple(r.name for r in ranked)
+        self.gallop(lambda k: self.trial(Settings("fallback", quantization="int8", fallback=order[:k])), len(order))
+
+    def gallop(self, attempt: Callable[[int], Trial | None], n: int) -> int | None:
+        """The smallest k in [1, n] whose candidate passes, assuming more k only helps: 1, 2, 4, ... until one
+        passes, then bisection between the last failure and it (log2(n) trials, not n)."""
+        failed, k, passed = 0, 1, None
+        while k <= n:
+            trial = attempt(k)
+            if trial is None:
+                return None  # out of time
+            if trial.passed:
+                passed = k
+                break
+            failed = k
+            if k == n:
+                return None
+            k = min(2 * k, n)
+        if passed is None:
+            return None
+        while passed - failed > 1:
+            mid = (failed + passed) // 2
+            trial = attempt(mid)
+            if trial is None:
+                break
+            if trial.passed:
+                passed = mid
+            else:
+                failed = mid
+        return passed
+
+    def qat_search(self) -> None:
+        """Quantization-aware training where int8 PTQ missed, on devices that run int8 (or where it was tried)."""
+        int8 = self._int8()
+        if int8 is None or int8.passed or (int8.error or "").startswith("compression failed"):
+            return
+        if int8.error is None and any(not p.startswith("top-1 agreement") for p in int8.problems):
+            return  # a device constraint (ops, size, I/O types) that training cannot fix
+        if self.search.passed(self.profile.name, "fallback") and self.profile.hardware not in space.INTEGER_ONLY:
+            return  # a mixed int8/float model already fits: no training needed
+        for epochs in (self.search.epochs, 2 * self.search.epochs):
+            trial = self.trial(Settings("qat", (dict(space.QAT_STEP),), epochs, "int8",
+                                        batch_size=self.search.batch_size))
+            if trial is None:
+                return
+            if trial.passed:
+                self.qat_tail = True
+                self.search.result.notes.append(
+                    f"{self.profile.name}: int8 holds only after quantization-aware training ({epochs} epochs); "
+                    "compressed candidates end with a QAT step")
                 return
 
     def _pick_quantization(self) -> Trial | None:
         mine = [t for t in self.search.result.trials if t.profile == self.profile.name and t.passed]
         if not mine:
             return None
-        own = [t for t in mine if t.settings.quantization == self.profile.quantization and not t.settings.fallback]
+        own = [t for t in mine if t.settings.quantization == self.profile.quantization and not t.settings.fallback
+               and (not t.settings.compressed or t.settings.family == "qat")]
         best = own[0] if own else min(mine, key=lambda t: (t.gzip_bytes or 0, len(t.settings.fallback)))
         self.quant, self.fallback = best.settings.quantization, best.settings.fallback
         return best

@@ -53,6 +53,7 @@ class Trial:
     bytes: int | None = None
     gzip_bytes: int | None = None
     p50_ms: float | None = None
+    p50_spread_ms: float | None = None                  # half the range of p50 over repeated rounds: the noise
     problems: list[str] = field(default_factory=list)  # the profile's constraints this artifact breaks
     error: str | None = None                            # compression or conversion failed
     within_budget: bool | None = None                   # drop + margin <= max_drop
@@ -87,6 +88,7 @@ class Trial:
                 "settings": self.settings.to_dict(), "accuracy": self.accuracy, "drop_points": self.drop_points,
                 "margin_points": self.margin_points, "worse": self.worse, "better": self.better,
                 "bytes": self.bytes, "gzip_bytes": self.gzip_bytes, "p50_ms": self.p50_ms,
+                "p50_spread_ms": self.p50_spread_ms,
                 "constraints": {"passed": not self.problems and self.error is None, "problems": self.problems},
                 "within_budget": self.within_budget, "error": self.error, "seconds": round(self.seconds, 2),
                 "cached": self.cached, "ops": self.ops, "why_not": self.why_not}
@@ -99,7 +101,7 @@ class Trial:
 
     @classmethod
     def from_record(cls, data: dict[str, Any], settings: Settings) -> Trial:
-        keep = ("profile", "accuracy", "drop_points", "bytes", "gzip_bytes", "p50_ms", "error",
+        keep = ("profile", "accuracy", "drop_points", "bytes", "gzip_bytes", "p50_ms", "p50_spread_ms", "error",
                 "artifact_key", "model_key", "ops", "worse", "better")
         trial = cls(settings=settings, **{k: data.get(k) for k in keep if k != "profile"},
                     profile=data["profile"])

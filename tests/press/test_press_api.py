@@ -120,12 +120,15 @@ def test_out_folder_with_other_files_is_not_replaced(mlp_path, data_dir, tmp_pat
 
 def test_per_layer_fallback_keeps_the_named_layers_in_float(mlp_path, digits):
     from modelpress.model_io import load_model
-    from modelpress.search.fallback import quantized_layers, selective_int8
+    from modelpress.search.fallback import rank_layers, selective_int8
     from modelpress.tflite_graph import read_graph
 
     model = load_model(mlp_path).model
-    layers = quantized_layers(model, digits.x_train[:100])
-    assert len(layers) == 3 and all("fc" in name for name in layers)
+    ranked = rank_layers(model, digits.x_train[:100])
+    layers = [r.name for r in ranked]
+    assert len(layers) == 3 and {r.short.split("_")[0] for r in ranked} == {"fc1", "fc2", "fc3"}
+    assert all(0 <= r.relative_error < 1 and r.rmse_per_scale >= 0 for r in ranked)  # a trained MLP: small errors
+    assert [r.relative_error for r in ranked] == sorted((r.relative_error for r in ranked), reverse=True)
     full = read_graph(selective_int8(model, digits.x_train[:100], []))
     mixed_blob = selective_int8(model, digits.x_train[:100], layers[:1])
     mixed = read_graph(mixed_blob)
@@ -155,7 +158,13 @@ def test_int8_that_misses_the_budget_falls_back_to_float_for_the_harmful_layer(m
     assert chosen is not None and chosen.settings.fallback and chosen.drop_points <= 1.0
     manifest = modelpress.read_manifest(result.packages["raspberry-pi-4"])
     assert "kept in float" in " ".join(manifest.notes)
-    assert any("ranked by the accuracy regained" in note for note in result.search.notes)
+    ranking = next(note for note in result.search.notes if "ranked by their error against float" in note)
+    assert ranking.split(": ", 2)[2].startswith("fc1")  # the loud layer ranks first ...
+    # fc2 reads fc1's output through the same blown-up scale, so fc1 alone in float is not enough; galloping
+    # tries k = 1 then k = 2 (fc1 + fc2), which fits: two trials, not one per layer
+    assert [len(t.settings.fallback) for t in fallbacks] == [1, 2] and chosen is fallbacks[-1]
+    assert "fc1" in chosen.settings.fallback[0]
+    assert result.search.phases["raspberry-pi-4: fallback ranking"] > 0
 
 
 def test_a_candidate_fitting_only_without_the_margin_is_refused(pressed, mlp_path, data_dir):
