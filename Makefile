@@ -60,6 +60,7 @@ test: test-full test-runtime
 # runtime's tests included (its SavedModel backend needs TensorFlow) ...
 test-full: $(VENV)/.installed $(VENV)/.browser
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/python -m modelpress.testing.import_cycles modelpress
 	$(VENV)/bin/ruff check modelpress tests benchmarks examples
 	$(VENV)/bin/python -m pytest -m "not slow" -p no:cacheprovider
 

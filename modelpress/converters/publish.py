@@ -27,7 +27,7 @@ from pathlib import Path
 
 from modelpress.atomic import TEMP_PREFIX, fsync_directory, fsync_tree, private_dir
 from modelpress.errors import UsageError
-from modelpress.layout import NAME_RULE, is_model_name, version_folders
+from modelpress.layout import NAME_RULE, deploy_staging_prefix, is_model_name, version_folders
 
 
 def check_model_name(name: str) -> str:
@@ -52,7 +52,7 @@ def staging(repo: Path, name: str) -> Iterator[Path]:
     repo = Path(repo)
     repo.mkdir(parents=True, exist_ok=True)
     # the pid in the name tells the server whether the deploy that made it still runs
-    folder = private_dir(repo, f"{TEMP_PREFIX}deploy-{os.getpid()}-{name}-")
+    folder = private_dir(repo, deploy_staging_prefix(name))
     try:
         yield folder
     finally:

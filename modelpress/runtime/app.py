@@ -26,7 +26,7 @@ from modelpress.runtime.config import RuntimeConfig
 from modelpress.runtime.dataplane import DataPlane
 from modelpress.runtime.fastpath import FastInference, Lingering
 from modelpress.runtime.http import error_answer, internal_answer, json_response, load_wait_headers
-from modelpress.runtime.metrics import Metrics, _StateCollector
+from modelpress.runtime.metrics import Metrics, StateCollector
 from modelpress.runtime.protocols import ops, repository, tfserving_v1, v2
 from modelpress.runtime.registry import ModelRegistry
 from modelpress.runtime.requestlog import record_request
@@ -42,7 +42,7 @@ class Runtime:
         self.tokens = [t.encode() for t in config.all_tokens()]
         self.metrics = Metrics()
         self.registry = ModelRegistry(config, self.metrics, backends=backends)
-        self.metrics.registry.register(_StateCollector(self.registry))
+        self.metrics.registry.register(StateCollector(self.registry))
         self.plane = DataPlane(self.registry)
 
     def close(self) -> None:

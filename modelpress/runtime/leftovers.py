@@ -1,7 +1,8 @@
 """Leftovers of killed deploys: the hidden ``<repo>/.modelpress-tmp-deploy-<pid>-<model>-*`` staging folders
-that a deploy removes itself unless it is killed. The server removes them once they are stale: the process
-named in the folder's name is gone, and the folder has not changed for ``STALE_AFTER`` seconds (the second
-rule also covers a deploy on another machine sharing the repository, whose pid means nothing here)::
+that a deploy removes itself unless it is killed (their name is a layout rule, in ``modelpress.layout``).
+The server removes them once they are stale: the process named in the folder's name is gone, and the folder
+has not changed for ``STALE_AFTER`` seconds (the second rule also covers a deploy on another machine sharing
+the repository, whose pid means nothing here)::
 
     removed = remove_stale_staging(Path("repo"))     # [Path("repo/.modelpress-tmp-deploy-4242-digits-x1")]
 
@@ -12,27 +13,15 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import time
 from pathlib import Path
 
-from modelpress.atomic import TEMP_PREFIX
+from modelpress.layout import STAGING_PREFIX, deploy_pid
 
 log = logging.getLogger("modelpress.runtime.repository")
-STAGING_PREFIX = TEMP_PREFIX + "deploy-"
 STALE_AFTER = 3600.0  # seconds without a change before a staging folder of a dead process is removed
-_PID = re.compile(r"([0-9]{1,10})-")
 _warned: set[str] = set()
-
-
-def deploy_pid(name: str) -> int | None:
-    """The pid a staging folder's name records (deploys before it did record none)::
-
-        deploy_pid(".modelpress-tmp-deploy-4242-digits-x1")   # 4242
-    """
-    found = _PID.match(name[len(STAGING_PREFIX):]) if name.startswith(STAGING_PREFIX) else None
-    return int(found.group(1)) if found else None
 
 
 def process_alive(pid: int) -> bool:

@@ -26,7 +26,9 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 STATES = tuple(str(state) for state in VERSION_STATES)
 
 
-class _StateCollector:
+class StateCollector:
+    """The state of every model version, read from ``source.states()`` at scrape time."""
+
     def __init__(self, source):
         self.source = source
 
@@ -55,7 +57,7 @@ class Metrics:
         self.batch_size = Histogram("modelpress_batch_size", "Rows per backend invoke", ["model", "version"],
                                     buckets=BATCH_BUCKETS, registry=self.registry)
         if state_source is not None:
-            self.registry.register(_StateCollector(state_source))
+            self.registry.register(StateCollector(state_source))
         self._recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=200))
         self._lock = threading.Lock()
 

@@ -99,7 +99,7 @@ class ModelRecord:
     versions: dict[int, ServedVersion] = field(default_factory=dict)
     failed: dict[int, tuple[tuple, str]] = field(default_factory=dict)   # version -> (fingerprint, error)
     retired: dict[int, ServedVersion] = field(default_factory=dict)
-    # model control (see model_control.py)
+    # model control and the memory budget (see control.py, budget.py)
     folders: dict[int, VersionFolder] = field(default_factory=dict)  # complete version folders, last scan
     wanted: bool = True                # to be served (False: unloaded through the API, or explicit mode)
     extra: set[int] = field(default_factory=set)      # versions loaded through the API besides the policy's
@@ -133,3 +133,45 @@ class ModelRecord:
         """
         return [v for v in self.choose(self.loadable())
                 if v not in self.versions or self.versions[v].fingerprint != self.folders[v].fingerprint]
+
+    def unloaded_by_client(self) -> bool:
+        """Whether the model has no versions loaded because a client unloaded it (or, in explicit mode,
+        never loaded it): the whole model, or every version its policy would serve::
+
+            record.unloaded_by_client()     # True after POST /v2/repository/models/digits/unload
+        """
+        if not self.wanted:
+            return True
+        chosen = [v for v in self.config.choose(list(self.folders)) if v not in self.excluded]
+        return bool(self.excluded) and not chosen and not self.extra & set(self.folders)
+
+    def why_not(self, version: int | None = None) -> str:
+        """Why this model (or one ``version`` of it) is not served: the one answer the errors, the status
+        and the repository index give; where the fix is a request, it names this model's URL::
+
+            record.why_not()     # "it is not loaded (explicit model control); load it with POST
+                                 #  /v2/repository/models/digits/load"
+            record.why_not(1)    # "version 1 was unloaded through the repository API; load it with POST ..."
+        """
+        load_url = f"/v2/repository/models/{self.name}"
+        if version is not None and version in self.failed:
+            return self.failed[version][1]
+        if self.reason:
+            return self.reason
+        if not self.wanted:
+            return f"it is not loaded (explicit model control); load it with POST {load_url}/load"
+        if version is not None and version in self.excluded:
+            return (f"version {version} was unloaded through the repository API; load it with POST "
+                    f"{load_url}/versions/{version}/load")
+        if version is None and self.excluded and not self.versions:
+            versions = ", ".join(str(v) for v in sorted(self.excluded))
+            return f"version(s) {versions} unloaded through the repository API; load with POST {load_url}/load"
+        if self.config_error:
+            return self.config_error
+        if version is not None:
+            if self.versions:
+                return "not served by the model's version policy"
+            return "not loaded yet: loads on its first request (memory budget)"
+        if self.failed:
+            return "; ".join(f"version {v} failed: {e}" for v, (_, e) in sorted(self.failed.items()))
+        return "no complete version folder yet"
