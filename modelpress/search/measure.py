@@ -13,7 +13,6 @@ candidates against each other; it is not the device's own latency.
 
 from __future__ import annotations
 
-import gzip
 import os
 from typing import Any
 
@@ -23,6 +22,7 @@ from modelpress.compressor.report import accuracy as top1
 from modelpress.converters.constraints import check_constraints
 from modelpress.converters.tflite import to_tflite_bytes
 from modelpress.device_profiles import DeviceProfile
+from modelpress.files import gzip_bytes
 from modelpress.latency import measure_latency
 from modelpress.model_io import load_model
 from modelpress.tflite_graph import read_graph
@@ -118,7 +118,7 @@ class Measurer:
                 problems.append(f"top-1 agreement with its Keras model is {agreement:.2%}, below the profile's "
                                 f"{self.profile.min_top1_agreement:.0%} floor")
         row = {"accuracy": top1(self.y_val, outputs), "bytes": len(blob),
-               "gzip_bytes": len(gzip.compress(blob, compresslevel=9, mtime=0)), "p50_ms": self.latency_ms(blob),
+               "gzip_bytes": gzip_bytes(blob), "p50_ms": self.latency_ms(blob),
                "problems": problems, "ops": list(dict.fromkeys(graph.ops))}
         if self.source_correct is not None:
             mine = correct(self.y_val, outputs)

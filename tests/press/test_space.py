@@ -27,8 +27,9 @@ def test_levels_follow_the_tolerance_and_stop_at_the_first_excess():
 
 def test_compression_key_ignores_quantization_and_profile():
     a = Settings("prune", ({"type": "prune", "sparsity": 0.8},), 3, "int8")
-    assert a.compression_key() == a.with_quantization("float16").compression_key()
-    assert a.conversion_key() != a.with_quantization("float16").conversion_key()
+    b = Settings("prune", ({"type": "prune", "sparsity": 0.8},), 3, "float16")
+    assert a.compression_key() == b.compression_key()
+    assert a.conversion_key() != b.conversion_key()
     assert a.describe() == "prune 80% (3 ep) + int8"
 
 
