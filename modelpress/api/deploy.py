@@ -148,6 +148,7 @@ def _deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, reci
             max_drop: float | None, time_budget: Any, echo: Callable[[str], None]) -> DeployResult:
     from modelpress.api.convert import convert
     from modelpress.converters.publish import check_model_name, next_version, publish_package, staging
+    from modelpress.device_profiles import load_profile
     from modelpress.model_io import load_model
 
     names = [profiles] if isinstance(profiles, str) else list(profiles)
@@ -181,7 +182,7 @@ def _deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, reci
                 version = next_version(repo / model_name)
                 if pressed is not None:  # the very artifact press measured, finished as a convert's would be
                     echo(f"publishing press's choice for {profile} -> {model_name} version {version}")
-                    package = pressed.write_package(profile, folder / "package", name=model_name,
+                    package = pressed.write_package(load_profile(profile).name, folder / "package", name=model_name,
                                                     version=str(version), labels=labels).path
                 else:
                     echo(f"converting for {profile} -> {model_name} version {version}")
