@@ -1,7 +1,8 @@
 """What a model file or folder costs and is: sizes raw and gzipped (a download, a flash image) and a content
 digest. Pure Python, shared by the converters, the manifest of models made elsewhere and the runtime::
 
-    raw_bytes("build/rpi/model.tflite"), gzip_bytes("build/gpu/saved_model"), file_sha256("model.keras")
+    raw_bytes("build/rpi/model.tflite"), gzip_bytes("build/gpu/saved_model"), gzip_bytes(flatbuffer),
+    file_sha256("model.keras")
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ def raw_bytes(path: str | Path) -> int:
     return sum(p.stat().st_size for p in _files(Path(path)))
 
 
-def gzip_bytes(path: str | Path) -> int:
-    """Bytes of a file (or every file under a folder) gzipped at level 9, each on its own."""
-    return sum(len(gzip.compress(p.read_bytes(), compresslevel=9, mtime=0)) for p in _files(Path(path)))
+def gzip_bytes(data: bytes | str | Path) -> int:
+    """Bytes of ``data`` (a model in memory, a file, or every file under a folder, each on its own) gzipped
+    at level 9: what a download or a compressed flash image costs::
+
+        gzip_bytes(flatbuffer), gzip_bytes("build/rpi/model.tflite")
+    """
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return len(gzip.compress(bytes(data), compresslevel=9, mtime=0))
+    return sum(gzip_bytes(p.read_bytes()) for p in _files(Path(data)))
 
 
 def file_sha256(path: str | Path) -> str:

@@ -35,6 +35,23 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
 ROLES = ("input", "class_scores", "values", "state")
 
 
+def shape_text(shape, open_as: str = "None") -> str:
+    """A shape as errors and notes show it, a dynamic dimension (-1 or None) as ``open_as``::
+
+        shape_text([-1, 28, 28, 1])              # '[None, 28, 28, 1]'
+    """
+    return "[" + ", ".join(open_as if d is None or int(d) < 0 else str(int(d)) for d in shape) + "]"
+
+
+def output_role(shape) -> str:
+    """The role of an output of this shape: ``class_scores`` for [batch, classes] with more than one class
+    (compared by top-1), else ``values``::
+
+        output_role([-1, 10]), output_role([-1, 1])      # ('class_scores', 'values')
+    """
+    return "class_scores" if len(shape) == 2 and shape[-1] > 1 else "values"
+
+
 @dataclass
 class TensorSpec:
     """One input or output tensor. ``shape`` uses -1 for a dynamic dimension (the batch, or any other the

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from modelpress.errors import ArtifactError
 from modelpress.files import file_sha256, raw_bytes
-from modelpress.manifest import MANIFEST_NAME, Manifest, TensorSpec, read_manifest
+from modelpress.manifest import MANIFEST_NAME, Manifest, TensorSpec, output_role, read_manifest
 
 #: ops that read or write resource variables: a model holding them keeps state between calls
 STATE_OPS = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
@@ -46,11 +46,6 @@ def find_model(folder: str | Path) -> tuple[str, str] | None:
     return None
 
 
-def output_role(spec: TensorSpec) -> str:
-    """``class_scores`` for a [batch, classes] output with more than one class, else ``values``."""
-    return "class_scores" if len(spec.shape) == 2 and spec.shape[-1] > 1 else "values"
-
-
 def _tflite(path: Path, signature: str | None) -> dict:
     from modelpress.tflite_graph import read_graph
     from modelpress.tflite_interpreter import TFLiteModel
@@ -61,7 +56,7 @@ def _tflite(path: Path, signature: str | None) -> dict:
     for spec in inputs:
         spec.role = "input"
     for spec in outputs:
-        spec.role = output_role(spec)
+        spec.role = output_role(spec.shape)
     stateful = bool(STATE_OPS & set(graph.ops))
     notes = [INFERRED_NOTE]
     if stateful:
@@ -98,7 +93,7 @@ def _saved_model(path: Path, signature: str | None) -> dict:
     inputs = [spec(n, s, "input") for n, s in sorted(fn.structured_input_signature[1].items())]
     outputs = [spec(n, s, "values") for n, s in sorted(fn.structured_outputs.items())]
     for out in outputs:
-        out.role = output_role(out)
+        out.role = output_role(out.shape)
     notes = [INFERRED_NOTE]
     if key != "serving_default":
         notes.append(f"serving signature {key!r}")

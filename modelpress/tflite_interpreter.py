@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from modelpress.errors import ArtifactError, BadRequestError
-from modelpress.manifest import TensorSpec
+from modelpress.manifest import TensorSpec, shape_text
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +178,12 @@ class TFLiteModel:
         if value.ndim != len(signature):
             raise BadRequestError(
                 f"input {detail['name']!r} expects {len(signature)} dimensions "
-                f"{_shape_text(signature)}, got shape {list(value.shape)}"
+                f"{shape_text(signature)}, got shape {list(value.shape)}"
             )
         for axis, (want, got) in enumerate(zip(signature, value.shape)):
             if axis > 0 and want > 0 and want != got:
                 raise BadRequestError(
-                    f"input {detail['name']!r} expects shape {_shape_text(signature)}, got {list(value.shape)}"
+                    f"input {detail['name']!r} expects shape {shape_text(signature)}, got {list(value.shape)}"
                 )
         scale, zero_point = detail["quantization"]
         if value.dtype == dtype:
@@ -314,10 +314,6 @@ def _use_signature_names(interpreter: Any, inputs: list[dict], outputs: list[dic
     for details, names in ((inputs, names_in), (outputs, names_out)):
         for detail in details:
             detail["name"] = names.get(detail["index"], detail["name"])
-
-
-def _shape_text(shape) -> str:
-    return "[" + ", ".join("None" if int(d) < 0 else str(int(d)) for d in shape) + "]"
 
 
 def _skip_backend(name: str) -> None:

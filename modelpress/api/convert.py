@@ -19,6 +19,7 @@ from modelpress.converters.artifact import Artifact
 from modelpress.device_profiles import FORMATS, QUANTIZATIONS, DeviceProfile, load_profile
 from modelpress.errors import DataError, UsageError
 from modelpress.manifest import MANIFEST_NAME
+from modelpress.native_logs import filtered_stderr
 
 SPLIT_AT = 200  # with this many real samples or more, calibrate and verify on separate halves
 
@@ -158,18 +159,16 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
     fmt, quant = _resolve_format_and_quantization(prof, model_format, quantization)
     if fmt == "tflite":
         warm_up()  # the conversion's child process: its TensorFlow import overlaps loading the model here
-    if quant != prof.quantization and fmt == "tflite" and prof.max_abs_error is not None:
-        # the profile's error bound was set for its own quantization; top-1 agreement still applies
-        prof = dataclasses.replace(prof, max_abs_error=None)
-    source = load_model(model, safe_mode=safe_mode)
-    calib, verify, shapes = _samples(source, quant, calibration, verify_data, image_scale, given)
-    input_dtype, output_dtype = _plan_dtypes(prof, quant)
-    # static-shape devices get every dimension fixed; elsewhere dynamic dimensions stay (the runtime resizes)
-    plan = Plan(profile=prof, model_format=fmt, quantization=quant, input_dtype=input_dtype,
-                output_dtype=output_dtype, calibration=calib, verification=verify,
-                name=name or source.name, version=str(version), labels=_labels(labels),
-                input_shapes=shapes if prof.static_batch else None, run_shapes=shapes, safe_mode=safe_mode)
-    return build_package(source, plan, Path(out), overwrite=overwrite)
+    with filtered_stderr():  # TensorFlow's and LiteRT's native start-up lines stay out of the caller's log
+        source = load_model(model, safe_mode=safe_mode)
+        calib, verify, shapes = _samples(source, quant, calibration, verify_data, image_scale, given)
+        input_dtype, output_dtype = _plan_dtypes(prof, quant)
+        # static-shape devices get every dimension fixed; elsewhere dynamic dimensions stay (the runtime resizes)
+        plan = Plan(profile=prof, model_format=fmt, quantization=quant, input_dtype=input_dtype,
+                    output_dtype=output_dtype, calibration=calib, verification=verify,
+                    name=name or source.name, version=str(version), labels=_labels(labels),
+                    input_shapes=shapes if prof.static_batch else None, run_shapes=shapes, safe_mode=safe_mode)
+        return build_package(source, plan, Path(out), overwrite=overwrite)
 
 
 def inspect(path: str | Path) -> dict[str, Any]:

@@ -90,17 +90,20 @@ def _deploy_made_elsewhere(model: Path, profiles: list[str], repo: Path, name: s
 
 
 def _pressed(model: Any, names: list[str], data: Any, max_drop: float, time_budget: Any, workdir: Path,
-             echo: Callable[[str], None]) -> tuple[dict[str, Path], dict[str, Any]]:
-    """Run ``modelpress press`` for every profile; (package per profile, summary). BudgetError if one missed."""
+             echo: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+    """Run ``modelpress press`` for every profile; (its result, summary). BudgetError if one missed.
+
+    Press only chooses here: each package is finished once, straight into the repository's staging folder
+    under its model name and version (``PressResult.write_package``)."""
     from modelpress.api.press import press
     from modelpress.errors import BudgetError
 
     echo(f"searching for the smallest model within {max_drop:g} accuracy point(s) for {', '.join(names)}")
     result = press(model, names, data, out=workdir / "press", max_drop=max_drop, time_budget=time_budget,
-                   progress=False, echo=echo)
+                   progress=False, packages=False, echo=echo)
     if not result.met:
         raise BudgetError("nothing was published: " + " ".join(result.messages))
-    return result.packages, {"press": result.rows(), "max_drop": max_drop}
+    return result, {"press": result.rows(), "max_drop": max_drop}
 
 
 def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recipe: str | None = None,
@@ -145,6 +148,7 @@ def _deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, reci
             max_drop: float | None, time_budget: Any, echo: Callable[[str], None]) -> DeployResult:
     from modelpress.api.convert import convert
     from modelpress.converters.publish import check_model_name, next_version, publish_package, staging
+    from modelpress.device_profiles import load_profile
     from modelpress.model_io import load_model
 
     names = [profiles] if isinstance(profiles, str) else list(profiles)
@@ -166,7 +170,7 @@ def _deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, reci
     source = load_model(model, safe_mode=safe_mode)
     result = DeployResult(repo=repo)
     with tempfile.TemporaryDirectory(prefix="modelpress-deploy-") as work:
-        pressed: dict[str, Path] = {}
+        pressed = None
         if recipe:
             compressed_path, result.compression = _compressed(source.model, recipe, data, Path(work), echo)
             source = load_model(compressed_path, safe_mode=safe_mode)
@@ -176,9 +180,10 @@ def _deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, reci
             model_name = _model_name(name, source.name, profile, len(names) > 1)
             with staging(repo, model_name) as folder:
                 version = next_version(repo / model_name)
-                if profile in pressed:  # the very artifact press measured, moved next to the repository
+                if pressed is not None:  # the very artifact press measured, finished as a convert's would be
                     echo(f"publishing press's choice for {profile} -> {model_name} version {version}")
-                    package = _retag(pressed[profile], folder / "package", model_name, version)
+                    package = pressed.write_package(load_profile(profile).name, folder / "package", name=model_name,
+                                                    version=str(version), labels=labels).path
                 else:
                     echo(f"converting for {profile} -> {model_name} version {version}")
                     calib = data if calibration is None else calibration
@@ -190,14 +195,3 @@ def _deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, reci
             echo(f"published {final}")
     return result
 
-
-def _retag(package: Path, dest: Path, name: str, version: int) -> Path:
-    """Copy a package to ``dest`` with its manifest renamed and re-versioned for the repository."""
-    import dataclasses
-    import shutil
-
-    from modelpress.manifest import read_manifest, write_manifest
-
-    shutil.copytree(package, dest)
-    write_manifest(dest, dataclasses.replace(read_manifest(dest), name=name, version=str(version)))
-    return dest

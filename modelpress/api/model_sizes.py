@@ -8,7 +8,6 @@ the converters' TFLite path::
 
 from __future__ import annotations
 
-import gzip
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,7 @@ from typing import Any
 import numpy as np
 
 from modelpress.compressor.report import accuracy
-
-
-def _gzip_len(data: bytes) -> int:
-    return len(gzip.compress(data, compresslevel=9, mtime=0))
+from modelpress.files import gzip_bytes
 
 
 def model_sizes(model: Any, calibration: np.ndarray | None, x_val: np.ndarray | None = None,
@@ -33,7 +29,7 @@ def model_sizes(model: Any, calibration: np.ndarray | None, x_val: np.ndarray | 
     with tempfile.TemporaryDirectory(prefix="modelpress-size-") as tmp:
         path = save_model(model, Path(tmp) / "model.keras")
         data = path.read_bytes()
-        sizes.update(model_file=path.suffix, model_bytes=len(data), model_gzip_bytes=_gzip_len(data))
+        sizes.update(model_file=path.suffix, model_bytes=len(data), model_gzip_bytes=gzip_bytes(data))
     if calibration is None:
         return sizes
     try:
@@ -41,7 +37,7 @@ def model_sizes(model: Any, calibration: np.ndarray | None, x_val: np.ndarray | 
     except ModelpressError as err:
         sizes["int8_error"] = str(err)
         return sizes
-    sizes.update(int8_tflite_bytes=len(tflite), int8_tflite_gzip_bytes=_gzip_len(tflite))
+    sizes.update(int8_tflite_bytes=len(tflite), int8_tflite_gzip_bytes=gzip_bytes(tflite))
     if x_val is not None and y_val is not None:
         from modelpress.tflite_interpreter import TFLiteModel
 

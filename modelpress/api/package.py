@@ -12,6 +12,7 @@ from typing import Any
 
 from modelpress.converters.artifact import Artifact
 from modelpress.device_profiles import DeviceProfile, load_profile
+from modelpress.native_logs import filtered_stderr
 
 
 def package(model: str | Path, out: str | Path, *, name: str | None = None,
@@ -32,6 +33,7 @@ def package(model: str | Path, out: str | Path, *, name: str | None = None,
 
     _check_out(Path(out), overwrite)
     prof = load_profile(profile) if profile is not None else None
-    return package_model(Path(model), Path(out), profile=prof, name=name, labels=_labels(labels),
-                         verify_data=verify_data, version=str(version), input_shapes=parse_input_shapes(input_shapes),
-                         signature=signature, overwrite=overwrite)
+    with filtered_stderr():  # LiteRT's and TensorFlow's native start-up lines stay out of the caller's log
+        return package_model(Path(model), Path(out), profile=prof, name=name, labels=_labels(labels),
+                             verify_data=verify_data, version=str(version),
+                             input_shapes=parse_input_shapes(input_shapes), signature=signature, overwrite=overwrite)

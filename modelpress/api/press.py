@@ -13,6 +13,7 @@ latency, accuracy, constraint verdicts, time) and ``out/report/`` (Markdown, HTM
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tempfile
@@ -46,6 +47,8 @@ class PressResult:
     packages: dict[str, Path] = field(default_factory=dict)
     press_json: Path | None = None
     report: Any = None
+    #: profile -> finish(out, name, version, labels): the chosen candidate as a package (see write_package)
+    finishers: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
 
     @property
     def met(self) -> bool:
@@ -58,6 +61,20 @@ class PressResult:
     @property
     def chosen(self) -> dict[str, Any]:
         return self.search.chosen
+
+    def write_package(self, profile: str, out: str | Path, *, name: str | None = None, version: str = "1",
+                      labels: str | Path | list[str] | None = None) -> Any:
+        """Write the candidate chosen for ``profile`` as a model package at ``out`` (the Artifact), finished
+        as ``modelpress convert`` finishes its own; deploy writes it into the repository this way::
+
+            result.write_package("cortex-m", "repo/digits/3", name="digits", version="3")
+        """
+        from modelpress.api.convert import _labels
+
+        if profile not in self.finishers:
+            raise UsageError(f"press chose no candidate for profile {profile!r}; chosen: "
+                             f"{', '.join(self.finishers) or 'none'}")
+        return self.finishers[profile](out, name=name, version=str(version), labels=_labels(labels))
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per profile: the chosen candidate, or the closest one marked as missing the budget."""
@@ -82,28 +99,33 @@ def _check_out(out: Path) -> None:
 def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Path, max_drop: float = 1.0,
           objective: str = "size", time_budget: str | float | None = None, cache: str | Path | None = None,
           use_cache: bool = True, epochs: int | None = None, families: Sequence[str] | None = None,
-          name: str | None = None, progress: bool = True, safe_mode: bool = True,
-          echo: Callable[[str], None] | None = None) -> PressResult:
+          name: str | None = None, labels: str | Path | list[str] | None = None, progress: bool = True,
+          safe_mode: bool = True, packages: bool = True, echo: Callable[[str], None] | None = None) -> PressResult:
     """Search compressions and quantizations of ``model`` for each profile; keep the best within ``max_drop``.
 
     ``data``: what ``modelpress.compress`` takes (x_train / y_train for fine-tuning and calibration; the
     held-out x_val / y_val, else 10% of the training data set aside, for every accuracy figure).
     ``max_drop`` is in accuracy points against the source model as given; ``objective`` picks among the
     candidates that pass (``size``: smallest gzip artifact; ``latency``: fastest single-sample call).
+    Each chosen candidate becomes ``out/<profile>/``, a package finished as ``convert`` finishes its own
+    (with ``labels``; ``packages=False`` leaves that to ``result.write_package``).
     Never returns a silent None: ``result.met`` is False and ``result.messages`` says what came closest::
 
         r = press("digits.keras", "raspberry-pi-4", "digits.npz", max_drop=1.0, out="build/press")
         print(r.rows()[0]["variant"], r.rows()[0]["gzip_bytes"])
     """
     from modelpress.api.compress import _check_inputs, _pick_flavor
+    from modelpress.api.convert import _labels
     from modelpress.atomic import atomic_directory
     from modelpress.compressor.data import load_data
     from modelpress.device_profiles import load_profile
+    from modelpress.native_logs import filtered_stderr
     from modelpress.search import Search, SearchOptions
     from modelpress.search.cache import TrialCache
     from modelpress.search.space import FAMILIES
 
     echo = echo or (lambda line: None)
+    label_list = _labels(labels)  # a missing labels file fails now, not after the search
     names = [profiles] if isinstance(profiles, str) else list(profiles)
     if not names:
         raise UsageError("press needs at least one --profile")
@@ -115,7 +137,8 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
     out = Path(out)
     _check_out(out)
     loaded = [load_profile(p) for p in names]
-    source = _pick_flavor(model, None, safe_mode)
+    with filtered_stderr():  # TensorFlow's native start-up lines stay out of the caller's log
+        source = _pick_flavor(model, None, safe_mode)
     if not source.is_keras:
         raise UsageError(f"{source.path} is a SavedModel; press needs the Keras model (.keras or .h5)")
     dataset = load_data(data)
@@ -126,14 +149,17 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
         echo(f"press: reference accuracy {search.reference_accuracy:.2%} on {len(dataset.x_val)} held-out samples; "
              f"budget {options.max_drop:g} pt; {search.epochs} fine-tuning epoch(s) per candidate; cache "
              f"{trial_cache.folder}")
-        outcome = search.run()
+        with filtered_stderr() if not progress else contextlib.nullcontext():  # progress bars are live
+            outcome = search.run()
         result = PressResult(out=out, search=outcome)
-        with atomic_directory(out, overwrite=True) as folder:
-            for profile in loaded:
-                trial = outcome.chosen.get(profile.name)
-                if trial is not None:
-                    _package(search, trial, profile, folder / profile.name, name or source.name, source)
-                    result.packages[profile.name] = out / profile.name
+        for profile in loaded:
+            trial = outcome.chosen.get(profile.name)
+            if trial is not None:
+                result.finishers[profile.name] = _finisher(search, trial, profile, name or source.name, source)
+        with atomic_directory(out, overwrite=True) as folder, filtered_stderr():
+            for profile_name in result.finishers if packages else ():
+                result.finishers[profile_name](folder / profile_name, labels=label_list)
+                result.packages[profile_name] = out / profile_name
             document = _document(search, outcome, source, dataset, options, result)
             (folder / "press.json").write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
             from modelpress.report.press import render_press_report
@@ -144,15 +170,24 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
     return result
 
 
-def _package(search: Any, trial: Any, profile: Any, folder: Path, name: str, source: Any) -> None:
+def _finisher(search: Any, trial: Any, profile: Any, default_name: str, source: Any) -> Callable[..., Any]:
+    """The chosen candidate, read now (the trial cache may be a temporary folder), finished when called."""
+    from modelpress.files import raw_bytes
     from modelpress.search.package import write_package
 
     blob = search.cache.artifact(trial.artifact_key)
     model, _, _ = search.model_for(trial.settings)
-    write_package(trial, blob, model, profile, folder, verify_x=search.data.x_val, name=name,
-                  calibration={"source": "first samples of x_train", "samples": int(len(search.calibration))},
-                  source={"path": str(source.path) if source.path else None, "sha256": source.sha256,
-                          "flavor": source.flavor, "press_settings": trial.settings.to_dict()})
+    x_val = search.data.x_val
+    calibration = {"source": "first samples of x_train", "samples": int(len(search.calibration)), "random": False}
+    described = {"path": str(source.path) if source.path else None, "sha256": source.sha256,
+                 "flavor": source.flavor, "bytes": raw_bytes(source.path) if source.path is not None else None,
+                 "press_settings": trial.settings.to_dict()}
+
+    def finish(out: str | Path, name: str | None = None, version: str = "1", labels: list[str] | None = None):
+        return write_package(trial, blob, model, profile, out, verify_x=x_val, name=name or default_name,
+                             calibration=calibration, source=described, version=version, labels=labels)
+
+    return finish
 
 
 def _float32_reference(search: Any, profile: Any) -> dict[str, Any]:
@@ -163,10 +198,10 @@ def _float32_reference(search: Any, profile: Any) -> dict[str, Any]:
         blob = measurer.convert(search.model, "none")
     except Exception as err:  # noqa: BLE001 - the reference is informative; its failure is reported, not fatal
         return {"error": str(err)}
-    import gzip
+    from modelpress.files import gzip_bytes
 
     p50, spread = measurer.latency_ms(blob)
-    return {"bytes": len(blob), "gzip_bytes": len(gzip.compress(blob, compresslevel=9, mtime=0)),
+    return {"bytes": len(blob), "gzip_bytes": gzip_bytes(blob),
             "p50_ms": p50, "p50_spread_ms": spread, "accuracy": measurer.accuracy(blob),
             "what": "the source model as float32 TFLite, this host, the profile's threads"}
 
@@ -177,7 +212,8 @@ def _document(search: Any, outcome: Any, source: Any, dataset: Any, options: Any
         chosen, closest = outcome.chosen.get(profile.name), outcome.closest.get(profile.name)
         profiles[profile.name] = {
             "chosen": chosen.to_dict() if chosen else None, "closest": closest.to_dict() if closest else None,
-            "package": profile.name if chosen else None, "float32_tflite": _float32_reference(search, profile),
+            "package": profile.name if profile.name in result.packages else None,
+            "float32_tflite": _float32_reference(search, profile),
             "hardware": profile.hardware}
     return {"kind": "press", "source": {"name": source.name, "path": str(source.path) if source.path else None,
                                         "flavor": source.flavor},

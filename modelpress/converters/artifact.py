@@ -45,7 +45,7 @@ class Artifact:
             "quantization": self.manifest.quantization,
             "bytes": self.size_bytes,
             "gzip_bytes": self.gzip_bytes,
-            "compression": round(self.manifest.source.get("bytes", 0) / max(self.size_bytes, 1), 2),
+            "compression": round((self.manifest.source.get("bytes") or 0) / max(self.size_bytes, 1), 2),
             "top1_agreement": fidelity.get("top1_agreement"),
             "max_abs_error": fidelity.get("max_abs_error"),
             "input_dtype": self.manifest.inputs[0].dtype if self.manifest.inputs else None,

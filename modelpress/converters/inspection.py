@@ -10,8 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from modelpress.converters.sizes import gzip_bytes, raw_bytes
 from modelpress.errors import ModelLoadError
+from modelpress.files import gzip_bytes, raw_bytes
 from modelpress.manifest import MANIFEST_NAME, read_manifest
 
 

@@ -11,7 +11,8 @@ imports TensorFlow once: the first job of a process waits for that import (start
 while the caller loads its own model), each later job starts in a fraction of a second. Unlike
 multiprocessing's spawn / forkserver, the caller's ``__main__`` is never re-imported, so a plain script
 without an ``if __name__ == "__main__"`` guard works. ``MODELPRESS_ISOLATE=0`` runs the steps
-in-process instead (faster, unprotected).
+in-process instead (faster, unprotected). The server's stderr reaches the caller without TensorFlow's native
+start-up chatter (:mod:`modelpress.native_logs`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from modelpress.errors import ConversionError, ModelpressError
+from modelpress.native_logs import forward_filtered
 
 #: what a server imports before forking: TensorFlow for conversions, only the interpreter for .tflite runs
 PRELOAD = ("numpy", "tensorflow")
@@ -50,9 +52,11 @@ def _start(preload: tuple[str, ...]) -> tuple[subprocess.Popen, Connection]:
     ours, theirs = socket.socketpair()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
                PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    # its stderr is read through a filter: TensorFlow's import banner and CUDA probing never reach the caller
     process = subprocess.Popen([sys.executable, "-m", "modelpress.converters.isolation", str(theirs.fileno())],
-                               pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env,
-                               start_new_session=False)
+                               pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=env, start_new_session=False)
+    forward_filtered(process.stderr)
     theirs.close()
     conn = Connection(ours.detach())
     conn.send((list(sys.path), list(preload)))

@@ -17,11 +17,12 @@ import numpy as np
 from modelpress.atomic import atomic_directory
 from modelpress.converters.artifact import Artifact
 from modelpress.converters.constraints import check_constraints, raise_on
+from modelpress.converters.finish import seal_package
 from modelpress.converters.isolation import LITE, PRELOAD, run_isolated
-from modelpress.converters.sizes import gzip_bytes, raw_bytes
 from modelpress.device_profiles import DeviceProfile
 from modelpress.errors import ArtifactError, DataError, ModelLoadError, UsageError
-from modelpress.manifest import LABELS_NAME, TensorSpec, write_manifest
+from modelpress.files import gzip_bytes, raw_bytes
+from modelpress.manifest import LABELS_NAME, TensorSpec
 from modelpress.manifest_inference import infer_manifest
 
 LATENCY_RUNS = 30
@@ -149,5 +150,5 @@ def package_model(model: Path, out: Path, *, profile: DeviceProfile | None = Non
         if labels:
             (folder / LABELS_NAME).write_text("\n".join(labels) + "\n", encoding="utf-8")
             manifest.labels_file = LABELS_NAME
-        write_manifest(folder, manifest)
+        seal_package(folder, manifest)
     return Artifact.open(out)

@@ -12,14 +12,11 @@ import re
 from collections.abc import Iterable, Mapping
 
 from modelpress.errors import DataError, UsageError
+from modelpress.manifest import shape_text
 from modelpress.model_io import IOSpec
 
 ANY = "*"  # the name a bare --input-shape 1x40x256x1 goes by: the model's only input
 _SHAPE = re.compile(r"^\s*([^=\s][^=]*?)\s*=\s*([0-9]+(?:\s*[xX,]\s*[0-9]+)*)\s*$")
-
-
-def _shape_text(shape: Iterable) -> str:
-    return "[" + ", ".join("None" if d is None or d < 0 else str(d) for d in shape) + "]"
 
 
 def parse_input_shapes(values: Iterable[str] | Mapping[str, Iterable[int]] | None) -> dict[str, list[int]]:
@@ -80,11 +77,11 @@ def run_shapes(specs: list[IOSpec], given: Mapping[str, list[int]], data_shapes:
         if want is not None:
             if len(want) != len(spec.shape):
                 raise UsageError(f"--input-shape {spec.name}={'x'.join(map(str, want))} has {len(want)} dimensions; "
-                                 f"input {spec.name!r} has {len(spec.shape)}: {_shape_text(spec.shape)}")
+                                 f"input {spec.name!r} has {len(spec.shape)}: {shape_text(spec.shape)}")
             clash = [a for a, (m, w) in enumerate(zip(spec.shape, want)) if a > 0 and m is not None and m != w]
             if clash:
                 raise UsageError(f"--input-shape {spec.name}={'x'.join(map(str, want))} contradicts the model's "
-                                 f"{_shape_text(spec.shape)} at axis {', '.join(map(str, clash))}")
+                                 f"{shape_text(spec.shape)} at axis {', '.join(map(str, clash))}")
             shapes[spec.name] = [None, *want[1:]]
             continue
         from_data = (data_shapes or {}).get(spec.name)
@@ -95,13 +92,8 @@ def run_shapes(specs: list[IOSpec], given: Mapping[str, list[int]], data_shapes:
         if missing:
             example = "x".join("1" if a == 0 else ("N" if d is None else str(d)) for a, d in enumerate(dims))
             raise DataError(f"input {spec.name!r} has dynamic dimension(s) at axis {', '.join(map(str, missing))} "
-                            f"(shape {_shape_text(spec.shape)}) and nothing fixes them; pass the shape the device "
+                            f"(shape {shape_text(spec.shape)}) and nothing fixes them; pass the shape the device "
                             f"will run, e.g. --input-shape {spec.name}={example} (input_shapes= in Python), or "
                             "calibration data of that shape")
         shapes[spec.name] = dims
     return shapes
-
-
-def has_dynamic_dims(specs: list[IOSpec]) -> bool:
-    """Whether any input leaves a dimension after the batch open."""
-    return any(spec.unknown_dims() for spec in specs)

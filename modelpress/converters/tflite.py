@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from modelpress.errors import ConstraintError, ConversionError, DataError, ModelpressError
 from modelpress.model_io import IOSpec, LoadedModel, load_model
+from modelpress.native_logs import held_fd2
 
 log = logging.getLogger(__name__)
 
@@ -234,14 +234,8 @@ def _quiet_fd2():
     if log.isEnabledFor(logging.DEBUG):
         yield
         return
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    with held_fd2(lambda line: False):
+        yield
 
 
 def model_reference(source: LoadedModel, workdir: Path) -> tuple[str, str | None]:

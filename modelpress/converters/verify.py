@@ -22,6 +22,7 @@ import numpy as np
 
 from modelpress.device_profiles import DeviceProfile
 from modelpress.errors import ConversionError, FidelityError
+from modelpress.manifest import output_role
 
 
 @dataclass
@@ -106,15 +107,10 @@ def measure_outputs(reference: dict[str, np.ndarray], candidate: dict[str, np.nd
         top1_agreement=min(agreements) if agreements else None,
         min_top1_agreement=first.min_top1_agreement, max_abs_error_allowed=first.max_abs_error_allowed,
         data=data, random_inputs=random_inputs,
-        outputs={name: {"artifact_output": pairs[name], "role": output_role(reference[name]),
+        outputs={name: {"artifact_output": pairs[name], "role": output_role(np.shape(reference[name])),
                         "top1_agreement": f.top1_agreement, "max_abs_error": f.max_abs_error,
                         "mean_abs_error": f.mean_abs_error} for name, f in per.items()},
     )
-
-
-def output_role(values: np.ndarray) -> str:
-    """``class_scores`` (one row of scores per sample, compared by top-1) or ``values``."""
-    return "class_scores" if is_classifier(np.asarray(values)) else "values"
 
 
 def check_fidelity(fidelity: Fidelity, profile_name: str) -> None:

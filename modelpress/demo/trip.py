@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from modelpress.errors import excerpt
 from modelpress.latency import machine_info
 from modelpress.tables import text_table
 
@@ -79,7 +80,7 @@ def _row(variant: str, profile: str, fmt: str, quant: str, size: int, gzip_size:
 
 def _measure_source(model_path: Path, data, runs: int, variant: str = "example",
                     base: dict[str, Any] | None = None) -> tuple[dict[str, Any], np.ndarray]:
-    from modelpress.converters.sizes import gzip_bytes, raw_bytes
+    from modelpress.files import gzip_bytes, raw_bytes
     from modelpress.latency import measure_latency
     from modelpress.model_io import load_model
 
@@ -97,9 +98,8 @@ def _float32_tflite_row(model_path: Path, data, runs: int, variant: str, base: d
                         source_probs: np.ndarray) -> dict[str, Any]:
     """The source as plain float32 TFLite, one thread: the reference every speed-up is measured against
     (a Keras eager call costs far more than any interpreter call, so it would flatter every artifact)."""
-    import gzip
-
     from modelpress.converters.tflite import to_tflite_bytes
+    from modelpress.files import gzip_bytes
     from modelpress.latency import measure_latency
     from modelpress.tflite_interpreter import TFLiteModel
 
@@ -109,7 +109,7 @@ def _float32_tflite_row(model_path: Path, data, runs: int, variant: str, base: d
     one = data.x_test[:1]
     p50 = measure_latency(lambda: model.predict([one]), runs=runs).p50_ms
     return _row(variant, "float32 TFLite (reference)", "tflite", "none", len(blob),
-                len(gzip.compress(blob, compresslevel=9, mtime=0)), float(np.mean(probs.argmax(1) == data.y_test)),
+                gzip_bytes(blob), float(np.mean(probs.argmax(1) == data.y_test)),
                 float(np.mean(probs.argmax(1) == source_probs.argmax(1))), p50, base)
 
 
@@ -150,7 +150,7 @@ def _short_json(value: Any, width: int = 150) -> str:
         return v
 
     text = json.dumps(rounded(value))
-    return text if len(text) <= width else text[: width - 3] + "..."
+    return excerpt(text, width)
 
 
 def _serve_and_ask(options: TripOptions, model_path: Path, data, echo: Callable[[str], None]) -> dict[str, Any]:

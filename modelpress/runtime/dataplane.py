@@ -21,14 +21,10 @@ import numpy as np
 
 from modelpress.errors import BadRequestError, NotFoundError, UnavailableError
 from modelpress.layout import parse_version
-from modelpress.manifest import TensorSpec
+from modelpress.manifest import TensorSpec, shape_text
 from modelpress.runtime.codecs.arrays import v2_datatype
 from modelpress.runtime.registry import ModelRegistry
 from modelpress.runtime.served import ServedVersion
-
-
-def shape_text(shape: list[int]) -> str:
-    return "[" + ", ".join("None" if d < 0 else str(d) for d in shape) + "]"
 
 
 def accepted_types(spec: TensorSpec) -> str:

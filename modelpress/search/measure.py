@@ -17,7 +17,6 @@ moment falls on all of them alike: press does that for the contenders before it 
 
 from __future__ import annotations
 
-import gzip
 import os
 from typing import Any
 
@@ -27,6 +26,7 @@ from modelpress.compressor.report import accuracy as top1
 from modelpress.converters.constraints import check_constraints
 from modelpress.converters.tflite import to_tflite_bytes
 from modelpress.device_profiles import DeviceProfile
+from modelpress.files import gzip_bytes
 from modelpress.latency import measure_latency
 from modelpress.model_io import load_model
 from modelpress.tflite_graph import read_graph
@@ -121,7 +121,7 @@ class Measurer:
                 problems.append(f"top-1 agreement with its Keras model is {agreement:.2%}, below the profile's "
                                 f"{self.profile.min_top1_agreement:.0%} floor")
         row = {"accuracy": top1(self.y_val, outputs), "bytes": len(blob),
-               "gzip_bytes": len(gzip.compress(blob, compresslevel=9, mtime=0)),
+               "gzip_bytes": gzip_bytes(blob),
                "problems": problems, "ops": list(dict.fromkeys(graph.ops))}
         row["p50_ms"], row["p50_spread_ms"] = self.latency_ms(blob)
         if self.source_correct is not None:

@@ -1,64 +1,58 @@
-"""Write the chosen candidate as a model package: the very artifact press measured, with its manifest.
+"""Write the chosen candidate as a model package: the very artifact press measured, finished like any other.
 
-    write_package(trial, blob, keras_model, profile, "build/rpi", verify_x=x_val[:1000], name="lenet")
+    write_package(trial, blob, keras_model, profile, "build/m4", verify_x=x_val, name="lenet",
+                  calibration={...}, source={...})
 
-The package is what ``modelpress convert`` writes (``model.tflite`` + ``modelpress.json``), so serve,
-deploy and inspect read it as any other; its fidelity is measured against the fine-tuned Keras model.
+Press only makes the artifact (the flatbuffer it measured, run on held-out samples); the package is then
+finished by :func:`modelpress.converters.finish.finish_package`, the path ``modelpress convert`` takes too:
+constraints, fidelity against the fine-tuned Keras model held to the profile's floor, output roles, Edge TPU
+compile, the firmware half of an MCU / NPU package, labels, manifest.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import gzip
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modelpress import __version__
-from modelpress.atomic import atomic_directory
-from modelpress.converters.verify import measure_fidelity
+from modelpress.converters.artifact import Artifact
+from modelpress.converters.calibration import Samples
+from modelpress.converters.finish import Contents, Made, finish_package
 from modelpress.device_profiles import DeviceProfile
-from modelpress.manifest import Manifest, write_manifest
-from modelpress.model_io import file_sha256, load_model
+from modelpress.model_io import load_model
+from modelpress.search.measure import io_dtypes
 from modelpress.search.trial import Trial
-from modelpress.tflite_interpreter import TFLiteModel
 
 VERIFY_SAMPLES = 1000
 
 
 def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile, out: str | Path, *,
-                  verify_x: np.ndarray, name: str, calibration: dict[str, Any], source: dict[str, Any]) -> Path:
-    """Write ``out`` atomically; returns its path."""
-    from modelpress.converters.edgetpu import compile_for_edgetpu
+                  verify_x: np.ndarray, name: str, calibration: dict[str, Any], source: dict[str, Any],
+                  version: str = "1", labels: list[str] | None = None) -> Artifact:
+    """Finish ``blob`` (the trial's TFLite model) as a package at ``out``, written atomically."""
+    from modelpress.tflite_interpreter import TFLiteModel
 
-    out = Path(out)
-    x = verify_x[:VERIFY_SAMPLES]
-    with atomic_directory(out, overwrite=True) as folder:
+    keras = load_model(model)
+    x = np.asarray(verify_x[:VERIFY_SAMPLES], dtype=np.float32)
+    verification = Samples({keras.input_specs()[0].name: x}, "held-out split of --data")
+
+    def make(folder: Path) -> Made:
         path = folder / "model.tflite"
         path.write_bytes(blob)
         interpreter = TFLiteModel(blob, threads=1)
-        step = 1 if interpreter.fixed_batch else 256
-        candidate = np.concatenate([interpreter.predict([x[i:i + step]])[0] for i in range(0, len(x), step)])
-        reference = load_model(model).predict(x)
-        fidelity = measure_fidelity(reference, candidate, profile, "held-out split of --data", False)
-        notes = [f"chosen by modelpress press: {trial.describe()} ({trial.settings.family}); accuracy "
-                 f"{trial.accuracy:.2%} on held-out data, drop {trial.drop_points:+.2f} pt against the source"]
-        if trial.settings.fallback:
-            notes.append(f"int8 with {len(trial.settings.fallback)} layer(s) kept in float (per-layer fallback): "
-                         + ", ".join(trial.settings.fallback))
-        if profile.hardware == "edgetpu":
-            notes.append(compile_for_edgetpu(path, profile.compiler or "edgetpu_compiler")[1])
-        manifest = Manifest(
-            name=name, version="1", model_format="tflite", model_file="model.tflite",
-            inputs=interpreter.input_specs(), outputs=interpreter.output_specs(),
-            profile={"name": profile.name, "hardware": profile.hardware, "threads": profile.threads,
-                     "delegate": profile.delegate, "source": profile.source},
-            quantization=trial.settings.quantization, calibration=calibration, source=source,
-            artifact={"sha256": file_sha256(path), "bytes": len(blob),
-                      "gzip_bytes": len(gzip.compress(blob, compresslevel=9, mtime=0))},
-            fidelity=fidelity.to_dict(), ops=trial.ops,
-            tool_versions={"modelpress": __version__, "interpreter": interpreter.backend},
-            created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), notes=notes)
-        write_manifest(folder, manifest)
-    return out
+        outputs = interpreter.predict([x])
+        return Made(path, {d["name"]: out for d, out in zip(interpreter.output_details, outputs)})
+
+    settings = trial.settings
+    notes = [f"chosen by modelpress press: {trial.describe()} ({settings.family}); accuracy {trial.accuracy:.2%} on "
+             f"held-out data, drop {trial.drop_points:+.2f} pt against the source"]
+    if settings.fallback:
+        notes.append(f"int8 with {len(settings.fallback)} layer(s) kept in float (per-layer fallback): "
+                     + ", ".join(settings.fallback))
+    contents = Contents(
+        name=name, version=str(version), profile=profile, quantization=settings.quantization,
+        io_dtypes=("float32", "float32") if settings.fallback else io_dtypes(profile, settings.quantization),
+        verification=verification, reference=keras.predict_named(verification.inputs), calibration=calibration,
+        source=source, labels=labels, notes=notes)
+    return finish_package(out, make, contents)

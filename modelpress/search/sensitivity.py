@@ -1,12 +1,10 @@
 """Per-layer pruning sensitivity: how much accuracy each layer loses when pruned alone, without fine-tuning.
 
-Deep Compression chose each layer's pruning level from such curves (Han et al. 2015, fig. 5); press turns
-one scalar, the one-shot drop a layer may cost, into per-layer levels and bisects on that scalar. One-shot
-drops are far larger than what fine-tuning leaves, so the tolerances run high (up to most of the accuracy):
-they only rank how hard each layer can be pruned relative to the others::
+Deep Compression chose each layer's pruning level from such curves (Han et al. 2015, fig. 5); press walks a
+size-aware path of per-layer levels through them and bisects along it. One-shot drops are far larger than
+what fine-tuning leaves: they only rank how hard each layer can be pruned relative to the others::
 
     curves = layer_sensitivity(model, x_rank, y_rank)      # {"fc1": {0.5: 0.0, ..., 0.99: 12.3}, ...}
-    levels_for(curves, tolerance=2.0)                      # {"fc1": 0.97, "fc2": 0.9, "fc3": 0.7}
     greedy_path(curves, kernel_sizes(model))               # per-layer levels, ever sparser, size-aware
 """
 
@@ -51,22 +49,6 @@ def layer_sensitivity(model: Any, x: np.ndarray, y: np.ndarray,
             variable.assign(original)
         curves[layer.name] = curve
     return curves
-
-
-def levels_for(curves: dict[str, dict[float, float]], tolerance: float) -> dict[str, float]:
-    """Each layer's highest level whose one-shot drop stays within ``tolerance`` points (0: leave dense)::
-
-        levels_for({"fc1": {0.5: 0.1, 0.9: 0.8, 0.95: 3.0}}, 1.0)     # {'fc1': 0.9}
-    """
-    chosen = {}
-    for name, curve in curves.items():
-        level = 0.0
-        for candidate, drop in sorted(curve.items()):
-            if drop > tolerance:
-                break
-            level = candidate
-        chosen[name] = level
-    return chosen
 
 
 def overall_sparsity(levels: dict[str, float], sizes: dict[str, int]) -> float:

@@ -66,10 +66,6 @@ class Settings:
     def conversion_key(self) -> str:
         return json.dumps({"quantization": self.quantization, "fallback": list(self.fallback)}, sort_keys=True)
 
-    def with_quantization(self, quantization: str, fallback: tuple[str, ...] = ()) -> Settings:
-        return Settings(self.family, self.steps, self.epochs, quantization, tuple(fallback), self.label,
-                        self.batch_size)
-
     def recipe(self) -> Recipe:
         """The compressor recipe for this candidate's compression (``RecipeError`` if there is none)."""
         steps = [Step.from_config(dict(s)) for s in self.steps]

@@ -42,3 +42,19 @@ def test_deploy_max_drop_needs_data_and_no_recipe(runner, cli, mlp_path, data_di
     result = runner.invoke(cli, ["deploy", str(mlp_path), "-p", "cortex-m", "--max-drop", "1", "-r",
                                  str(tmp_path / "repo"), "--recipe", "prune-80", "-d", str(data_dir / "data.npz")])
     assert result.exit_code == 2 and "--max-drop" in result.output
+
+
+def test_deploy_max_drop_with_a_profile_file_publishes_press_choice_finished_for_it(runner, cli, mlp_path, data_dir,
+                                                                                   tmp_path):
+    """A profile given as a YAML file is the profile press chose for (looked up by its name, not the path)."""
+    pytest.importorskip("tflite_micro")
+    profile = tmp_path / "my-m4.yaml"
+    profile.write_text("name: my-m4\nhardware: mcu\nquantization: int8\n")
+    repo = tmp_path / "repo"
+    result = runner.invoke(cli, ["deploy", str(mlp_path), "-p", str(profile), "-d", str(data_dir / "data.npz"),
+                                 "--max-drop", "5", "--time-budget", "1s", "-r", str(repo), "--name", "digits"])
+    assert result.exit_code == 0, result.output
+    manifest = modelpress.read_manifest(repo / "digits" / "1")
+    assert manifest.profile["name"] == "my-m4" and "chosen by modelpress press" in manifest.notes[0]
+    assert manifest.mcu["arena"]["source"] == "measured on TFLite Micro"
+    assert "DIGITS_TENSOR_ARENA_SIZE" in (repo / "digits" / "1" / "model_data.h").read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelpress.api.press import parse_duration
-from modelpress.search.sensitivity import levels_for, overall_sparsity
+from modelpress.search.sensitivity import overall_sparsity
 from modelpress.search.space import Settings, layerwise_steps, quantizations_for
 
 
@@ -18,17 +18,15 @@ def test_layerwise_levels_become_one_prune_step_per_level():
     assert recipe.finetune.epochs == 4 and recipe.steps[1].epochs == 2
 
 
-def test_levels_follow_the_tolerance_and_stop_at_the_first_excess():
-    curves = {"fc1": {0.5: 0.0, 0.9: 0.5, 0.95: 3.0, 0.99: 0.1}, "fc3": {0.5: 6.0}}
-    assert levels_for(curves, 1.0) == {"fc1": 0.9, "fc3": 0.0}
-    assert levels_for(curves, 10.0) == {"fc1": 0.99, "fc3": 0.5}
+def test_overall_sparsity_weighs_each_layer_by_its_size():
     assert overall_sparsity({"fc1": 0.9, "fc3": 0.0}, {"fc1": 900, "fc3": 100}) == pytest.approx(0.81)
 
 
 def test_compression_key_ignores_quantization_and_profile():
     a = Settings("prune", ({"type": "prune", "sparsity": 0.8},), 3, "int8")
-    assert a.compression_key() == a.with_quantization("float16").compression_key()
-    assert a.conversion_key() != a.with_quantization("float16").conversion_key()
+    b = Settings("prune", ({"type": "prune", "sparsity": 0.8},), 3, "float16")
+    assert a.compression_key() == b.compression_key()
+    assert a.conversion_key() != b.conversion_key()
     assert a.describe() == "prune 80% (3 ep) + int8"
 
 
