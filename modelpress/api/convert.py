@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,9 +173,10 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
     return build_package(source, plan, Path(out), overwrite=overwrite)
 
 
-def inspect(path: str | Path) -> dict[str, Any]:
-    """Describe a model package, a .tflite file or a Keras / SavedModel model, as a dict."""
+def inspect(path: str | Path, trust_keys: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Describe a model package, a .tflite file or a Keras / SavedModel model, as a dict; a package's
+    signature is verified against ``trust_keys`` (public keys / CA certificates, PEM) when given."""
     from modelpress.converters.inspection import inspect_path
 
-    return inspect_path(Path(path))
+    return inspect_path(Path(path), trust_keys)
 

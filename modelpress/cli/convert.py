@@ -133,6 +133,11 @@ def _print_inspection(info: dict[str, Any]) -> None:
         if fid:
             click.echo(f"  fidelity      top-1 agreement {fid.get('top1_agreement')}, "
                        f"max |err| {fid.get('max_abs_error'):.3g} on {fid.get('samples')} samples")
+    signature = info.get("signature")
+    if signature:
+        verdict = {True: "verifies", False: "does NOT verify", None: "not verified"}[signature["verifies"]]
+        click.secho(f"  signature     {signature['signer'] or 'none'} ({verdict}): {signature['reason']}",
+                    fg="red" if signature["verifies"] is False else None)
     if "flavor" in model:
         click.echo(f"  flavour       {model['flavor']}")
     if "quantization" in model:
@@ -189,7 +194,9 @@ def _print_mcu(mcu: dict[str, Any] | None, estimates: list[dict[str, Any]] | Non
 @click.command("inspect")
 @click.argument("path", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a report.")
-def inspect_cmd(path: str, as_json: bool) -> None:
+@click.option("--trust-key", "trust_keys", multiple=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Public key or CA certificate (PEM) to verify a package's signature with (repeatable).")
+def inspect_cmd(path: str, as_json: bool, trust_keys: tuple[str, ...]) -> None:
     """Show signature, ops, sizes and quantization of a package, a .tflite file or a Keras model.
 
     \b
@@ -201,7 +208,7 @@ def inspect_cmd(path: str, as_json: bool) -> None:
     quiet_tensorflow()
     from modelpress.api.convert import inspect
 
-    info = inspect(path)
+    info = inspect(path, trust_keys)
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
     else:

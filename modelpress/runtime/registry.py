@@ -32,6 +32,7 @@ from modelpress.runtime.model_control import ModelControl
 from modelpress.runtime.repository import ModelEntry, check_name, scan_repository
 from modelpress.runtime.served import ModelRecord, ServedVersion
 from modelpress.runtime.state import ModelState
+from modelpress.signing import trust_check
 
 log = logging.getLogger(__name__)
 RETIRED_KEPT = 4  # ended versions a model's status still lists (older ones are forgotten, metrics included)
@@ -58,6 +59,7 @@ class ModelRegistry:
 
             self._profile = load_profile(config.profile)
         self.control = ModelControl(self)
+        self._trust = trust_check(config.trust_keys)  # None unless signatures are required (--trust-key)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -196,6 +198,8 @@ class ModelRegistry:
                 raise ArtifactError(f"no backend serves model format {manifest.model_format!r}; "
                                     f"known: {', '.join(sorted(self.backends))}")
             self._check_inside(folder, manifest)
+            if self._trust is not None:  # a package whose signature does not verify never becomes a version
+                self._trust(folder, manifest)
             threads, delegate, pool = self._settings(record, manifest)
             backend = backend_cls(folder, manifest, pool_size=pool, threads=threads, delegate=delegate)
             served = ServedVersion(record.name, version, folder, fingerprint, manifest, backend, self.metrics)
