@@ -1,0 +1,149 @@
+"""HTTPS on a real `modelpress serve` (granian) with a CA and certificates made in the test: answers over TLS,
+mutual TLS that refuses a client certificate from another CA, a certificate rotated on disk served without a
+restart and without losing a request, and a clear refusal where the server cannot do TLS."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+pytest.importorskip("granian", reason="TLS needs granian (the runtime extra has it)")
+pytest.importorskip("cryptography", reason="the test makes its certificates with cryptography")
+
+from modelpress.runtime.tls import CertificateWatcher, TLSFiles  # noqa: E402
+from modelpress.testing.pki import CertificateAuthority  # noqa: E402
+from tests.runtime.conftest import ROOT  # noqa: E402
+
+BODY = {"inputs": [{"name": "image", "shape": [1, 8, 8, 1], "datatype": "FP32", "data": [0.5] * 64}]}
+
+
+@pytest.fixture
+def pki(tmp_path):
+    ca = CertificateAuthority("modelpress test CA")
+    files = {"ca": ca.write(tmp_path / "ca.crt")}
+    files["cert"], files["key"] = ca.issue(tmp_path / "server", "first", usage="server")
+    files["client"] = ca.issue(tmp_path / "client", "a client", usage="client")
+    stranger = CertificateAuthority("another CA")
+    files["stranger"] = stranger.issue(tmp_path / "stranger", "a stranger", usage="client")
+    return ca, files
+
+
+def _peer_name(hostport: str, cafile, client=None) -> str:
+    """The common name of the certificate the server presents on a new connection."""
+    host, port = hostport.split(":")
+    context = ssl.create_default_context(cafile=str(cafile))
+    if client:
+        context.load_cert_chain(*map(str, client))
+    with socket.create_connection((host, int(port)), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname=host) as tls:
+        subject = dict(pair[0] for pair in tls.getpeercert()["subject"])
+        return subject["commonName"]
+
+
+def test_https_answers_with_settings_from_the_environment(start_server, repo, pki):
+    _, files = pki
+    server = start_server(repo, "--poll-interval", "0", "--server", "granian",
+                          env={"MODELPRESS_TLS_CERT": str(files["cert"]), "MODELPRESS_TLS_KEY": str(files["key"])})
+    assert server.url.startswith("https://127.0.0.1:")
+    answer = requests.post(server.url + "/v2/models/digits/infer", json=BODY, verify=str(files["ca"]), timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"][0]["shape"] == [1, 10]
+    with pytest.raises(requests.exceptions.ConnectionError):  # no plain HTTP on the TLS port
+        requests.get(server.url.replace("https", "http") + "/v2/health/live", timeout=10)
+
+
+def test_mutual_tls_accepts_our_clients_and_rejects_others(start_server, repo, pki):
+    _, files = pki
+    server = start_server(repo, "--poll-interval", "0", "--tls-cert", str(files["cert"]), "--tls-key",
+                          str(files["key"]), "--tls-client-ca", str(files["ca"]))
+    url, ca = server.url + "/v2/models/digits/infer", str(files["ca"])
+    answer = requests.post(url, json=BODY, verify=ca, cert=tuple(map(str, files["client"])), timeout=30)
+    assert answer.status_code == 200, answer.text
+    for client in (files["stranger"], None):  # a certificate from another CA, and none at all
+        with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
+            requests.post(url, json=BODY, verify=ca, cert=tuple(map(str, client)) if client else None, timeout=30)
+
+
+def test_a_rotated_certificate_is_served_without_restart_or_lost_request(start_server, repo, pki, tmp_path):
+    ca, files = pki
+    server = start_server(repo, "--poll-interval", "0", "--tls-cert", str(files["cert"]), "--tls-key",
+                          str(files["key"]))
+    pid = server.proc.pid
+    assert _peer_name(server.hostport, files["ca"]) == "first"
+    failures, answered, stop = [], [], threading.Event()
+
+    def load() -> None:  # clients on fresh and pooled connections all through the rotation
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                answer = session.post(server.url + "/v2/models/digits/infer", json=BODY, verify=str(files["ca"]),
+                                      timeout=30)
+                (answered if answer.status_code == 200 else failures).append(answer.status_code)
+            except requests.RequestException as err:
+                failures.append(repr(err))
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    # the way cert-manager / a Secret update replaces it: new files renamed over the old ones
+    new_cert, new_key = ca.issue(tmp_path / "rotated", "second", usage="server")
+    os.replace(new_key, files["key"])
+    os.replace(new_cert, files["cert"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _peer_name(server.hostport, files["ca"]) != "second":
+        time.sleep(0.5)
+    time.sleep(5)  # the old worker finishes and exits while the clients keep sending
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    assert _peer_name(server.hostport, files["ca"]) == "second"
+    assert server.proc.poll() is None and server.proc.pid == pid  # the same service, not restarted
+    assert answered and not failures, f"{len(failures)} request(s) failed during rotation: {failures[:3]}"
+    assert any("changed on disk" in line for line in server.lines)
+
+
+def test_a_half_replaced_pair_keeps_the_old_certificate(tmp_path, pki):
+    ca, files = pki
+    changes = []
+    watcher = CertificateWatcher(TLSFiles(files["cert"], files["key"]), on_change=lambda: changes.append(1))
+    new_cert, new_key = ca.issue(tmp_path / "rotated", "second", usage="server")
+    os.replace(new_cert, files["cert"])  # the key is not replaced yet: the pair does not load
+    assert not watcher.poll() and not changes
+    os.replace(new_key, files["key"])
+    assert watcher.poll() and changes == [1]
+    assert not watcher.poll()  # nothing changed since
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "modelpress.cli.main", "serve", *args, "--port", "0"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+def test_tls_on_waitress_is_refused_in_one_line(repo, pki):
+    _, files = pki
+    result = _serve(str(repo), "--server", "waitress", "--tls-cert", str(files["cert"]), "--tls-key",
+                    str(files["key"]))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: TLS is set but the HTTP server is waitress"), lines
+    assert "refusing to serve in clear" in lines[0]
+
+
+@pytest.mark.parametrize("case", ["key of another certificate", "key missing", "file missing"])
+def test_bad_tls_settings_are_refused_with_a_clear_error(repo, pki, tmp_path, case):
+    ca, files = pki
+    other_cert, other_key = ca.issue(tmp_path / "other", "other", usage="server")
+    args = {"key of another certificate": ["--tls-cert", str(files["cert"]), "--tls-key", str(other_key)],
+            "key missing": ["--tls-cert", str(files["cert"])],
+            "file missing": ["--tls-cert", str(tmp_path / "nope.crt"), "--tls-key", str(files["key"])]}[case]
+    result = _serve(str(repo), *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("Error: TLS") and "Traceback" not in result.stderr
