@@ -97,6 +97,7 @@ peers: $(PEERS_VENV)/.installed /usr/bin/wrk artifacts/peers/fer/modelpress.json
 # or the default ulimits fail. `make image IMAGE=registry.example.com/team/modelpress-runtime:0.1.0` names it
 # for your registry; then `podman push $(IMAGE)` (see deploy/kubernetes/README.md).
 IMAGE ?= localhost/modelpress-runtime:latest
+EXTRAS ?= runtime,signing
 BASE_IMAGE := localhost/modelpress-base:bookworm
 PODMAN := $(SUDO) env CONTAINERS_CONF=$${CONTAINERS_CONF:-$(CURDIR)/deploy/podman/containers.conf} podman
 
@@ -107,7 +108,8 @@ image: /usr/bin/podman /usr/bin/runc /usr/sbin/debootstrap
 	$(PODMAN) info >/dev/null  # fails early, with podman's reason, where it cannot run
 	$(SUDO) env CONTAINERS_CONF=$${CONTAINERS_CONF:-$(CURDIR)/deploy/podman/containers.conf} \
 		deploy/podman/base-image.sh $(BASE_IMAGE)
-	$(PODMAN) build --pull=never --format docker --build-arg BASE=$(BASE_IMAGE) -t $(IMAGE) .
+	$(PODMAN) build --pull=never --format docker --build-arg BASE=$(BASE_IMAGE) \
+		--build-arg EXTRAS=$(EXTRAS) -t $(IMAGE) .
 	$(PODMAN) images $(IMAGE)
 
 # The container test (slow, minutes): builds the image, runs it against a /mnt/models folder, checks v2
