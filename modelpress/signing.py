@@ -291,3 +291,28 @@ def signature_summary(folder: str | Path, trusted: Sequence[str | Path] = ()) ->
     verdict = verify_package(folder, trusted)
     return {"signed": True, "signer": signer, "verifies": verdict.ok, "reason": verdict.reason,
             "check": verdict.check, "file": verdict.file}
+
+
+def check_signing_key(key: str | Path | None) -> Path | None:
+    """Fail fast, before a long conversion or search, when a ``--sign-key`` cannot sign: unreadable, not an
+    unencrypted elliptic-curve private key, or the library missing (None passes through)::
+
+        check_signing_key("signing-key.pem")     # Path("signing-key.pem")
+    """
+    if key is None:
+        return None
+    key = Path(key)
+    data = _read(key, "signing key")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        private = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"signing key {key} is not an unencrypted PEM private key ({err}); make one with openssl "
+                         "ecparam -name prime256v1 -genkey -noout -out signing-key.pem") from None
+    if not isinstance(private, ec.EllipticCurvePrivateKey):
+        raise UsageError(f"signing key {key} is a {type(private).__name__.lstrip('_')}; model signing needs an "
+                         "elliptic-curve key (P-256, P-384 or P-521)")
+    _library()
+    return key

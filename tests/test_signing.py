@@ -151,3 +151,42 @@ def test_sign_with_a_bad_key_is_one_clear_error(tmp_path, keys):
     assert result.exit_code == 2, result.output
     assert result.output.startswith("Error: signing key") and "Traceback" not in result.output
     assert not (folder / SIGNATURE_NAME).exists()
+
+
+# --- --sign-key on the commands that write packages ----------------------------------------------------
+
+def test_package_sign_key_signs_the_package(tmp_path, keys):
+    out = tmp_path / "pkg"
+    result = CliRunner().invoke(cli, ["package", str(PACKAGES / "float32" / "model.tflite"), "--out", str(out),
+                                      "--sign-key", str(keys["ours"][0])])
+    assert result.exit_code == 0, result.output
+    assert verify_package(out, [keys["ours"][1]]).ok
+
+
+def test_deploy_sign_key_publishes_signed_versions(tmp_path, keys):
+    repo = tmp_path / "repo"
+    result = CliRunner().invoke(cli, ["deploy", str(PACKAGES / "float32" / "model.tflite"), "-p", "server-cpu",
+                                      "--repo", str(repo), "--name", "digits", "--sign-key", str(keys["ours"][0])])
+    assert result.exit_code == 0, result.output
+    verdict = verify_package(repo / "digits" / "1", [keys["ours"][1]])
+    assert verdict.ok, verdict.reason  # signed in staging: the manifest written for the repository included
+
+
+def test_a_bad_sign_key_stops_before_any_work(tmp_path, keys):
+    repo = tmp_path / "repo"
+    result = CliRunner().invoke(cli, ["deploy", str(PACKAGES / "float32" / "model.tflite"), "-p", "server-cpu",
+                                      "--repo", str(repo), "--sign-key", str(keys["ours"][1])])  # a public key
+    assert result.exit_code == 2, result.output
+    assert "signing key" in result.output and "not an unencrypted PEM private key" in result.output
+    assert not (repo / "model").exists()
+
+
+@pytest.mark.integration
+def test_convert_sign_key_signs_the_converted_package(models, data_dir, tmp_path, keys):
+    pytest.importorskip("tensorflow")
+    out = tmp_path / "rpi"
+    result = CliRunner().invoke(cli, ["convert", str(models["keras3"]), "-p", "server-cpu", "-c",
+                                      str(data_dir / "data.npz"), "--out", str(out), "--sign-key",
+                                      str(keys["ours"][0])])
+    assert result.exit_code == 0, result.output
+    assert verify_package(out, [keys["ours"][1]]).ok

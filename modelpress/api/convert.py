@@ -123,8 +123,10 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
             model_format: str | None = None, verify_data: str | Path | np.ndarray | None = None,
             labels: str | Path | list[str] | None = None, name: str | None = None, version: str = "1",
             min_agreement: float | None = None, image_scale: str = "0..1", safe_mode: bool = True,
-            overwrite: bool = True, input_shapes: dict[str, list[int]] | list[str] | None = None) -> Artifact:
-    """Convert ``model`` for a device profile into a verified model package at ``out``.
+            overwrite: bool = True, input_shapes: dict[str, list[int]] | list[str] | None = None,
+            sign_key: str | Path | None = None) -> Artifact:
+    """Convert ``model`` for a device profile into a verified model package at ``out`` (signed with
+    ``sign_key``, a PEM EC private key, when given: see ``modelpress sign``).
 
     ``model`` is a path (.keras, .h5, SavedModel folder) or a Keras model. The profile decides the
     format, quantization and I/O dtypes; ``quantization`` and ``model_format`` override it where the
@@ -148,8 +150,10 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
     from modelpress.converters.package import Plan, build_package
     from modelpress.converters.shapes import parse_input_shapes
     from modelpress.model_io import load_model
+    from modelpress.signing import check_signing_key, sign_package
 
     _check_out(Path(out), overwrite)
+    check_signing_key(sign_key)
     given = parse_input_shapes(input_shapes)
     prof = load_profile(profile)
     if min_agreement is not None:
@@ -170,7 +174,10 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
                 output_dtype=output_dtype, calibration=calib, verification=verify,
                 name=name or source.name, version=str(version), labels=_labels(labels),
                 input_shapes=shapes if prof.static_batch else None, run_shapes=shapes, safe_mode=safe_mode)
-    return build_package(source, plan, Path(out), overwrite=overwrite)
+    artifact = build_package(source, plan, Path(out), overwrite=overwrite)
+    if sign_key is not None:  # the finished folder (signing inside the atomic folder moves to the package writer)
+        sign_package(artifact.path, sign_key)
+    return artifact
 
 
 def inspect(path: str | Path, trust_keys: Sequence[str | Path] = ()) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
           objective: str = "size", time_budget: str | float | None = None, cache: str | Path | None = None,
           use_cache: bool = True, epochs: int | None = None, families: Sequence[str] | None = None,
           name: str | None = None, progress: bool = True, safe_mode: bool = True,
-          echo: Callable[[str], None] | None = None) -> PressResult:
+          echo: Callable[[str], None] | None = None, sign_key: str | Path | None = None) -> PressResult:
     """Search compressions and quantizations of ``model`` for each profile; keep the best within ``max_drop``.
 
     ``data``: what ``modelpress.compress`` takes (x_train / y_train for fine-tuning and calibration; the
@@ -94,6 +94,8 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
 
         r = press("digits.keras", "raspberry-pi-4", "digits.npz", max_drop=1.0, out="build/press")
         print(r.rows()[0]["variant"], r.rows()[0]["gzip_bytes"])
+
+    ``sign_key`` (a PEM EC private key) signs each chosen package before ``out`` appears.
     """
     from modelpress.api.compress import _check_inputs, _pick_flavor
     from modelpress.atomic import atomic_directory
@@ -102,6 +104,7 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
     from modelpress.search import Search, SearchOptions
     from modelpress.search.cache import TrialCache
     from modelpress.search.space import FAMILIES
+    from modelpress.signing import check_signing_key, sign_package
 
     echo = echo or (lambda line: None)
     names = [profiles] if isinstance(profiles, str) else list(profiles)
@@ -114,6 +117,7 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
                             epochs=epochs, families=tuple(families) if families else None, progress=progress)
     out = Path(out)
     _check_out(out)
+    check_signing_key(sign_key)
     loaded = [load_profile(p) for p in names]
     source = _pick_flavor(model, None, safe_mode)
     if not source.is_keras:
@@ -133,6 +137,8 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
                 trial = outcome.chosen.get(profile.name)
                 if trial is not None:
                     _package(search, trial, profile, folder / profile.name, name or source.name, source)
+                    if sign_key is not None:
+                        sign_package(folder / profile.name, sign_key)
                     result.packages[profile.name] = out / profile.name
             document = _document(search, outcome, source, dataset, options, result)
             (folder / "press.json").write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import click
 
+#: ``--sign-key`` on convert, deploy, package and press: the package is signed before anyone can see it
+sign_key_option = click.option(
+    "--sign-key", type=click.Path(exists=True, dir_okay=False, path_type=str), metavar="KEY",
+    help="Sign the package(s) with this private key (PEM, elliptic curve) into model.sig; `modelpress serve "
+         "--trust-key PUB` then serves them (see `modelpress sign`).")
+
 
 @click.command()
 @click.argument("package", type=click.Path(exists=True, file_okay=False, path_type=str))
