@@ -40,17 +40,20 @@ def image():
 @pytest.fixture
 def models(tmp_path) -> Path:
     """One package at the root of /mnt/models, readable by any user, as KServe's storage initializer leaves it."""
-    folder = shutil.copytree(FIXTURES / "packages" / "float32", tmp_path / "mnt-models")
+    return _readable(shutil.copytree(FIXTURES / "packages" / "float32", tmp_path / "mnt-models"))
+
+
+def _readable(folder: Path) -> Path:
     for path in [folder, *folder.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return folder
 
 
-def _wait_ready(url: str, timeout: float = 120) -> None:
+def _wait_ready(url: str, timeout: float = 120, model: str = "digits", **kwargs) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if requests.get(url + "/v2/models/digits/ready", timeout=5).status_code == 200:
+            if requests.get(f"{url}/v2/models/{model}/ready", timeout=5, **kwargs).status_code == 200:
                 return
         except requests.RequestException:
             pass
@@ -120,3 +123,39 @@ def test_container_serves_v2_as_non_root_healthy_and_drains_on_sigterm(image, mo
     print("\ncontainer checks:")
     for name, outcome in checks.items():
         print(f"  {name:<20} {outcome}")
+
+
+def test_container_serves_https_and_only_signed_models(image, tmp_path):
+    """The trust example's settings in the image: HTTPS from a mounted certificate, the health check over
+    HTTPS, and a repository where only the package signed by the mounted key becomes ready."""
+    pytest.importorskip("model_signing")
+    from modelpress.signing import sign_package
+    from modelpress.testing.pki import CertificateAuthority, signing_key
+
+    ca = CertificateAuthority("container test CA")
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    ca.issue(tls / "tls", "modelpress", usage="server")
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    private, _ = signing_key(trust / "signing-key")
+    private.rename(tmp_path / "signing-key.pem")  # the private key stays with the publisher
+    repo = tmp_path / "repo"
+    for model in ("signed", "unsigned"):
+        shutil.copytree(FIXTURES / "packages" / "float32", repo / model / "1")
+    sign_package(repo / "signed" / "1", tmp_path / "signing-key.pem")
+    env = {"MODELPRESS_TLS_CERT": "/etc/modelpress/tls/tls.crt", "MODELPRESS_TLS_KEY": "/etc/modelpress/tls/tls.key",
+           "MODELPRESS_TRUST_KEYS": "/etc/modelpress/trust/signing-key.pub"}
+    mounts = {_readable(tls): "/etc/modelpress/tls", _readable(trust): "/etc/modelpress/trust"}
+    with container.running(image["tag"], _readable(repo), env=env, mounts=mounts, scheme="https") as box:
+        verify = str(ca.write(tmp_path / "ca.crt"))
+        _wait_ready(box.url, model="signed", verify=verify)
+        x = np.load(FIXTURES / "x_test.npy")[:4]
+        answer = requests.post(box.url + "/v2/models/signed/infer", json=_v2_body(x), verify=verify, timeout=60)
+        assert answer.status_code == 200, answer.text
+        refused = requests.get(box.url + "/v2/models/unsigned/ready", verify=verify, timeout=10)
+        assert refused.status_code == 503 and "model.sig: signature present" in refused.json()["error"], refused.text
+        health = box.healthcheck()
+        assert health.returncode == 0, health.stdout + health.stderr + box.logs()[-2000:]
+    print("\ncontainer with TLS and a trust key: HTTPS v2 answers, health check passes over HTTPS, the unsigned "
+          f"model is not ready ({refused.json()['error'][:80]}...)")
