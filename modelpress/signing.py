@@ -161,25 +161,59 @@ def signer_of(folder: str | Path) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return "unreadable signature"
     if "x509CertificateChain" in material:
-        from cryptography import x509
-
-        try:
-            raw = material["x509CertificateChain"]["certificates"][0]["rawBytes"]
-            return "certificate " + x509.load_der_x509_certificate(base64.b64decode(raw)).subject.rfc4514_string()
-        except (KeyError, IndexError, TypeError, ValueError):
-            return "unreadable certificate"
+        certificate = _leaf(material)
+        return "certificate " + certificate.subject.rfc4514_string() if certificate else "unreadable certificate"
     hint = (material.get("publicKey") or {}).get("hint")
     return f"key sha256:{hint}" if hint else "unknown key"
 
 
-def verify_package(folder: str | Path, trusted: Sequence[str | Path | TrustAnchor]) -> Verdict:
+def _leaf(material: dict):
+    """The signing certificate of a certificate signature's verification material, or None."""
+    from cryptography import x509
+
+    try:
+        raw = material["x509CertificateChain"]["certificates"][0]["rawBytes"]
+        return x509.load_der_x509_certificate(base64.b64decode(raw))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def certificate_identities(folder: str | Path) -> list[str]:
+    """The identities a certificate signature's signing certificate names: its common name(s) and subject
+    alternative names (e-mail, DNS, URI); empty for key signatures::
+
+        certificate_identities("artifacts/rpi")    # ["release-signer", "release@example.com"]
+    """
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        certificate = _leaf(json.loads((Path(folder) / SIGNATURE_NAME).read_bytes())["verificationMaterial"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if certificate is None:
+        return []
+    names = [str(a.value) for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    try:
+        alternatives = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names += [str(v) for kind in (x509.RFC822Name, x509.DNSName, x509.UniformResourceIdentifier)
+                  for v in alternatives.get_values_for_type(kind)]
+    except x509.ExtensionNotFound:
+        pass
+    return names
+
+
+def verify_package(folder: str | Path, trusted: Sequence[str | Path | TrustAnchor],
+                   identities: Sequence[str] = ()) -> Verdict:
     """Check a package's signature against trusted public keys / CA certificates (PEM files): the signature
-    is there and readable, made by a trusted key (or a certificate chaining to a trusted CA), and covers
-    every file of the folder with its digest, no file more and none less::
+    is there and readable, made by a trusted key (or a certificate chaining to a trusted CA, and naming one
+    of ``identities`` when some are given), and covers every file of the folder with its digest, no file
+    more and none less::
 
         verdict = verify_package("artifacts/rpi", trusted=["signing-key.pub"])
         if not verdict.ok:
             print(verdict.reason)   # "model.tflite: file digests: its SHA-256 differs from the signed one ..."
+        verify_package("artifacts/rpi", ["team-ca.pem"], identities=["release@example.com"])
     """
     folder = Path(folder)
     anchors = [a if isinstance(a, TrustAnchor) else read_anchor(a) for a in trusted]
@@ -205,6 +239,12 @@ def verify_package(folder: str | Path, trusted: Sequence[str | Path | TrustAncho
         if not candidates:
             return Verdict(False, f"{SIGNATURE_NAME}: signer trusted: signed with a certificate ({signer}) but no "
                                   "CA certificate is trusted", signer=signer, check="signer trusted",
+                           file=SIGNATURE_NAME)
+        named = certificate_identities(folder)
+        if identities and not set(named) & set(identities):
+            return Verdict(False, f"{SIGNATURE_NAME}: signer identity: signed by {signer} (names: "
+                                  f"{', '.join(named) or 'none'}), which is none of the allowed identities "
+                                  f"({', '.join(identities)})", signer=signer, check="signer identity",
                            file=SIGNATURE_NAME)
     return _verify_with(folder, signature, candidates, signer)
 
@@ -252,7 +292,7 @@ def _failure(err: Exception, signer: str) -> Verdict:
                    file=SIGNATURE_NAME)
 
 
-def trust_check(trusted: Sequence[str | Path]):
+def trust_check(trusted: Sequence[str | Path], identities: Sequence[str] = ()):
     """The runtime's check for one version folder, ``check(folder, manifest) -> None``, raising
     ``ArtifactError`` with the verdict's reason when the package does not verify (None when nothing is
     trusted: signatures are then not required). The trusted files are read once, here, so that a wrong
@@ -262,12 +302,15 @@ def trust_check(trusted: Sequence[str | Path]):
         check(Path("models/digits/3"), manifest)    # ArtifactError("model.tflite: file digests: ...")
     """
     if not trusted:
+        if identities:
+            raise UsageError("trust_identities names allowed signers but no --trust-key (a CA certificate) says "
+                             "whom to trust; add the CA that issues their certificates")
         return None
     anchors = [read_anchor(path) for path in trusted]
     _library()  # a missing library stops the start, not every load
 
     def check(folder: Path, manifest=None) -> None:  # noqa: ARG001 - the manifest is part of the loader's hook
-        verdict = verify_package(folder, anchors)
+        verdict = verify_package(folder, anchors, identities)
         if not verdict.ok:
             raise ArtifactError(f"signature check failed: {verdict.reason}")
 

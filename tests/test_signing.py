@@ -100,6 +100,21 @@ def test_certificate_signatures_verify_against_the_ca_and_fail_against_another(t
     assert verify_package(folder, [tmp_path / "ca.crt"]).file == "model.tflite"
 
 
+def test_an_identity_policy_accepts_only_the_named_signer(tmp_path):
+    folder = shutil.copytree(PACKAGES / "float32", tmp_path / "digits")
+    ca = CertificateAuthority("release CA")
+    cert, key = ca.issue(tmp_path / "release", "release-signer", usage="code")
+    sign_package(folder, key, certificate=cert, chain=[ca.write(tmp_path / "ca.crt")])
+    assert verify_package(folder, [tmp_path / "ca.crt"], identities=["release-signer"]).ok
+    refused = verify_package(folder, [tmp_path / "ca.crt"], identities=["ci@example.com"])
+    assert not refused.ok and refused.check == "signer identity"
+    assert "release-signer" in refused.reason and "ci@example.com" in refused.reason
+    with pytest.raises(ArtifactError, match="signer identity"):
+        trust_check([tmp_path / "ca.crt"], ["ci@example.com"])(folder, None)
+    with pytest.raises(UsageError, match="no --trust-key"):
+        trust_check([], ["ci@example.com"])
+
+
 def test_a_certificate_signature_with_only_keys_trusted_is_refused(tmp_path, keys):
     folder = shutil.copytree(PACKAGES / "float32", tmp_path / "digits")
     ca = CertificateAuthority("release CA")

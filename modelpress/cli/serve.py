@@ -14,6 +14,9 @@ def trust_options(command):
                      help="Serve only packages signed by this key: a PEM public key, or a CA certificate for "
                           "certificate signatures (repeatable; also MODELPRESS_TRUST_KEYS=a.pub,b.pem). A version "
                           "whose signature is missing or fails is never ready; /status says why."),
+        click.option("--trust-identity", "trust_identities", multiple=True, metavar="NAME",
+                     help="With a CA certificate as --trust-key: accept only signing certificates naming this "
+                          "identity (common name, e-mail, DNS or URI; repeatable; MODELPRESS_TRUST_IDENTITIES)."),
         click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=str),
                      help="Serve HTTPS with this certificate (PEM, chain included); also MODELPRESS_TLS_CERT. "
                           "Replaced on disk, it is picked up without a restart. Needs granian."),
@@ -94,5 +97,6 @@ def serve(repository: str | None, config_file: str | None, **options) -> None:
         logging.getLogger("modelpress.runtime").setLevel(logging.INFO)
     options["load_models"] = list(options["load_models"]) or None  # none given: keep the file's / environment's
     options["trust_keys"] = list(options["trust_keys"]) or None
+    options["trust_identities"] = list(options["trust_identities"]) or None
     config = RuntimeConfig.load(config_file, repository=repository, **options)
     run(config)

@@ -60,6 +60,7 @@ class RuntimeConfig:
     # trust (modelpress.signing, runtime/tls.py): PEM public keys / CA certificates a package's signature must
     # verify with (none: signatures are not required), and the HTTPS certificate, key and client CA (mTLS)
     trust_keys: list[str] = field(default_factory=list)
+    trust_identities: list[str] = field(default_factory=list)  # certificate signatures: the signers allowed
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None

@@ -59,7 +59,8 @@ class ModelRegistry:
 
             self._profile = load_profile(config.profile)
         self.control = ModelControl(self)
-        self._trust = trust_check(config.trust_keys)  # None unless signatures are required (--trust-key)
+        # None unless signatures are required (--trust-key)
+        self._trust = trust_check(config.trust_keys, config.trust_identities)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:

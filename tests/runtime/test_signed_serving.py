@@ -60,6 +60,9 @@ def test_runtime_serves_only_versions_that_verify(make_app, trusted_repo, keys):
     rows = {row["version"]: row for row in client.get("/status").get_json()["models"]["digits"]["versions"]}
     assert rows[2]["state"] == "FAILED" and "not signed" in rows[2]["error"]
     assert rows[3]["state"] == "FAILED" and "none of the trusted keys" in rows[3]["error"]
+    index = {row["version"]: row for row in client.post("/v2/repository/index", json={}).get_json()}
+    assert index["2"]["state"] == "UNAVAILABLE" and "model.sig: signature present" in index["2"]["reason"]
+    assert index["4"]["state"] == "READY"
     x = np.load(FIXTURES / "x_test.npy")[:2]
     answer = client.post("/v2/models/digits/versions/4/infer", json={"inputs": [
         {"name": "image", "shape": [2, 8, 8, 1], "datatype": "FP32", "data": x.ravel().tolist()}]})
