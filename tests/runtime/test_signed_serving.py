@@ -96,3 +96,13 @@ def test_serve_refuses_to_start_with_an_unreadable_trust_key(tmp_path, trusted_r
                                       "--port", "0"])
     assert result.exit_code == 2, result.output
     assert "trusted key" in result.output and "cannot be read" in result.output
+
+
+def test_serve_with_trust_keys_from_the_environment(start_server, trusted_repo, keys):
+    """The real `modelpress serve` process, trust key from MODELPRESS_TRUST_KEYS."""
+    import requests
+
+    server = start_server(trusted_repo, "--poll-interval", "0", env={"MODELPRESS_TRUST_KEYS": str(keys["ours"][1])})
+    assert requests.get(server.url + "/v2/models/digits/versions/4/ready", timeout=10).status_code == 200
+    refused = requests.get(server.url + "/v2/models/digits/versions/3/ready", timeout=10)
+    assert refused.status_code == 503 and "signer trusted" in refused.json()["error"]
