@@ -148,3 +148,37 @@ class CertificateWatcher:
                     self.files.cert)
         self.on_change()
         return True
+
+
+def grpc_credentials(files: TLSFiles):
+    """gRPC server credentials for ``files`` that follow the files on disk: gRPC asks for the certificate
+    configuration at each new connection's handshake, and gets the new pair once it changed and loads (no
+    worker restart at all); a client certificate from ``client_ca`` is required when one is given::
+
+        server.add_secure_port("0.0.0.0:8081", grpc_credentials(check_tls(config, "granian")))
+    """
+    import grpc
+
+    def configuration():
+        ca = files.client_ca.read_bytes() if files.client_ca is not None else None
+        return grpc.ssl_server_certificate_configuration([(files.key.read_bytes(), files.cert.read_bytes())],
+                                                         root_certificates=ca)
+
+    seen = [_stamp(files.paths)]
+
+    def fetch():
+        stamp = _stamp(files.paths)
+        if stamp == seen[0]:
+            return None
+        try:
+            _load(files)
+        except UsageError as err:
+            log.warning("TLS files changed but do not load yet (%s); gRPC serves on with the previous certificate",
+                        err)
+            return None
+        seen[0] = stamp
+        log.warning("TLS certificate %s changed on disk: new gRPC connections get it", files.cert)
+        return configuration()
+
+    return grpc.dynamic_ssl_server_credentials(configuration(), fetch,
+                                               require_client_authentication=files.client_ca is not None)

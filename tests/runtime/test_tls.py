@@ -147,3 +147,69 @@ def test_bad_tls_settings_are_refused_with_a_clear_error(repo, pki, tmp_path, ca
     result = _serve(str(repo), *args)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("Error: TLS") and "Traceback" not in result.stderr
+
+
+# --- gRPC: the same files, rotation at each new connection's handshake -----------------------------------
+
+def _grpc_echo(files: TLSFiles):
+    """A gRPC server on 127.0.0.1 with one unary method echoing its bytes, over ``grpc_credentials``."""
+    grpc = pytest.importorskip("grpc")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelpress.runtime.tls import grpc_credentials
+
+    handler = grpc.method_handlers_generic_handler("test.Echo", {"Say": grpc.unary_unary_rpc_method_handler(
+        lambda request, context: request)})
+    server = grpc.server(ThreadPoolExecutor(max_workers=2), handlers=(handler,))
+    port = server.add_secure_port("127.0.0.1:0", grpc_credentials(files))
+    server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+def _grpc_say(address: str, ca, client=None) -> bytes:
+    import grpc
+
+    key, chain = (client[1].read_bytes(), client[0].read_bytes()) if client else (None, None)
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca.read_bytes(), private_key=key,
+                                               certificate_chain=chain)
+    with grpc.secure_channel(address, credentials) as channel:
+        return channel.unary_unary("/test.Echo/Say")(b"hello", timeout=10)
+
+
+def _grpc_peer_name(address: str, cafile) -> str:
+    context = ssl.create_default_context(cafile=str(cafile))
+    context.set_alpn_protocols(["h2"])
+    host, port = address.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname=host) as tls:
+        return dict(pair[0] for pair in tls.getpeercert()["subject"])["commonName"]
+
+
+def test_grpc_tls_answers_and_follows_a_rotated_certificate(pki, tmp_path):
+    ca, files = pki
+    server, address = _grpc_echo(TLSFiles(files["cert"], files["key"]))
+    try:
+        assert _grpc_say(address, files["ca"]) == b"hello"
+        assert _grpc_peer_name(address, files["ca"]) == "first"
+        new_cert, new_key = ca.issue(tmp_path / "rotated", "second", usage="server")
+        os.replace(new_key, files["key"])
+        os.replace(new_cert, files["cert"])
+        assert _grpc_peer_name(address, files["ca"]) == "second"
+        assert _grpc_say(address, files["ca"]) == b"hello"
+    finally:
+        server.stop(None)
+
+
+def test_grpc_mutual_tls_rejects_a_client_from_another_ca(pki):
+    grpc = pytest.importorskip("grpc")
+
+    _, files = pki
+    server, address = _grpc_echo(TLSFiles(files["cert"], files["key"], files["ca"]))
+    try:
+        assert _grpc_say(address, files["ca"], files["client"]) == b"hello"
+        for client in (files["stranger"], None):
+            with pytest.raises(grpc.RpcError) as refused:
+                _grpc_say(address, files["ca"], client)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop(None)
