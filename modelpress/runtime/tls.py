@@ -12,7 +12,10 @@ old one finishes its requests and exits). :class:`CertificateWatcher` runs in th
 the certificate, key or client CA changed on disk (cert-manager and Kubernetes Secret updates swap them in
 one step), checks that the new pair loads, and sends that SIGHUP: new connections get the new certificate,
 requests in flight finish on the old worker. Idle keep-alive connections of the old worker are closed, and
-clients reconnect; each new worker loads its models again before it takes connections.
+clients reconnect; a connection in the middle of its TLS handshake when the old worker stops is cut (granian
+drains requests, not handshakes), before any request on it reached the service. Each new worker loads its
+models again before it takes connections. gRPC needs none of this: :func:`grpc_credentials` hands gRPC the
+new pair at the next handshake.
 """
 
 from __future__ import annotations
