@@ -205,3 +205,11 @@ def test_convert_sign_key_signs_the_converted_package(models, data_dir, tmp_path
                                       str(keys["ours"][0])])
     assert result.exit_code == 0, result.output
     assert verify_package(out, [keys["ours"][1]]).ok
+
+
+def test_without_the_signing_extra_trust_keys_stop_the_start_with_the_install_line(monkeypatch, keys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "model_signing", None)  # as on a device with the runtime extra only
+    with pytest.raises(UsageError, match=r"pip install 'modelpress\[signing\]'"):
+        trust_check([keys["ours"][1]])
