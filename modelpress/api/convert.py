@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +124,10 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
             model_format: str | None = None, verify_data: str | Path | np.ndarray | None = None,
             labels: str | Path | list[str] | None = None, name: str | None = None, version: str = "1",
             min_agreement: float | None = None, image_scale: str = "0..1", safe_mode: bool = True,
-            overwrite: bool = True, input_shapes: dict[str, list[int]] | list[str] | None = None) -> Artifact:
-    """Convert ``model`` for a device profile into a verified model package at ``out``.
+            overwrite: bool = True, input_shapes: dict[str, list[int]] | list[str] | None = None,
+            sign_key: str | Path | None = None) -> Artifact:
+    """Convert ``model`` for a device profile into a verified model package at ``out`` (signed with
+    ``sign_key``, a PEM EC private key, when given: see ``modelpress sign``).
 
     ``model`` is a path (.keras, .h5, SavedModel folder) or a Keras model. The profile decides the
     format, quantization and I/O dtypes; ``quantization`` and ``model_format`` override it where the
@@ -148,8 +151,10 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
     from modelpress.converters.package import Plan, build_package
     from modelpress.converters.shapes import parse_input_shapes
     from modelpress.model_io import load_model
+    from modelpress.signing import check_signing_key
 
     _check_out(Path(out), overwrite)
+    check_signing_key(sign_key)
     given = parse_input_shapes(input_shapes)
     prof = load_profile(profile)
     if min_agreement is not None:
@@ -167,13 +172,15 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
         plan = Plan(profile=prof, model_format=fmt, quantization=quant, input_dtype=input_dtype,
                     output_dtype=output_dtype, calibration=calib, verification=verify,
                     name=name or source.name, version=str(version), labels=_labels(labels),
-                    input_shapes=shapes if prof.static_batch else None, run_shapes=shapes, safe_mode=safe_mode)
+                    input_shapes=shapes if prof.static_batch else None, run_shapes=shapes, safe_mode=safe_mode,
+                    sign_key=sign_key)
         return build_package(source, plan, Path(out), overwrite=overwrite)
 
 
-def inspect(path: str | Path) -> dict[str, Any]:
-    """Describe a model package, a .tflite file or a Keras / SavedModel model, as a dict."""
+def inspect(path: str | Path, trust_keys: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Describe a model package, a .tflite file or a Keras / SavedModel model, as a dict; a package's
+    signature is verified against ``trust_keys`` (public keys / CA certificates, PEM) when given."""
     from modelpress.converters.inspection import inspect_path
 
-    return inspect_path(Path(path))
+    return inspect_path(Path(path), trust_keys)
 

@@ -70,7 +70,8 @@ def _compressed(model: Any, recipe: str, data: Any, workdir: Path, echo: Callabl
 
 
 def _deploy_made_elsewhere(model: Path, profiles: list[str], repo: Path, name: str | None, labels: Any,
-                           verify_data: Any, echo: Callable[[str], None]) -> DeployResult:
+                           verify_data: Any, echo: Callable[[str], None],
+                           sign_key: str | Path | None = None) -> DeployResult:
     """A .tflite made elsewhere: packaged as it is (checked against each profile), published as next versions."""
     from modelpress.api.package import package
     from modelpress.converters.publish import next_version, publish_package, staging
@@ -83,7 +84,7 @@ def _deploy_made_elsewhere(model: Path, profiles: list[str], repo: Path, name: s
             echo(f"packaging {model.name} for {profile} -> {model_name} version {version}")
             artifact = package(model, folder / "package", name=model_name, labels=labels, profile=profile,
                                verify_data=verify_data, version=str(version))
-            final = publish_package(artifact.path, repo, model_name, version)
+            final = publish_package(artifact.path, repo, model_name, version, sign_key=sign_key)
         result.published.append(Published(profile, model_name, version, final, Artifact.open(final)))
         echo(f"published {final}")
     return result
@@ -110,7 +111,8 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
            data: str | Path | None = None, calibration: Any = None, verify_data: Any = None,
            name: str | None = None, labels: str | Path | list[str] | None = None, image_scale: str = "0..1",
            safe_mode: bool = True, max_drop: float | None = None, time_budget: Any = None,
-           out: str | Path | None = None, echo: Callable[[str], None] | None = None) -> DeployResult:
+           out: str | Path | None = None, echo: Callable[[str], None] | None = None,
+           sign_key: str | Path | None = None) -> DeployResult:
     """Compress with ``recipe`` (needs ``data``), convert for each profile, verify, publish as next versions.
 
     A ``.tflite`` file made elsewhere is packaged as it is (see :func:`modelpress.package`) for each
@@ -125,12 +127,18 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
 
         r = deploy("model.keras", "cortex-m", "repo/", data="train.npz", max_drop=0.5, out="runs/d1")
         r.published[0].measured["accuracy"], r.report.html
+
+    ``sign_key`` (a PEM EC private key) signs each package before its version appears (``modelpress sign``).
     """
+    from modelpress.signing import check_signing_key
+
+    check_signing_key(sign_key)
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out} is a file; name a folder for the run's deploy.json and report")
     result = _deploy(model, profiles, repo, recipe=recipe, data=data, calibration=calibration,
                      verify_data=verify_data, name=name, labels=labels, image_scale=image_scale, safe_mode=safe_mode,
-                     max_drop=max_drop, time_budget=time_budget, echo=echo or (lambda line: None))
+                     max_drop=max_drop, time_budget=time_budget, echo=echo or (lambda line: None),
+                     sign_key=sign_key)
     if data is not None and result.published:
         from modelpress.api.deploy_run import held_out, measure_artifact, write_run
 
@@ -145,7 +153,8 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
 
 def _deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recipe: str | None, data: Any,
             calibration: Any, verify_data: Any, name: str | None, labels: Any, image_scale: str, safe_mode: bool,
-            max_drop: float | None, time_budget: Any, echo: Callable[[str], None]) -> DeployResult:
+            max_drop: float | None, time_budget: Any, echo: Callable[[str], None],
+            sign_key: str | Path | None = None) -> DeployResult:
     from modelpress.api.convert import convert
     from modelpress.converters.publish import check_model_name, next_version, publish_package, staging
     from modelpress.device_profiles import load_profile
@@ -166,7 +175,7 @@ def _deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, reci
     if isinstance(model, (str, Path)) and Path(model).suffix == ".tflite":
         if recipe:
             raise UsageError(f"{model} is already a TFLite model: it cannot be compressed; deploy it without --recipe")
-        return _deploy_made_elsewhere(Path(model), names, repo, name, labels, verify_data, echo)
+        return _deploy_made_elsewhere(Path(model), names, repo, name, labels, verify_data, echo, sign_key)
     source = load_model(model, safe_mode=safe_mode)
     result = DeployResult(repo=repo)
     with tempfile.TemporaryDirectory(prefix="modelpress-deploy-") as work:
@@ -190,7 +199,7 @@ def _deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, reci
                     package = convert(source, profile, folder / "package", calibration=calib,
                                       verify_data=verify_data, labels=labels, name=model_name,
                                       version=str(version), image_scale=image_scale, safe_mode=safe_mode).path
-                final = publish_package(package, repo, model_name, version)
+                final = publish_package(package, repo, model_name, version, sign_key=sign_key)
             result.published.append(Published(profile, model_name, version, final, Artifact.open(final)))
             echo(f"published {final}")
     return result

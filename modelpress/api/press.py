@@ -100,7 +100,8 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
           objective: str = "size", time_budget: str | float | None = None, cache: str | Path | None = None,
           use_cache: bool = True, epochs: int | None = None, families: Sequence[str] | None = None,
           name: str | None = None, labels: str | Path | list[str] | None = None, progress: bool = True,
-          safe_mode: bool = True, packages: bool = True, echo: Callable[[str], None] | None = None) -> PressResult:
+          safe_mode: bool = True, packages: bool = True, echo: Callable[[str], None] | None = None,
+          sign_key: str | Path | None = None) -> PressResult:
     """Search compressions and quantizations of ``model`` for each profile; keep the best within ``max_drop``.
 
     ``data``: what ``modelpress.compress`` takes (x_train / y_train for fine-tuning and calibration; the
@@ -113,6 +114,8 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
 
         r = press("digits.keras", "raspberry-pi-4", "digits.npz", max_drop=1.0, out="build/press")
         print(r.rows()[0]["variant"], r.rows()[0]["gzip_bytes"])
+
+    ``sign_key`` (a PEM EC private key) signs each chosen package before ``out`` appears.
     """
     from modelpress.api.compress import _check_inputs, _pick_flavor
     from modelpress.api.convert import _labels
@@ -123,6 +126,7 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
     from modelpress.search import Search, SearchOptions
     from modelpress.search.cache import TrialCache
     from modelpress.search.space import FAMILIES
+    from modelpress.signing import check_signing_key
 
     echo = echo or (lambda line: None)
     label_list = _labels(labels)  # a missing labels file fails now, not after the search
@@ -136,6 +140,7 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
                             epochs=epochs, families=tuple(families) if families else None, progress=progress)
     out = Path(out)
     _check_out(out)
+    check_signing_key(sign_key)
     loaded = [load_profile(p) for p in names]
     with filtered_stderr():  # TensorFlow's native start-up lines stay out of the caller's log
         source = _pick_flavor(model, None, safe_mode)
@@ -158,7 +163,7 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
                 result.finishers[profile.name] = _finisher(search, trial, profile, name or source.name, source)
         with atomic_directory(out, overwrite=True) as folder, filtered_stderr():
             for profile_name in result.finishers if packages else ():
-                result.finishers[profile_name](folder / profile_name, labels=label_list)
+                result.finishers[profile_name](folder / profile_name, labels=label_list, sign_key=sign_key)
                 result.packages[profile_name] = out / profile_name
             document = _document(search, outcome, source, dataset, options, result)
             (folder / "press.json").write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
@@ -183,9 +188,11 @@ def _finisher(search: Any, trial: Any, profile: Any, default_name: str, source: 
                  "flavor": source.flavor, "bytes": raw_bytes(source.path) if source.path is not None else None,
                  "press_settings": trial.settings.to_dict()}
 
-    def finish(out: str | Path, name: str | None = None, version: str = "1", labels: list[str] | None = None):
+    def finish(out: str | Path, name: str | None = None, version: str = "1", labels: list[str] | None = None,
+               sign_key: str | Path | None = None):
         return write_package(trial, blob, model, profile, out, verify_x=x_val, name=name or default_name,
-                             calibration=calibration, source=described, version=version, labels=labels)
+                             calibration=calibration, source=described, version=version, labels=labels,
+                             sign_key=sign_key)
 
     return finish
 

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from modelpress.cli.main import quiet_tensorflow
+from modelpress.cli.sign import sign_key_option
 from modelpress.device_profiles import FORMATS, QUANTIZATIONS
 
 IMAGE_SCALES = ("0..1", "-1..1", "0..255")
@@ -91,10 +92,11 @@ def _print_artifact(artifact) -> None:
               help="The shape the device runs an input at, batch first, e.g. spectrogram=1x40x256x1; needed for "
                    "dynamic dimensions other than the batch (unless the calibration data fixes them). Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a report.")
+@sign_key_option
 def convert(model: str, profile: str, out: str, calibration: str | None, verify_data: str | None,
             quantization: str | None, model_format: str | None, labels: str | None, name: str | None,
             version: str, min_agreement: float | None, image_scale: str, unsafe: bool,
-            input_shapes: tuple[str, ...], as_json: bool) -> None:
+            input_shapes: tuple[str, ...], as_json: bool, sign_key: str | None) -> None:
     """Convert MODEL (.keras, .h5 or SavedModel folder) into a verified package for a device.
 
     The profile decides format, quantization and I/O types; the artifact is run against its source
@@ -114,7 +116,7 @@ def convert(model: str, profile: str, out: str, calibration: str | None, verify_
     artifact = convert_model(
         model, profile, out, calibration=calibration, quantization=quantization, model_format=model_format,
         verify_data=verify_data, labels=labels, name=name, version=version, min_agreement=min_agreement,
-        image_scale=image_scale, safe_mode=not unsafe, input_shapes=list(input_shapes),
+        image_scale=image_scale, safe_mode=not unsafe, input_shapes=list(input_shapes), sign_key=sign_key,
     )
     if as_json:
         click.echo(json.dumps({"path": str(artifact.path), **artifact.manifest.to_dict()}, indent=2))
@@ -133,6 +135,11 @@ def _print_inspection(info: dict[str, Any]) -> None:
         if fid:
             click.echo(f"  fidelity      top-1 agreement {fid.get('top1_agreement')}, "
                        f"max |err| {fid.get('max_abs_error'):.3g} on {fid.get('samples')} samples")
+    signature = info.get("signature")
+    if signature:
+        verdict = {True: "verifies", False: "does NOT verify", None: "not verified"}[signature["verifies"]]
+        click.secho(f"  signature     {signature['signer'] or 'none'} ({verdict}): {signature['reason']}",
+                    fg="red" if signature["verifies"] is False else None)
     if "flavor" in model:
         click.echo(f"  flavour       {model['flavor']}")
     if "quantization" in model:
@@ -189,7 +196,9 @@ def _print_mcu(mcu: dict[str, Any] | None, estimates: list[dict[str, Any]] | Non
 @click.command("inspect")
 @click.argument("path", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a report.")
-def inspect_cmd(path: str, as_json: bool) -> None:
+@click.option("--trust-key", "trust_keys", multiple=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Public key or CA certificate (PEM) to verify a package's signature with (repeatable).")
+def inspect_cmd(path: str, as_json: bool, trust_keys: tuple[str, ...]) -> None:
     """Show signature, ops, sizes and quantization of a package, a .tflite file or a Keras model.
 
     \b
@@ -201,7 +210,7 @@ def inspect_cmd(path: str, as_json: bool) -> None:
     quiet_tensorflow()
     from modelpress.api.convert import inspect
 
-    info = inspect(path)
+    info = inspect(path, trust_keys)
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
     else:

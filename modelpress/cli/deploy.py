@@ -8,6 +8,7 @@ import json
 import click
 
 from modelpress.cli.main import quiet_tensorflow
+from modelpress.cli.sign import sign_key_option
 from modelpress.tables import text_table
 
 COLUMNS = [("model", "model"), ("version", "version"), ("profile", "profile"), ("quant", "quantization"),
@@ -41,9 +42,11 @@ COLUMNS = [("model", "model"), ("version", "version"), ("profile", "profile"), (
                    "report (default runs/deploy-<UTC time>).")
 @click.option("--unsafe", is_flag=True, help="Load .keras files with safe mode off (trusted files only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@sign_key_option
 def deploy(model: str, profiles: tuple[str, ...], repo: str, recipe: str | None, max_drop: float | None,
            time_budget: str | None, data: str | None, calibration: str | None, verify_data: str | None,
-           name: str | None, labels: str | None, out: str | None, unsafe: bool, as_json: bool) -> None:
+           name: str | None, labels: str | None, out: str | None, unsafe: bool, as_json: bool,
+           sign_key: str | None) -> None:
     """Publish MODEL for one or more devices as the next version(s) in a model repository.
 
     Each version folder appears complete or not at all, so a running `modelpress serve REPO` picks it
@@ -66,7 +69,7 @@ def deploy(model: str, profiles: tuple[str, ...], repo: str, recipe: str | None,
         out = f"runs/deploy-{_dt.datetime.now(_dt.timezone.utc):%Y%m%d-%H%M%S}"
     result = run_deploy(model, list(profiles), repo, recipe=recipe, data=data, calibration=calibration,
                         verify_data=verify_data, name=name, labels=labels, safe_mode=not unsafe, max_drop=max_drop,
-                        time_budget=time_budget, out=out, echo=echo)
+                        time_budget=time_budget, out=out, echo=echo, sign_key=sign_key)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return

@@ -35,6 +35,7 @@ COMMANDS = {
     "report": ("modelpress.cli.report", "report"),
     "demo": ("modelpress.cli.demo", "demo"),
     "package": ("modelpress.cli.package", "package"),
+    "sign": ("modelpress.cli.sign", "sign"),
 }
 #: exit code of an unexpected failure (a bug, or a case modelpress does not handle yet): BSD's EX_SOFTWARE
 UNEXPECTED_EXIT = 70

@@ -8,6 +8,7 @@ import click
 
 from modelpress.cli.convert import _size, _tensor
 from modelpress.cli.main import quiet_tensorflow
+from modelpress.cli.sign import sign_key_option
 
 
 @click.command()
@@ -29,9 +30,10 @@ from modelpress.cli.main import quiet_tensorflow
                                   "or the first).")
 @click.option("--version", "version", default="1", show_default=True, help="Version recorded in the manifest.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a report.")
+@sign_key_option
 def package(model: str, out: str, name: str | None, labels: str | None, profile: str | None,
             verify_data: str | None, input_shapes: tuple[str, ...], signature: str | None, version: str,
-            as_json: bool) -> None:
+            as_json: bool, sign_key: str | None) -> None:
     """Wrap MODEL made elsewhere (.tflite file or SavedModel folder) into a verified model package.
 
     The manifest comes from the model itself (names, shapes, dtypes, quantization, ops); the model runs
@@ -48,7 +50,8 @@ def package(model: str, out: str, name: str | None, labels: str | None, profile:
     from modelpress.api.package import package as package_model
 
     artifact = package_model(model, out, name=name, labels=labels, profile=profile, verify_data=verify_data,
-                             version=version, input_shapes=list(input_shapes), signature=signature)
+                             version=version, input_shapes=list(input_shapes), signature=signature,
+                             sign_key=sign_key)
     m = artifact.manifest
     if as_json:
         click.echo(json.dumps({"path": str(artifact.path), **m.to_dict()}, indent=2))

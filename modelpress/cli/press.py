@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from modelpress.cli.main import quiet_tensorflow
+from modelpress.cli.sign import sign_key_option
 from modelpress.errors import BudgetError
 from modelpress.tables import text_table
 
@@ -36,9 +37,10 @@ COLUMNS = [("profile", "profile"), ("chosen", "variant"), ("top-1", "accuracy", 
               help="Search only these branches (repeatable): quantize, fallback, prune, prune-layerwise, cluster, "
                    "prune-mn, slim.")
 @click.option("--unsafe", is_flag=True, help="Load .keras files with safe mode off (trusted files only).")
+@sign_key_option
 def press(model: str, profiles: tuple[str, ...], data: str, max_drop: float, objective: str,
           time_budget: str | None, out: str, cache: str | None, no_cache: bool, epochs: int | None,
-          families: tuple[str, ...], unsafe: bool) -> None:
+          families: tuple[str, ...], unsafe: bool, sign_key: str | None) -> None:
     """Find the smallest (or fastest) model for each device within an accuracy budget, automatically.
 
     Tries quantizations (with per-layer float fallback), pruning (global and per layer), 2:4 sparsity,
@@ -56,7 +58,7 @@ def press(model: str, profiles: tuple[str, ...], data: str, max_drop: float, obj
     result = run_press(model, list(profiles), data, out=out, max_drop=max_drop, objective=objective,
                        time_budget=time_budget, cache=cache, use_cache=not no_cache, epochs=epochs,
                        families=list(families) or None, safe_mode=not unsafe,
-                       echo=lambda line: click.echo(line, err=True))
+                       echo=lambda line: click.echo(line, err=True), sign_key=sign_key)
     click.echo(text_table(result.rows(), COLUMNS))
     click.echo(f"\nwrote {result.press_json} and {result.report}")
     if result.search.stopped:

@@ -7,6 +7,30 @@ import logging
 import click
 
 
+def trust_options(command):
+    """``--trust-key`` and the TLS options (README "Trust")."""
+    options = [
+        click.option("--trust-key", "trust_keys", multiple=True, type=click.Path(dir_okay=False, path_type=str),
+                     help="Serve only packages signed by this key: a PEM public key, or a CA certificate for "
+                          "certificate signatures (repeatable; also MODELPRESS_TRUST_KEYS=a.pub,b.pem). A version "
+                          "whose signature is missing or fails is never ready; /status says why."),
+        click.option("--trust-identity", "trust_identities", multiple=True, metavar="NAME",
+                     help="With a CA certificate as --trust-key: accept only signing certificates naming this "
+                          "identity (common name, e-mail, DNS or URI; repeatable; MODELPRESS_TRUST_IDENTITIES)."),
+        click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=str),
+                     help="Serve HTTPS with this certificate (PEM, chain included); also MODELPRESS_TLS_CERT. "
+                          "Replaced on disk, it is picked up without a restart. Needs granian."),
+        click.option("--tls-key", type=click.Path(dir_okay=False, path_type=str),
+                     help="Private key (PEM) of --tls-cert; also MODELPRESS_TLS_KEY."),
+        click.option("--tls-client-ca", type=click.Path(dir_okay=False, path_type=str),
+                     help="Require client certificates issued by this CA (PEM): mutual TLS; also "
+                          "MODELPRESS_TLS_CLIENT_CA."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.command()
 @click.argument("repository", required=False, type=click.Path(file_okay=False, path_type=str))
 @click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False, path_type=str),
@@ -46,6 +70,7 @@ import click
               help="Seconds a request waits for its model to load on demand before a 503 (default 30).")
 @click.option("--drain-timeout", type=click.FloatRange(0, 3600),
               help="Seconds SIGTERM waits for in-flight requests before exiting (default 30).")
+@trust_options
 def serve(repository: str | None, config_file: str | None, **options) -> None:
     """Serve the model packages in REPOSITORY over HTTP: <model>/<version>/ folders, or one package (or
     <version>/ packages of one model) served as --model-name.
@@ -62,6 +87,7 @@ def serve(repository: str | None, config_file: str | None, **options) -> None:
       MODELPRESS_PORT=8080 modelpress serve /mnt/models --model-name digits
       modelpress serve models/ --max-memory 75%
       modelpress serve models/ --model-control explicit --load-model digits
+      modelpress serve models/ --trust-key signing-key.pub --tls-cert tls.crt --tls-key tls.key
     """
     from modelpress.runtime.config import RuntimeConfig
     from modelpress.runtime.server import serve as run
@@ -70,5 +96,7 @@ def serve(repository: str | None, config_file: str | None, **options) -> None:
     if root.level > logging.INFO or root.level == logging.NOTSET:
         logging.getLogger("modelpress.runtime").setLevel(logging.INFO)
     options["load_models"] = list(options["load_models"]) or None  # none given: keep the file's / environment's
+    options["trust_keys"] = list(options["trust_keys"]) or None
+    options["trust_identities"] = list(options["trust_identities"]) or None
     config = RuntimeConfig.load(config_file, repository=repository, **options)
     run(config)

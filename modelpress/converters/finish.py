@@ -64,6 +64,7 @@ class Contents:
     labels: list[str] | None = None
     notes: list[str] = field(default_factory=list)
     run_shapes: dict[str, list[Any]] | None = None  # the shapes verified at, where the model keeps dynamic ones
+    sign_key: Path | None = None           # a PEM EC private key: the package is signed before it appears
 
 
 def tool_versions(backend: str) -> dict[str, str]:
@@ -164,12 +165,17 @@ def _finish(folder: Path, made: Made, contents: Contents) -> Manifest:
     )
 
 
-def seal_package(folder: Path, manifest: Manifest) -> None:
-    """The last step of every package in its staging folder, before the rename: write the manifest.
+def seal_package(folder: Path, manifest: Manifest, sign_key: str | Path | None = None) -> None:
+    """The last step of every package in its staging folder, before the rename: write the manifest, then sign
+    every file with ``sign_key`` when one is given (so a package appears signed or not at all).
 
     Packages of models made elsewhere (:mod:`modelpress.converters.prebuilt`) end here too, so anything every
-    package must carry (a signature over its files) is added in this one place."""
+    package must carry is added in this one place."""
     write_manifest(folder, manifest)
+    if sign_key is not None:
+        from modelpress.signing import sign_package
+
+        sign_package(folder, sign_key)
 
 
 def finish_package(out: str | Path, make: Callable[[Path], Made], contents: Contents, *,
@@ -184,5 +190,5 @@ def finish_package(out: str | Path, make: Callable[[Path], Made], contents: Cont
     out = Path(out)
     with atomic_directory(out, overwrite=overwrite) as folder:
         manifest = _finish(folder, make(folder), contents)
-        seal_package(folder, manifest)
+        seal_package(folder, manifest, contents.sign_key)
     return Artifact(out, manifest)

@@ -6,6 +6,7 @@ works on a device too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,12 @@ def _tflite(path: Path) -> dict[str, Any]:
     return info
 
 
-def _package(path: Path) -> dict[str, Any]:
+def _package(path: Path, trusted: Sequence[str | Path] = ()) -> dict[str, Any]:
+    from modelpress.signing import signature_summary
+
     manifest = read_manifest(path)
-    info: dict[str, Any] = {"kind": "package", "path": str(path), "manifest": manifest.to_dict()}
+    info: dict[str, Any] = {"kind": "package", "path": str(path), "manifest": manifest.to_dict(),
+                            "signature": signature_summary(path, trusted)}
     model_path = path / manifest.model_file
     if manifest.model_format == "tflite":
         info["model"] = _tflite(model_path)
@@ -80,11 +84,11 @@ def _keras(path: Path) -> dict[str, Any]:
     return {"kind": source.flavor, "path": str(path), "model": model_info}
 
 
-def inspect_path(path: Path) -> dict[str, Any]:
+def inspect_path(path: Path, trusted: Sequence[str | Path] = ()) -> dict[str, Any]:
     if not path.exists():
         raise ModelLoadError(f"{path} does not exist; expected a model package, a .tflite file or a model")
     if path.is_dir() and (path / MANIFEST_NAME).is_file():
-        return _package(path)
+        return _package(path, trusted)
     if path.is_dir() and not (path / "saved_model.pb").is_file():
         from modelpress.manifest_inference import find_model
 

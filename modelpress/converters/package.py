@@ -46,6 +46,8 @@ class Plan:
     #: the shapes the user runs (dynamic dimensions fixed): recorded in the manifest
     run_shapes: dict[str, list[Any]] | None = None
     safe_mode: bool = True
+    #: a PEM EC private key: the package is signed in its staging folder, before it appears
+    sign_key: str | Path | None = None
 
 
 def make_tflite(source: LoadedModel, plan: Plan, folder: Path) -> Made:
@@ -81,5 +83,6 @@ def build_package(source: LoadedModel, plan: Plan, out: Path, overwrite: bool = 
         calibration=plan.calibration.describe() if plan.calibration is not None else {},
         source={"path": str(source.path) if source.path else None, "sha256": source.sha256,
                 "flavor": source.flavor, "bytes": raw_bytes(source.path) if source.path is not None else None},
-        labels=plan.labels, run_shapes=plan.run_shapes)
+        labels=plan.labels, run_shapes=plan.run_shapes,
+        sign_key=Path(plan.sign_key) if plan.sign_key is not None else None)
     return finish_package(out, lambda folder: make(source, plan, folder), contents, overwrite=overwrite)

@@ -105,7 +105,7 @@ def run_and_time(kind: str, path: str, feed: dict[str, np.ndarray], signature: s
 def package_model(model: Path, out: Path, *, profile: DeviceProfile | None = None, name: str | None = None,
                   labels: list[str] | None = None, verify_data: Any = None, version: str = "1",
                   input_shapes: dict[str, list[int]] | None = None, signature: str | None = None,
-                  overwrite: bool = True) -> Artifact:
+                  overwrite: bool = True, sign_key: str | Path | None = None) -> Artifact:
     """Copy ``model`` into a package at ``out`` with an inferred, checked and run manifest."""
     kind = model_kind(model)
     if profile is not None and kind not in profile.formats:
@@ -150,5 +150,5 @@ def package_model(model: Path, out: Path, *, profile: DeviceProfile | None = Non
         if labels:
             (folder / LABELS_NAME).write_text("\n".join(labels) + "\n", encoding="utf-8")
             manifest.labels_file = LABELS_NAME
-        seal_package(folder, manifest)
+        seal_package(folder, manifest, sign_key)
     return Artifact.open(out)

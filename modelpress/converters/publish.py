@@ -59,8 +59,9 @@ def staging(repo: Path, name: str) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def publish_package(package: Path, repo: Path, name: str, version: int) -> Path:
-    """Rename a complete package folder to ``<repo>/<name>/<version>``; refuse to replace a version.
+def publish_package(package: Path, repo: Path, name: str, version: int, sign_key: str | Path | None = None) -> Path:
+    """Rename a complete package folder to ``<repo>/<name>/<version>``; refuse to replace a version. With
+    ``sign_key`` the package is signed first, so that its version appears signed or not at all.
 
     A new model's folder appears in the same single rename as its first version (the package is moved
     into a hidden model folder beside it first), so the repository never shows an empty model."""
@@ -69,6 +70,10 @@ def publish_package(package: Path, repo: Path, name: str, version: int) -> Path:
     if final.exists():
         raise UsageError(f"{final} already exists: versions are never overwritten; deploy again for the next one")
     package = Path(package)
+    if sign_key is not None:
+        from modelpress.signing import sign_package
+
+        sign_package(package, sign_key)
     fsync_tree(package)
     if not model_dir.exists():
         holder = private_dir(package.parent, f"{TEMP_PREFIX}model-")

@@ -22,6 +22,7 @@ from modelpress.runtime.load_metrics import LoadMetrics
 from modelpress.runtime.loader import PreloadCheck, VersionLoader, model_file_inside
 from modelpress.runtime.model_control import ModelControl
 from modelpress.runtime.records import RecordTable
+from modelpress.signing import trust_check
 
 
 @dataclass
@@ -44,8 +45,10 @@ def build_parts(config: RuntimeConfig, metrics=None, backends: dict[str, type[Ba
     """
     table = RecordTable()
     counters = LoadMetrics(metrics.registry) if metrics is not None else None
+    # --trust-key / --trust-identity: a version whose signature does not verify never becomes served
+    trust = trust_check(config.trust_keys, config.trust_identities)
     loader = VersionLoader(config, table, metrics, dict(BACKENDS, **(backends or {})),
-                           checks=[model_file_inside(config.repository), *checks])
+                           checks=[model_file_inside(config.repository), *([trust] if trust else []), *checks])
     budget = MemoryBudget(config, table, loader, counters)
     if metrics is not None:
         metrics.registry.register(budget)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from modelpress.runtime.config import RuntimeConfig
+from modelpress.runtime.tls import CertificateWatcher, TLSFiles, check_tls, granian_tls
 
 log = logging.getLogger("modelpress.runtime")
 
@@ -155,6 +156,7 @@ def serve(config: RuntimeConfig | dict | str | Path | None = None, **overrides: 
     cfg = _config(config, overrides)
     if cfg.access_log:
         logging.getLogger("modelpress.access").setLevel(logging.INFO)
+    tls = check_tls(cfg, server_name(cfg))  # a TLS setting the server cannot honour stops here, in one line
     tokens = cfg.all_tokens()  # a token source that holds none stops here, with the reason
     if tokens:
         log.info("authentication on: %d bearer token(s) accepted on inference and admin routes", len(tokens))
@@ -165,12 +167,13 @@ def serve(config: RuntimeConfig | dict | str | Path | None = None, **overrides: 
     cfg = cfg.replace(threads=cfg.request_threads(name))
     sock = _bind(cfg.host, cfg.port)
     host, port = sock.getsockname()[:2]
-    where = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if tls else "http"
+    where = f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
     line = (f"serving {cfg.repository} on {where} ({name}, {cfg.threads} thread(s), {cfg.workers} worker(s)); "
             f"status page {where}/, metrics {where}/metrics")
     if name == "granian":
         sock.close()  # granian binds the port itself, in each worker (the check above gives the clear error)
-        _serve_granian(cfg, host, port, line)
+        _serve_granian(cfg, host, port, line, tls)
         return
 
     def announce(worker: int) -> None:
@@ -210,7 +213,7 @@ def serve(config: RuntimeConfig | dict | str | Path | None = None, **overrides: 
                 break
 
 
-def _serve_granian(cfg: RuntimeConfig, host: str, port: int, line: str) -> None:
+def _serve_granian(cfg: RuntimeConfig, host: str, port: int, line: str, tls: TLSFiles | None = None) -> None:
     """granian's WSGI server: ``workers`` processes, ``threads`` Python threads each; its main process
     turns SIGTERM / SIGINT into a graceful stop, after which each worker unloads its models."""
     from granian import Granian
@@ -232,7 +235,9 @@ def _serve_granian(cfg: RuntimeConfig, host: str, port: int, line: str) -> None:
 
     server = Granian("modelpress.runtime.app:create_app", address=host, port=port, interface=Interfaces.WSGI,
                      workers=cfg.workers, blocking_threads=cfg.threads, backlog=1024, log_level=LogLevels.warning,
-                     workers_kill_timeout=int(max(cfg.unload_timeout, cfg.drain_timeout)) + 5)
+                     workers_kill_timeout=int(max(cfg.unload_timeout, cfg.drain_timeout)) + 5, **granian_tls(tls))
+    if tls is not None:
+        CertificateWatcher(tls).start()  # a certificate replaced on disk: SIGHUP, granian respawns its workers
     server.serve(target_loader=load)
 
 

@@ -29,7 +29,8 @@ VERIFY_SAMPLES = 1000
 
 def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile, out: str | Path, *,
                   verify_x: np.ndarray, name: str, calibration: dict[str, Any], source: dict[str, Any],
-                  version: str = "1", labels: list[str] | None = None) -> Artifact:
+                  version: str = "1", labels: list[str] | None = None,
+                  sign_key: str | Path | None = None) -> Artifact:
     """Finish ``blob`` (the trial's TFLite model) as a package at ``out``, written atomically."""
     from modelpress.tflite_interpreter import TFLiteModel
 
@@ -54,5 +55,5 @@ def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile,
         name=name, version=str(version), profile=profile, quantization=settings.quantization,
         io_dtypes=("float32", "float32") if settings.fallback else io_dtypes(profile, settings.quantization),
         verification=verification, reference=keras.predict_named(verification.inputs), calibration=calibration,
-        source=source, labels=labels, notes=notes)
+        source=source, labels=labels, notes=notes, sign_key=Path(sign_key) if sign_key is not None else None)
     return finish_package(out, make, contents)

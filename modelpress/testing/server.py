@@ -40,7 +40,7 @@ class ServerProcess:
             if not line:
                 break
             self.lines.append(line)
-            found = re.search(r"serving .* on (http://[\d.]+:\d+)", line)
+            found = re.search(r"serving .* on (https?://[\d.]+:\d+)", line)
             if found:
                 self.url = found.group(1)
                 # keep reading the log (the access log fills a pipe quickly; a full pipe blocks the server)
@@ -56,7 +56,7 @@ class ServerProcess:
 
     @property
     def hostport(self) -> str:
-        return self.url.removeprefix("http://")
+        return self.url.split("://", 1)[1]
 
     def stop(self) -> str:
         stop_process(self.proc)

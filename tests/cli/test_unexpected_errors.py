@@ -16,7 +16,7 @@ def broken_inspect(monkeypatch):
     """`modelpress inspect` hitting a bug: the inspection code raises a KeyError it never expected."""
     import modelpress.converters.inspection as inspection
 
-    def inspect_path(path):
+    def inspect_path(path, trusted=()):
         return {}["manifest"]
 
     monkeypatch.setattr(inspection, "inspect_path", inspect_path)
