@@ -1,7 +1,7 @@
-"""The container and Kubernetes files: KServe resources validated against KServe's own CRD schemas (read
-from ``../shared/kserve/``, as ``kubectl apply`` with strict field validation would: unknown fields are
-errors), the plain Deployment / Service / HorizontalPodAutoscaler against their APIs' required fields and
-against each other, and every probe against the routes the service really answers."""
+"""The container and Kubernetes files: KServe resources validated against KServe's own CRD schemas (kept in
+``tests/runtime/fixtures/kserve/``, see its README) as ``kubectl apply`` with strict field validation would
+(unknown fields are errors), the plain Deployment / Service / HorizontalPodAutoscaler against their APIs'
+required fields and against each other, and every probe against the routes the service really answers."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ jsonschema = pytest.importorskip("jsonschema")
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "kubernetes"
-SCHEMAS = ROOT.parent / "shared" / "kserve"
+SCHEMAS = Path(__file__).resolve().parent / "fixtures" / "kserve"
 KSERVE_SCHEMA = {
     ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"): "ClusterServingRuntime.v1alpha1.schema.json",
     ("serving.kserve.io/v1alpha1", "ServingRuntime"): "ServingRuntime.v1alpha1.schema.json",
@@ -71,8 +71,10 @@ def plain(kind: str) -> dict:
     return found[0]
 
 
-def test_the_shared_schemas_are_found():
-    assert SCHEMAS.is_dir(), f"{SCHEMAS} is missing: the KServe schemas live in ../shared/kserve/"
+def test_the_kserve_schemas_cover_every_kserve_resource():
+    assert {(doc["apiVersion"], doc["kind"]) for _, doc in kserve_docs()} <= KSERVE_SCHEMA.keys()
+    for name in KSERVE_SCHEMA.values():
+        assert (SCHEMAS / name).is_file(), f"{SCHEMAS / name} is missing (see {SCHEMAS / 'README.md'})"
     assert {(doc["apiVersion"], doc["kind"]) for _, doc in kserve_docs()} >= {
         ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"), ("serving.kserve.io/v1beta1", "InferenceService")}
 
