@@ -352,6 +352,7 @@ def _kill_at(args: list[str], root: Path, moment: str, log: Path, delay: float =
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # four real CLI runs, each starting TensorFlow: 1.5-2.5 min on a busy 2-core machine
 def test_the_deploy_command_killed_mid_write(keras3_model, data_dir, tmp_path):
     import modelpress
     from modelpress.runtime import create_app
@@ -386,6 +387,7 @@ def test_the_deploy_command_killed_mid_write(keras3_model, data_dir, tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # four real CLI runs, each starting TensorFlow: 1.5-2.5 min on a busy 2-core machine
 def test_the_convert_command_killed_while_replacing_a_package(keras3_model, data_dir, tmp_path):
     import modelpress
 
