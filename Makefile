@@ -54,7 +54,7 @@ data: $(FASHION)
 demo: $(VENV)/.installed
 	$(VENV)/bin/modelpress demo
 
-test: test-full test-runtime
+test: test-full test-runtime test-slow
 
 # The design's import rules (pyproject.toml [tool.importlinter]) and ruff first, then everything, the
 # runtime's tests included (its SavedModel backend needs TensorFlow) ...
@@ -67,6 +67,13 @@ test-full: $(VENV)/.installed $(VENV)/.browser
 # ... and the runtime's tests again where TensorFlow is absent, as on a device.
 test-runtime: $(RT_VENV)/.installed
 	$(RT_VENV)/bin/python -m pytest tests/runtime -m "not slow" -p no:cacheprovider
+
+# The long cases (marked slow: fuzz campaigns, the soak, ...) run once each, not once per environment: the
+# runtime's where TensorFlow is absent, as on a device, the others in the full environment.
+.PHONY: test-slow
+test-slow: $(VENV)/.installed $(RT_VENV)/.installed
+	$(RT_VENV)/bin/python -m pytest tests/runtime -m slow -p no:cacheprovider
+	$(VENV)/bin/python -m pytest -m slow --ignore=tests/runtime -p no:cacheprovider
 
 # Build-side benchmarks in the full environment; serving ones where a device would run them (no TensorFlow).
 bench: $(VENV)/.installed $(RT_VENV)/.installed $(FASHION)

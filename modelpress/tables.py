@@ -1,6 +1,8 @@
 """Plain-text and Markdown tables from rows of dicts: the one place comparison tables are laid out.
 
-    print(text_table(rows, [("profile", "profile"), ("size", "gzip_kb", "{:.1f}")]))
+    print(text_table(rows, [("profile", "profile"), ("size", "gzip_kb", "{:.1f}"), ("speed-up", "speedup", times)]))
+
+A column is (header, key) or (header, key, format): a format string or a function from the value to the text.
 """
 
 from __future__ import annotations
@@ -8,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-Column = tuple  # (header, key) or (header, key, format spec)
+Column = tuple  # (header, key) or (header, key, format string or function)
+
+
+def times(value: float) -> str:
+    """A ratio such as a speed-up: two decimals, or two significant digits below 0.1, so that a small
+    ratio reads as what it is instead of ``0.00x``::
+
+        times(3.514) == "3.51x"; times(0.00412) == "0.0041x"
+    """
+    return f"{value:.2f}x" if abs(value) >= 0.1 or value == 0 else f"{value:.2g}x"
 
 
 def _cell(row: dict[str, Any], column: Column) -> str:
@@ -17,7 +28,7 @@ def _cell(row: dict[str, Any], column: Column) -> str:
         return "-"
     if len(column) > 2:
         try:
-            return column[2].format(value)
+            return column[2](value) if callable(column[2]) else column[2].format(value)
         except (TypeError, ValueError):
             return str(value)
     return str(value)

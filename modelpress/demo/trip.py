@@ -21,7 +21,7 @@ import numpy as np
 
 from modelpress.errors import excerpt
 from modelpress.latency import machine_info
-from modelpress.tables import text_table
+from modelpress.tables import text_table, times
 
 DEFAULT_PROFILES = ("server-cpu", "raspberry-pi-4", "coral-edgetpu", "cortex-m")
 DEFAULT_RECIPES = ("prune-80", "slim-50")
@@ -30,7 +30,7 @@ COLUMNS = [
     ("model", "variant"), ("profile", "profile"), ("format", "format"), ("quant", "quantization"),
     ("size KB", "kb", "{:.1f}"), ("gzip KB", "gzip_kb", "{:.1f}"), ("x smaller", "ratio", "{:.1f}x"),
     ("accuracy", "accuracy", "{:.2%}"), ("agreement", "agreement", "{:.2%}"),
-    ("p50 ms", "p50_ms", "{:.3f}"), ("speed-up vs f32 TFLite", "speedup", "{:.2f}x"),
+    ("p50 ms", "p50_ms", "{:.3f}"), ("speed-up vs f32 TFLite", "speedup", times),
     ("arena KB", "arena_kb", "{:.1f}"), ("ms (est.)", "est_ms", "{:.3f}"),
 ]
 

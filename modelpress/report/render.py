@@ -12,13 +12,13 @@ from typing import Any
 from modelpress.atomic import atomic_directory
 from modelpress.report.collect import RunResults, collect
 from modelpress.report.plots import layer_sparsity, scatter
-from modelpress.tables import markdown_table
+from modelpress.tables import markdown_table, times
 
 ROW_COLUMNS = [
     ("model", "variant"), ("model", "model"), ("profile", "profile"), ("version", "version"),
     ("format", "format"), ("quant", "quantization"), ("size KB", "kb", "{:.1f}"), ("gzip KB", "gzip_kb", "{:.1f}"),
     ("x smaller", "ratio", "{:.1f}x"), ("accuracy", "accuracy", "{:.2%}"), ("agreement", "agreement", "{:.2%}"),
-    ("agreement", "top1_agreement", "{:.2%}"), ("p50 ms", "p50_ms", "{:.3f}"), ("speed-up", "speedup", "{:.1f}x"),
+    ("agreement", "top1_agreement", "{:.2%}"), ("p50 ms", "p50_ms", "{:.3f}"), ("speed-up", "speedup", times),
     # microcontroller / NPU packages (modelpress.converters.mcu.figures): "(est.)" marks estimates
     ("flash KB", "flash_kb", "{:.1f}"), ("arena KB (est.)", "arena_est_kb", "{:.1f}"),
     ("arena KB (measured)", "arena_kb", "{:.1f}"), ("ms (est.)", "est_ms", "{:.3f}"),

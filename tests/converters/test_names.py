@@ -80,11 +80,26 @@ def test_a_multi_output_saved_model_is_verified_output_by_output(tmp_path, profi
 
 
 def test_a_keras_export_saved_model_keeps_its_signature_names(tmp_path):
+    import tensorflow as tf
+
     model = _two_input_dict_model()
     model.export(str(tmp_path / "exported"), format="tf_saved_model", verbose=False)
+    signature = tf.saved_model.load(str(tmp_path / "exported")).signatures["serving_default"]
+    input_names = set(signature.structured_input_signature[1])
+    output_names = set(signature.structured_outputs)  # what TensorFlow itself reads from the export
+    assert len(input_names) == 2 and len(output_names) == 2
     art = modelpress.convert(tmp_path / "exported", "server-cpu", tmp_path / "pkg")
-    assert {s.name for s in art.manifest.outputs} == set(art.manifest.fidelity["outputs"])
-    assert len(art.manifest.fidelity["outputs"]) == 2
+    assert {s.name for s in art.manifest.inputs} == input_names
+    assert {s.name for s in art.manifest.outputs} == output_names == set(art.manifest.fidelity["outputs"])
+    # the artifact answers under those names, each as the export does
+    rng = np.random.default_rng(2)
+    feed = {name: rng.random((16, *spec.shape[1:]), dtype=np.float32)
+            for name, spec in signature.structured_input_signature[1].items()}
+    answer = TFLiteModel(art.model_path).predict_named(feed)
+    expected = signature(**{name: tf.constant(value) for name, value in feed.items()})
+    assert set(answer) == output_names
+    for name in output_names:
+        np.testing.assert_allclose(answer[name], expected[name].numpy(), atol=1e-5)
 
 
 def test_ops_without_a_tflite_builtin_are_named(tmp_path):

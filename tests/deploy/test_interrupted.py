@@ -7,7 +7,10 @@ versions, the server's scan ignores the leftovers, and the next deploy numbers o
 TensorFlow, the real CLI commands are SIGKILLed from outside at chosen moments while a watcher lists the
 repository continuously and checks every version it can see.
 
-Run as a script, this file is that child: ``python test_interrupted.py deploy|overwrite N PATH``.
+Run as a script, this file is that child: ``python test_interrupted.py deploy|overwrite N PATH``, or the
+real CLI stopping itself (SIGSTOP) at the first file-system step where a moment has come, for the test to
+kill it there: ``python test_interrupted.py stop-when staged|model-file ROOT CLI-ARGS...``. The moment is
+decided by the command's own steps, never by how fast a poller looks, so a busy machine cannot miss it.
 """
 
 from __future__ import annotations
@@ -35,26 +38,46 @@ STEPS = {"os.rename", "os.mkdir", "os.rmdir", "os.remove", "shutil.rmtree", "tem
 
 # --- the child: runs a write and kills itself before its N-th step ----------------------------------
 
+def _is_step(event: str, args: tuple, inside: str) -> bool:
+    """Whether an audit event changes the file system under ``inside`` (a write-open or one of STEPS)."""
+    if event == "open":
+        path, mode, flags = args
+        if mode is None:
+            writing = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+        else:
+            writing = any(c in str(mode) for c in "wax+")
+        return writing and str(path).startswith(inside)
+    return event in STEPS and str(args[0] if args else "").startswith(inside)
+
+
 def _die_before_step(n: int, inside: str) -> list[int]:
     count = [0]
 
     def hook(event: str, args: tuple) -> None:
-        if event == "open":
-            path, mode, flags = args
-            if mode is None:
-                writing = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
-            else:
-                writing = any(c in str(mode) for c in "wax+")
-            if not (writing and str(path).startswith(inside)):
-                return
-        elif event not in STEPS or not str(args[0] if args else "").startswith(inside):
-            return
-        count[0] += 1
-        if count[0] == n:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if _is_step(event, args, inside):
+            count[0] += 1
+            if count[0] == n:
+                os.kill(os.getpid(), signal.SIGKILL)
 
     sys.addaudithook(hook)
     return count
+
+
+def stop_when(moment: str, root: str, argv: list[str]) -> None:
+    """Run the real CLI (``python -m modelpress.cli.main ARGV``) and SIGSTOP it at its first file-system
+    step under ``root`` at which MOMENTS[moment] holds, so that the test kills it at that very step."""
+    import runpy
+
+    holds, main, stopped = MOMENTS[moment], os.getpid(), []
+
+    def hook(event: str, args: tuple) -> None:
+        if not stopped and os.getpid() == main and _is_step(event, args, root) and holds(Path(root)):
+            stopped.append(event)
+            os.kill(main, signal.SIGSTOP)
+
+    sys.addaudithook(hook)
+    sys.argv = ["modelpress", *argv]
+    runpy.run_module("modelpress.cli.main", run_name="__main__")
 
 
 def _write_package(folder: Path, package: str, name: str = "digits", version: str = "1") -> None:
@@ -296,22 +319,40 @@ def _hidden_folder(root: Path) -> bool:
     return any(p.name.startswith(".modelpress-tmp-") for p in root.rglob(".modelpress-tmp-*"))
 
 
-def _kill_when(command: list[str], trigger, delay: float = 0.0, timeout: float = 120) -> int:
-    """Start a command, SIGKILL it ``delay`` s after ``trigger()`` first holds; its return code."""
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None and not trigger() and time.monotonic() < deadline:
-        time.sleep(0.002)
-    time.sleep(delay)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    proc.stderr.close()
-    return proc.returncode
+#: the moments a command is stopped at: it has staged (a hidden folder exists), its model file is being
+#: written (a model file exists in a hidden folder)
+MOMENTS = {"staged": _hidden_folder, "model-file": _hidden_model_file}
+HUNG = 600  # seconds: only a bound on a command that hangs; a normal run takes well under a minute
+
+
+def _kill_at(args: list[str], root: Path, moment: str, log: Path, delay: float = 0.0) -> int:
+    """Run ``modelpress ARGS``, SIGKILL it at the step where ``moment`` first holds (or ``delay`` s of
+    running later); its return code (0 if it finished without reaching that moment)."""
+    with open(log, "ab") as err:
+        proc = subprocess.Popen([sys.executable, __file__, "stop-when", moment, str(root.resolve()), *args],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.monotonic() + HUNG
+    while True:  # stopped at the moment, or ended; the state stays until we act, so no moment is missed
+        state = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WSTOPPED | os.WNOWAIT | os.WNOHANG)
+        if state is not None:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"hung: `modelpress {' '.join(args)}` neither ended nor reached the moment "
+                                 f"{moment!r} in {HUNG} s; its log: {log}")
+        time.sleep(0.01)
+    if state.si_code == os.CLD_STOPPED:
+        if delay:
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+    return proc.wait(timeout=60)
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # four real CLI runs, each starting TensorFlow: 1.5-2.5 min on a busy 2-core machine
 def test_the_deploy_command_killed_mid_write(keras3_model, data_dir, tmp_path):
     import modelpress
     from modelpress.runtime import create_app
@@ -320,14 +361,14 @@ def test_the_deploy_command_killed_mid_write(keras3_model, data_dir, tmp_path):
     shutil.copytree(PACKAGES / "float32", repo / "digits" / "1")
     watcher = Watcher(repo)
     watcher.start()
-    command = [sys.executable, "-m", "modelpress.cli.main", "deploy", str(keras3_model), "-p", "server-cpu",
-               "--repo", str(repo), "--name", "digits", "--data", str(data_dir / "data.npz"),
-               "--out", str(tmp_path / "run")]
+    command = ["deploy", str(keras3_model), "-p", "server-cpu", "--repo", str(repo), "--name", "digits",
+               "--data", str(data_dir / "data.npz"), "--out", str(tmp_path / "run")]
     delay = random.Random(0).uniform(0.05, 0.6)
-    codes = [_kill_when(command, lambda: _hidden_folder(repo)),          # as soon as it stages
-             _kill_when(command, lambda: _hidden_model_file(repo)),      # while the package is being written
-             _kill_when(command, lambda: _hidden_folder(repo), delay)]   # at some moment after
-    assert codes[:2] == [-signal.SIGKILL] * 2, codes
+    log = tmp_path / "killed.log"
+    codes = [_kill_at(command, repo, "staged", log),               # as soon as it stages
+             _kill_at(command, repo, "model-file", log),           # while the package is being written
+             _kill_at(command, repo, "staged", log, delay)]        # at some moment after (it may finish)
+    assert codes[:2] == [-signal.SIGKILL] * 2, (codes, log.read_text()[-3000:])
     killed = visible_versions(repo)["digits"]
     assert killed in ([1], [1, 2])                                       # 2 only if the last run had finished
     assert any(p.name.startswith(".modelpress-tmp-deploy-") for p in repo.iterdir())  # leftovers to ignore
@@ -346,6 +387,7 @@ def test_the_deploy_command_killed_mid_write(keras3_model, data_dir, tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # four real CLI runs, each starting TensorFlow: 1.5-2.5 min on a busy 2-core machine
 def test_the_convert_command_killed_while_replacing_a_package(keras3_model, data_dir, tmp_path):
     import modelpress
 
@@ -354,14 +396,15 @@ def test_the_convert_command_killed_while_replacing_a_package(keras3_model, data
     old = (out / "model.tflite").read_bytes()
     watcher = Watcher(out, package=True)
     watcher.start()
-    command = [sys.executable, "-m", "modelpress.cli.main", "convert", str(keras3_model), "-p", "server-cpu",
-               "-o", str(out), "--verify-data", str(data_dir / "verify.npy")]
+    command = ["convert", str(keras3_model), "-p", "server-cpu", "-o", str(out), "--verify-data",
+               str(data_dir / "verify.npy")]
     build = out.parent
     delay = random.Random(1).uniform(0.05, 0.6)
-    codes = [_kill_when(command, lambda: _hidden_folder(build)),
-             _kill_when(command, lambda: _hidden_model_file(build)),
-             _kill_when(command, lambda: _hidden_folder(build), delay)]
-    assert codes[:2] == [-signal.SIGKILL] * 2, codes
+    log = tmp_path / "killed.log"
+    codes = [_kill_at(command, build, "staged", log),
+             _kill_at(command, build, "model-file", log),
+             _kill_at(command, build, "staged", log, delay)]
+    assert codes[:2] == [-signal.SIGKILL] * 2, (codes, log.read_text()[-3000:])
     assert package_problem(out) is None
     if codes[2] == -signal.SIGKILL:
         assert (out / "model.tflite").read_bytes() == old
@@ -372,4 +415,7 @@ def test_the_convert_command_killed_while_replacing_a_package(keras3_model, data
 
 
 if __name__ == "__main__":
-    child(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+    if sys.argv[1] == "stop-when":
+        stop_when(sys.argv[2], sys.argv[3], sys.argv[4:])
+    else:
+        child(sys.argv[1], int(sys.argv[2]), sys.argv[3])

@@ -81,7 +81,9 @@ def json_error(answer, *statuses) -> str:
 
 
 class Load:
-    """Threads asking real questions of some models until stopped, checking every answer."""
+    """Threads asking real questions of some models until stopped. Every answer is recorded (its status in
+    ``answers``) and checked; whatever is wrong with one, a failed request included, lands in ``problems``,
+    which ``finish`` asserts empty: nothing that goes wrong in a thread is lost with it."""
 
     def __init__(self, url: str, models: list[str], samples, allowed=(200,)):
         self.x, self.y = samples
@@ -101,24 +103,31 @@ class Load:
             try:
                 answer = session.post(f"{self.url}/v1/models/{model}:predict", timeout=20,
                                       json={"instances": self.x[rows].tolist()})
-            except requests.RequestException as err:
-                self.problems.append(f"{model}: {type(err).__name__}: {err}")
-                continue
-            self.answers[model].append(answer.status_code)
-            if answer.status_code not in self.allowed:
-                self.problems.append(f"{model}: {answer.status_code} {answer.text[:200]}")
-            elif answer.status_code == 200:
-                hits = np.argmax(answer.json()["predictions"], 1) == self.y[rows]
-                if hits.mean() < 0.75:
-                    self.problems.append(f"{model}: wrong predictions {hits}")
-            else:
-                json_error(answer, *self.allowed)
+                self.answers[model].append(answer.status_code)
+                problem = self._check(answer, rows)
+            except Exception as err:  # noqa: BLE001 - recorded, so that finish() fails on it
+                problem = f"{type(err).__name__}: {err}"
+            if problem:
+                self.problems.append(f"{model}: {problem}")
+
+    def _check(self, answer, rows: slice) -> str | None:
+        """What is wrong with one answer, or None."""
+        if answer.status_code not in self.allowed:
+            return f"{answer.status_code} {answer.text[:200]}"
+        if not answer.headers.get("Content-Type", "").startswith("application/json"):
+            return f"{answer.status_code} answer is not JSON: {answer.text[:200]}"
+        if answer.status_code == 200:
+            hits = np.argmax(answer.json()["predictions"], 1) == self.y[rows]
+            return f"wrong predictions {hits}" if hits.mean() < 0.75 else None
+        message = answer.json().get("error")
+        return None if message and "Traceback" not in message else f"{answer.status_code} error {answer.text[:200]}"
 
     def finish(self) -> None:
         time.sleep(0.3)  # some answers after the last change, too
         self.stop.set()
         for thread in self.threads:
-            thread.join(timeout=30)
+            thread.join(timeout=60)
+        assert not any(thread.is_alive() for thread in self.threads), "a load thread hung (no answer in 60 s)"
         assert self.problems == []
         assert all(self.answers.values()), {m: len(a) for m, a in self.answers.items()}
 
@@ -210,28 +219,49 @@ def test_a_model_folder_removed_while_serving(start_server, repo, samples):
 
 @pytest.mark.parametrize("http_server", SERVERS)
 def test_sigterm_while_requests_are_running_exits_cleanly(start_server, repo, samples, http_server):
-    x, _ = samples
+    """Every answer is recorded: each one the server gives, before or during the drain, is a 200 with the
+    right predictions; before SIGTERM no request fails; after it a client may only find the door closed
+    (a connection error), never a wrong answer, an error status or a hung request."""
+    x, y = samples
     server = start_server(repo, "--poll-interval", "0", "--threads", "4", "--server", http_server)
-    stop, started = threading.Event(), threading.Barrier(5)
+    stop = threading.Event()
+    answers: list[list[tuple[float, object]]] = [[] for _ in range(4)]  # per client: (when done, what came)
 
-    def ask() -> None:
+    def ask(mine: list) -> None:
         session = requests.Session()
-        started.wait()
         while not stop.is_set():
             try:
-                session.post(server.url + "/v1/models/digits:predict", json={"instances": x[:64].tolist()}, timeout=10)
-            except requests.RequestException:
+                answer = session.post(server.url + "/v1/models/digits:predict", json={"instances": x[:64].tolist()},
+                                      timeout=30)
+            except requests.RequestException as err:
+                mine.append((time.monotonic(), err))
                 return  # the server went away, as asked
-    threads = [threading.Thread(target=ask, daemon=True) for _ in range(4)]
+            try:
+                hits = float(np.mean(np.argmax(answer.json()["predictions"], 1) == y[:64]))
+            except Exception as err:  # noqa: BLE001 - recorded: a 200 must hold right predictions
+                hits = f"{type(err).__name__}: {err} in {answer.text[:200]!r}"
+            mine.append((time.monotonic(), (answer.status_code, hits)))
+
+    threads = [threading.Thread(target=ask, args=(mine,), daemon=True) for mine in answers]
     for thread in threads:
         thread.start()
-    started.wait()
-    time.sleep(0.5)
+    wait_for(lambda: all(len(mine) >= 2 for mine in answers), what="every client to be answered twice")
+    sigterm = time.monotonic()
     log = server.stop()                                   # SIGTERM in the middle of it
     stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a client hung after SIGTERM"
     assert server.proc.returncode == 0
     assert "Traceback" not in log, log[log.find("Traceback") - 300:][:3000]
     assert "unloaded model digits version 2" in log
+    for mine in answers:
+        assert all(not isinstance(what, Exception) for done, what in mine if done < sigterm), mine
+        for _, what in mine:
+            if isinstance(what, Exception):  # refused or closed after SIGTERM; a timeout would be a hung drain
+                assert isinstance(what, requests.ConnectionError) and not isinstance(what, requests.Timeout), what
+            else:                             # answered, before or during the drain: a right answer
+                assert what[0] == 200 and isinstance(what[1], float) and what[1] >= 0.9, what
 
 
 def test_requests_in_flight_when_their_model_is_removed_finish(fake_app, fake_repo):

@@ -26,6 +26,7 @@ def _connection(hostport: str) -> http.client.HTTPConnection:
     return connection
 
 
+@pytest.mark.slow  # six 6,000-row requests read and answered during the drain: 20-25 s on a busy 2-core machine
 @pytest.mark.parametrize("http_server", SERVERS)
 def test_sigterm_drains_in_flight_requests(start_server, repo, samples, http_server):
     x, _ = samples

@@ -1,12 +1,13 @@
-"""The container and Kubernetes files: KServe resources validated against KServe's own CRD schemas (read
-from ``../shared/kserve/``, as ``kubectl apply`` with strict field validation would: unknown fields are
-errors), the plain Deployment / Service / HorizontalPodAutoscaler against their APIs' required fields and
-against each other, and every probe against the routes the service really answers."""
+"""The container and Kubernetes files: KServe resources validated against KServe's own CRD schemas (kept in
+``tests/runtime/fixtures/kserve/``, see its README) as ``kubectl apply`` with strict field validation would
+(unknown fields are errors), the plain Deployment / Service / HorizontalPodAutoscaler against their APIs'
+required fields and against each other, and every probe against the routes the service really answers."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import os
 import re
@@ -28,12 +29,23 @@ jsonschema = pytest.importorskip("jsonschema")
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "kubernetes"
-SCHEMAS = ROOT.parent / "shared" / "kserve"
+SCHEMAS = Path(__file__).resolve().parent / "fixtures" / "kserve"
 KSERVE_SCHEMA = {
     ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"): "ClusterServingRuntime.v1alpha1.schema.json",
     ("serving.kserve.io/v1alpha1", "ServingRuntime"): "ServingRuntime.v1alpha1.schema.json",
     ("serving.kserve.io/v1beta1", "InferenceService"): "InferenceService.v1beta1.schema.json",
 }
+
+
+@functools.cache
+def strict_schema(api_version: str, kind: str) -> dict:
+    return strict(json.loads((SCHEMAS / KSERVE_SCHEMA[(api_version, kind)]).read_text()))
+
+
+def validate(doc: dict, schema: dict) -> None:
+    """Validate without checking the schema itself first (KServe's InferenceService schema takes half a
+    minute to check against the JSON Schema meta-schema): that check runs once, in the slow run."""
+    jsonschema.validators.validator_for(schema)(schema).validate(doc)
 
 
 def documents(path: Path) -> list[dict]:
@@ -71,25 +83,33 @@ def plain(kind: str) -> dict:
     return found[0]
 
 
-def test_the_shared_schemas_are_found():
-    assert SCHEMAS.is_dir(), f"{SCHEMAS} is missing: the KServe schemas live in ../shared/kserve/"
+def test_the_kserve_schemas_cover_every_kserve_resource():
+    assert {(doc["apiVersion"], doc["kind"]) for _, doc in kserve_docs()} <= KSERVE_SCHEMA.keys()
+    for name in KSERVE_SCHEMA.values():
+        assert (SCHEMAS / name).is_file(), f"{SCHEMAS / name} is missing (see {SCHEMAS / 'README.md'})"
     assert {(doc["apiVersion"], doc["kind"]) for _, doc in kserve_docs()} >= {
         ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"), ("serving.kserve.io/v1beta1", "InferenceService")}
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("key", sorted(KSERVE_SCHEMA), ids=[kind for _, kind in sorted(KSERVE_SCHEMA)])
+def test_the_strict_schemas_are_valid_json_schemas(key):
+    schema = strict_schema(*key)
+    jsonschema.validators.validator_for(schema).check_schema(schema)
+
+
 @pytest.mark.parametrize("name,doc", kserve_docs(), ids=[name for name, _ in kserve_docs()])
 def test_kserve_resources_validate_against_the_crd_schemas(name, doc):
-    schema = json.loads((SCHEMAS / KSERVE_SCHEMA[(doc["apiVersion"], doc["kind"])]).read_text())
-    jsonschema.validate(doc, strict(schema))
+    validate(doc, strict_schema(doc["apiVersion"], doc["kind"]))
 
 
 def test_strict_validation_catches_a_misspelt_field():
-    schema = json.loads((SCHEMAS / KSERVE_SCHEMA[("serving.kserve.io/v1alpha1", "ClusterServingRuntime")]).read_text())
+    schema = strict_schema("serving.kserve.io/v1alpha1", "ClusterServingRuntime")
     runtime = next(doc for _, doc in kserve_docs() if doc["kind"] == "ClusterServingRuntime")
     broken = copy.deepcopy(runtime)
     broken["spec"]["protocolVersion"] = broken["spec"].pop("protocolVersions")
     with pytest.raises(jsonschema.ValidationError, match="protocolVersion"):
-        jsonschema.validate(broken, strict(schema))
+        validate(broken, schema)
 
 
 def test_serving_runtimes_follow_the_kserve_contract():
