@@ -70,6 +70,9 @@ def trust_options(command):
               help="Seconds a request waits for its model to load on demand before a 503 (default 30).")
 @click.option("--drain-timeout", type=click.FloatRange(0, 3600),
               help="Seconds SIGTERM waits for in-flight requests before exiting (default 30).")
+@click.option("--allow-empty/--no-allow-empty", default=None,
+              help="Report ready even when the repository holds no model (default: not ready, with a log line, "
+                   "until one is served, so that a balancer sends no traffic to a server that can answer nothing).")
 @trust_options
 def serve(repository: str | None, config_file: str | None, **options) -> None:
     """Serve the model packages in REPOSITORY over HTTP: <model>/<version>/ folders, or one package (or

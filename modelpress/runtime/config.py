@@ -57,6 +57,9 @@ class RuntimeConfig:
     max_memory: str | None = None          # budget for loaded models: bytes (512MiB, 2G) or a share (75%, 0.5)
     load_wait: float = 30.0                # seconds a request waits for an on-demand load, then 503
     drain_timeout: float = 30.0            # seconds SIGTERM waits for in-flight requests before exiting
+    # ready with nothing to serve: off by default, since a balancer (KServe, Kubernetes) sends traffic to a ready
+    # pod, and one whose /mnt/models is empty or whose every model failed can answer nothing
+    allow_empty: bool = False
     # trust (modelpress.signing, runtime/tls.py): PEM public keys / CA certificates a package's signature must
     # verify with (none: signatures are not required), and the HTTPS certificate, key and client CA (mTLS)
     trust_keys: list[str] = field(default_factory=list)

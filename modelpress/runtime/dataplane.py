@@ -25,6 +25,7 @@ from modelpress.manifest import TensorSpec, shape_text
 from modelpress.runtime.codecs.arrays import v2_datatype
 from modelpress.runtime.registry import ModelRegistry
 from modelpress.runtime.served import ServedVersion
+from modelpress.runtime.state import ModelState
 
 
 def accepted_types(spec: TensorSpec) -> str:
@@ -69,8 +70,27 @@ class DataPlane:
 
     # --- protocol-neutral answers ---------------------------------------------------------------
     def ready(self) -> bool:
-        """The repository was scanned once (every version found then loaded or failed)."""
-        return self.registry.ready
+        """The server takes traffic: see :meth:`not_ready_reason`."""
+        return self.not_ready_reason() is None
+
+    def not_ready_reason(self) -> str | None:
+        """Why the server as a whole is not ready, or None: the repository was scanned once (every version found
+        then loaded or failed) and there is something to serve: a version AVAILABLE, or in explicit model control
+        or under a memory budget a model that can be loaded. ``allow_empty`` makes an empty repository ready."""
+        registry, config = self.registry, self.registry.config
+        if not registry.ready:
+            return "the model repository is still loading; retry shortly"
+        if config.allow_empty:
+            return None
+        if not registry.model_names():
+            return (f"the model repository {config.repository} holds no model: not ready until one is published "
+                    "there (a folder <model>/<version>/ with a package); start with --allow-empty (or "
+                    "MODELPRESS_ALLOW_EMPTY=1) to be ready without one")
+        if config.model_control == "explicit" or config.max_memory:
+            return None  # models load on request (the repository API, or on demand): none loaded is expected
+        if any(state == ModelState.AVAILABLE for _, _, state in registry.states()):
+            return None
+        return "no model version is being served: every version failed to load (see /status or /v2/repository/index)"
 
     def model_ready(self, model: str, version: str | None = None) -> Readiness:
         """Readiness of a model's newest available version, or of one version; a version the repository does

@@ -56,6 +56,9 @@ class ModelRegistry:
     def start(self) -> None:
         self.scan()
         self.ready = True
+        if not self.model_names() and not self.config.allow_empty:
+            log.warning("the model repository %s holds no model: /v2/health/ready answers 503 until one is "
+                        "published there (--allow-empty reports ready anyway)", self.config.repository)
         if self.config.poll_interval > 0 and self._thread is None:
             self._thread = threading.Thread(target=self._poll, name="modelpress-reload", daemon=True)
             self._thread.start()

@@ -37,11 +37,11 @@ def live():
 
 @blueprint.get("/health/ready")
 def ready():
-    """Readiness: 200 once the repository has been loaded, else 503."""
-    if current_runtime().plane.ready():
+    """Readiness: 200 once the repository has been loaded and a model is served, else 503 with the reason."""
+    reason = current_runtime().plane.not_ready_reason()
+    if reason is None:
         return json_response({"ready": True})
-    return json_response({"ready": False, "error": "the model repository is still loading; retry shortly"}, 503,
-                         {"Retry-After": "1"})
+    return json_response({"ready": False, "error": reason}, 503, {"Retry-After": "1"})
 
 
 def _tensors(specs) -> list[dict]:
