@@ -248,7 +248,8 @@ def finetune(model: Any, data: Dataset, config: FineTune, flavor: str, *, hooks:
     hooks = list(hooks)
     for hook in hooks:
         hook.begin(total)
-    history: dict[str, Any] = {"loss": [], "val_epoch": [], "val_accuracy": [], "val_loss": [], "best_epoch": None}
+    history: dict[str, Any] = {"loss": [], "learning_rate": [], "val_epoch": [], "val_accuracy": [], "val_loss": [],
+                               "best_epoch": None}
     if total == 0:
         for hook in hooks:
             hook.end()
@@ -342,6 +343,7 @@ def finetune(model: Any, data: Dataset, config: FineTune, flavor: str, *, hooks:
                 bar.update(1)
                 bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{losses[-1]:.4f}")
             history["loss"].append(float(np.mean(losses)))
+            history["learning_rate"].append(float(np.asarray(optimizer.learning_rate)))  # as the optimizer read it
             if selection.enabled and (_settled(hooks, step) or epoch == epochs - 1):
                 selection.score(epoch + 1, history)
     if selection.enabled:

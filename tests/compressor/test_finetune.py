@@ -58,6 +58,9 @@ def test_converged_model_fine_tuned_without_compression_keeps_held_out_accuracy(
         assert history["val_accuracy"][history["best_epoch"]] >= history["val_accuracy"][0]
     else:
         assert history["best_epoch"] is None and len(history["loss"]) == 3
+    # the optimizer really ran the schedule: from the model's own rate down along a cosine
+    rates = history["learning_rate"]
+    assert rates[0] < config.learning_rate and rates == sorted(rates, reverse=True) and rates[-1] < 1e-2 * rates[0]
 
 
 def test_best_weights_are_restored_when_training_only_hurts(converged, digits):
