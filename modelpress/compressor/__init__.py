@@ -6,9 +6,10 @@ for Keras 3 models (native implementations) and tf_keras models (tfmot where tfm
     model, report = modelpress.compress("model.keras", "prune-80", "data.npz")
 
 Modules: ``schedules`` (sparsity schedules), ``pruning`` (magnitude and m:n masks), ``clustering``
-(k-means weight sharing), ``regularizers`` (L1 / L2 / group lasso), ``structured`` (channel removal),
-``finetune`` (the training loop, distillation), ``tfmot_backend`` (tf_keras only), ``recipe``,
-``pipeline`` (runs a recipe), ``report``, ``data``. TensorFlow is imported by the modules that need it.
+(k-means weight sharing), ``regularizers`` (L1 / L2 / group lasso), ``gates`` (L0 hard-concrete gates),
+``structured`` (channel removal), ``finetune`` (``FineTune`` and the training loop, distillation),
+``tfmot_backend`` (tf_keras only), ``recipe``, ``pipeline`` (runs a recipe), ``report``, ``data``. TensorFlow is
+imported by the modules that need it.
 """
 
 from __future__ import annotations

@@ -137,3 +137,19 @@ def load_eval_data(data: Any) -> tuple[np.ndarray, np.ndarray, str]:
                             f"it has {', '.join(sorted(files))}")
     dataset = load_data(data)
     return dataset.x_val, dataset.y_val, dataset.val_source
+
+
+def selection_split(data: Dataset, fraction: float = VAL_FRACTION, cap: int = 5000, seed: int = 0) -> Dataset:
+    """``data`` with a slice of its training samples (``fraction``, at most ``cap``) set aside as the split that
+    fine-tuning picks its best epoch on, for callers that keep ``x_val`` for scoring the result (press)::
+
+        tuning = selection_split(data)       # tuning.x_val: 10% of data.x_train, no longer trained on
+    """
+    n = len(data.x_train)
+    k = min(max(int(n * fraction), 1), cap) if n > 1 else 0
+    if k == 0:
+        return Dataset(data.x_train, data.y_train, data.x_train[:0], data.y_train[:0], data.source, "none")
+    order = np.random.default_rng(seed).permutation(n)
+    held, kept = np.sort(order[:k]), np.sort(order[k:])
+    return Dataset(data.x_train[kept], data.y_train[kept], data.x_train[held], data.y_train[held], data.source,
+                   f"{k} training samples set aside to select the fine-tuning epoch")

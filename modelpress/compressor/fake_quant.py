@@ -37,6 +37,10 @@ def int8_round_trip(kernel: np.ndarray) -> np.ndarray:
 class WeightFakeQuant:
     """Fine-tuning hook (``begin``, ``before_step``, ``after_step``, ``end``) for int8 weight QAT."""
 
+    #: the float weights' accuracy is not what QAT trains for (their int8 round trip's is): best-epoch selection
+    #: on float accuracy would keep epoch 0 and undo it, so fine-tuning keeps its last epoch
+    select_best = False
+
     def __init__(self, model: Any):
         self.variables = [kernel_variable(layer) for layer in kernel_layers(model)]
         self._master: list[np.ndarray] = []

@@ -9,7 +9,6 @@ native for both. Zeros made by an earlier pruning step are kept through later fi
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -18,8 +17,9 @@ import numpy as np
 from modelpress.compressor import pruning
 from modelpress.compressor.clustering import Clusterer
 from modelpress.compressor.data import Dataset
-from modelpress.compressor.finetune import FineTuneSettings, finetune
-from modelpress.compressor.flavors import clone_model
+from modelpress.compressor.finetune import FineTune, finetune
+from modelpress.compressor.flavors import clone_model, variable_value
+from modelpress.compressor.gates import L0Gates
 from modelpress.compressor.recipe import Recipe, Step
 from modelpress.compressor.regularizers import Penalty
 from modelpress.compressor.schedules import make_schedule
@@ -38,42 +38,20 @@ def _kernel_sparsity(model: Any) -> float:
     return float(sum((v == 0).sum() for v in values) / max(sum(v.size for v in values), 1))
 
 
-def resolve_settings(settings: FineTuneSettings, model: Any) -> FineTuneSettings:
-    """Fill loss, optimizer and learning rate from the model's compile config where the recipe leaves them."""
-    loss = settings.loss
-    optimizer = settings.optimizer
-    lr = settings.learning_rate
-    compiled_loss = getattr(model, "loss", None)
-    if loss is None and isinstance(compiled_loss, str):
-        loss = compiled_loss
-    elif loss is None and compiled_loss is not None and hasattr(compiled_loss, "get_config"):
-        loss = compiled_loss
-    compiled = getattr(model, "optimizer", None)
-    if compiled is not None:
-        optimizer = optimizer or type(compiled).__name__.lower()
-        if lr is None:
-            try:
-                lr = float(np.asarray(compiled.learning_rate))
-            except (TypeError, ValueError, AttributeError):
-                lr = None
-    if optimizer and optimizer not in ("adam", "sgd", "rmsprop", "adamw"):
-        optimizer = "adam"
-    return dataclasses.replace(settings, loss=loss, optimizer=optimizer, learning_rate=lr)
-
-
 class _Runner:
-    def __init__(self, flavor: str, data: Dataset, settings: FineTuneSettings, teacher: Any, quiet: bool):
+    def __init__(self, flavor: str, data: Dataset, settings: FineTune, teacher: Any, quiet: bool):
         self.flavor, self.data, self.settings, self.teacher, self.quiet = flavor, data, settings, teacher, quiet
         self.notes: list[str] = []
 
     def steps_for(self, epochs: int) -> int:
         return int(np.ceil(len(self.data.x_train) / self.settings.batch_size)) * epochs
 
-    def tune(self, model, step: Step, hooks=(), penalty=None) -> dict[str, Any]:
+    def tune(self, model, step: Step, hooks=(), penalty=None, gates=None) -> dict[str, Any]:
         epochs = self.epochs(step)
         history = finetune(model, self.data, self.settings, self.flavor, hooks=list(hooks), penalty=penalty,
-                           teacher=self.teacher, quiet=self.quiet, desc=step.type, epochs=epochs)
-        return {"epochs": epochs, "loss": history["loss"]}
+                           teacher=self.teacher, gates=gates, quiet=self.quiet, desc=step.type, epochs=epochs)
+        return {"epochs": epochs, "loss": history["loss"], "val_accuracy": history["val_accuracy"],
+                "val_epoch": history["val_epoch"], "best_epoch": history["best_epoch"]}
 
     def epochs(self, step: Step) -> int:
         return self.settings.epochs if step.epochs is None else step.epochs
@@ -126,6 +104,17 @@ class _Runner:
         info = self.tune(model, step, [pruning.KeepZeros(model)], penalty=penalty)
         return model, f"regularize: {p['penalty']} penalty, lambda={p['strength']:g}, on " \
                       f"{len(penalty.layers)} layer(s), {info['epochs']} epoch(s)", info
+
+    def l0(self, model, step: Step):
+        p = step.params
+        gates = L0Gates(model, p["strength"], p["layers"])
+        info = self.tune(model, step, gates=gates)
+        info["zeros"] = gates.strip()  # apply the test-time gates: exact zeros, nothing left wrapped
+        share = gates.count and sum(info["zeros"][layer.name] * variable_value(var).size
+                                    for layer, var in zip(gates.layers, gates.targets)) / gates.count
+        return model, f"l0: hard-concrete gates under an L0 penalty, lambda={p['strength']:g}, on " \
+                      f"{len(gates.layers)} layer(s), {info['epochs']} epoch(s): {share:.1%} of their weights " \
+                      "exactly zero", info
 
     def slim(self, model, step: Step):
         p = step.params
@@ -182,7 +171,7 @@ class _Runner:
 def run_recipe(model: Any, flavor: str, recipe: Recipe, data: Dataset, *, quiet: bool = True,
                teacher: Any = None) -> tuple[Any, list[dict[str, Any]], list[str]]:
     """Apply every step of ``recipe`` to a copy of ``model``; returns (model, step records, notes)."""
-    settings = resolve_settings(recipe.finetune, model)
+    settings = recipe.finetune.for_model(model)
     if settings.distill is not None and teacher is None:
         teacher = clone_model(model, flavor)
     runner = _Runner(flavor, data, settings, teacher if settings.distill is not None else None, quiet)
@@ -194,7 +183,11 @@ def run_recipe(model: Any, flavor: str, recipe: Recipe, data: Dataset, *, quiet:
         records.append({"type": step.type, "params": step.params, "summary": summary,
                         "seconds": round(time.perf_counter() - start, 2),
                         **{k: v for k, v in info.items()
-                           if k in ("epochs", "loss", "removed_channels", "skipped", "tfmot_sparsity")}})
+                           if k in ("epochs", "loss", "val_epoch", "val_accuracy", "best_epoch", "removed_channels",
+                                   "zeros", "skipped", "tfmot_sparsity")}})
+    best = "; the best epoch on the validation split kept" if settings.restore_best else ""
+    runner.notes.append(f"fine-tuning: {settings.optimizer} from learning rate {settings.learning_rate:.3g}, "
+                        f"{settings.schedule} schedule{best}")
     if settings.distill is not None:
         alpha, temperature = settings.distill.get("alpha", 0.5), settings.distill.get("temperature", 4.0)
         runner.notes.append(f"knowledge distillation from the uncompressed model (alpha {alpha}, "

@@ -109,6 +109,11 @@ class MagnitudePruner(_MaskHook):
         self.schedule = schedule
         self.final = False
 
+    @property
+    def settled_from(self) -> int:
+        """The first step at which every mask is at the final sparsity (fine-tuning keeps weights from then on)."""
+        return int(self.schedule.end_step)
+
     def update_masks(self, step: int) -> None:
         target = self.schedule.sparsity_at(step)
         if target is None:

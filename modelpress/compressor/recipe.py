@@ -4,13 +4,13 @@
     recipe.steps[0]                                    # Step(type='prune', params={'sparsity': 0.9, ...})
     Recipe.from_config(recipe.get_config()) == recipe
     recipe = Recipe("mine", [Step("prune", {"sparsity": 0.5}), Step("cluster", {"clusters": 8})],
-                    FineTuneSettings(epochs=2))
+                    FineTune(epochs=2))
 
 A recipe file::
 
     name: prune-80
     description: unstructured magnitude pruning to 80% with a polynomial-decay schedule
-    finetune: {epochs: 3, batch_size: 32}       # learning_rate, optimizer, loss: from the model when absent
+    finetune: {epochs: 3, batch_size: 32}       # + learning_rate, schedule, restore_best, distill, ... (FineTune)
     steps:
       - {type: prune, sparsity: 0.8, schedule: polynomial}
 """
@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from modelpress.compressor.finetune import FineTuneSettings
+from modelpress.compressor.finetune import FineTune
 from modelpress.compressor.schedules import SCHEDULES, check_sparsity
 from modelpress.errors import RecipeError
 
@@ -88,6 +88,7 @@ STEP_TYPES: dict[str, dict[str, tuple[Any, Any]]] = {
     "prune_mn": {"pattern": (_pattern, "2:4"), "layers": (_names, None)},
     "regularize": {"penalty": (_choice("penalty", ("l1", "l2", "group_lasso")), "group_lasso"),
                    "strength": (_non_negative("strength"), 1e-4), "layers": (_names, None)},
+    "l0": {"strength": (_non_negative("strength"), 10.0), "layers": (_names, None)},
     "slim": {"ratio": (_fraction("ratio"), ...), "criterion": (_choice("criterion", ("l2", "bn")), "l2")},
     "cluster": {"clusters": (_positive_int("clusters", 2), ...), "preserve_sparsity": (bool, False),
                 "layers": (_names, None)},
@@ -98,6 +99,7 @@ STEP_HELP = {
     "prune": "unstructured magnitude pruning (sparsity, schedule constant|polynomial)",
     "prune_mn": "m:n structured sparsity (pattern 2:4)",
     "regularize": "fine-tuning with L(w) + λR(w) (penalty l1|l2|group_lasso, strength λ, layers)",
+    "l0": "train hard-concrete gates under an L0 penalty (strength λ, layers): exact zeros where gates close",
     "slim": "remove channels physically (ratio, criterion l2|bn)",
     "cluster": "k-means weight sharing (clusters, preserve_sparsity)",
     "qat": "quantization-aware training (tfmot, tf_keras models)",
@@ -156,7 +158,7 @@ class Recipe:
 
     name: str
     steps: list[Step]
-    finetune: FineTuneSettings = field(default_factory=FineTuneSettings)
+    finetune: FineTune = field(default_factory=FineTune)
     description: str = ""
 
     def __post_init__(self):
@@ -183,7 +185,7 @@ class Recipe:
         if not isinstance(steps, list):
             raise RecipeError("recipe 'steps' must be a list of steps, e.g. [{type: prune, sparsity: 0.8}]")
         return cls(name=str(config.get("name", "custom")), steps=[Step.from_config(s) for s in steps],
-                   finetune=FineTuneSettings.from_config(config.get("finetune")),
+                   finetune=FineTune.from_config(config.get("finetune")),
                    description=str(config.get("description", "")))
 
 

@@ -56,8 +56,9 @@ def _wrap(model: Any, wrap_layer, layers: list[str] | None):
 class _CallbackHook:
     """Drives a tf_keras callback (tfmot's UpdatePruningStep) from the fine-tuning loop."""
 
-    def __init__(self, model: Any, callback: Any):
+    def __init__(self, model: Any, callback: Any, settled_from: int = 0):
         self.model, self.callback = model, callback
+        self.settled_from = settled_from  # the first step whose weights carry the final masks
 
     def begin(self, total_steps: int) -> None:
         self.callback.set_model(self.model)
@@ -91,7 +92,9 @@ def prune(model: Any, schedule: Any = None, m_by_n: tuple[int, int] | None = Non
         return module.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=_schedule(schedule))
 
     wrapped = _wrap(model, wrap_layer, layers)
-    return wrapped, _CallbackHook(wrapped, module.sparsity.keras.UpdatePruningStep()), skipped
+    # tfmot updates masks inside the training step after the counter moves: final from one step past end_step
+    settled = 1 if schedule is None or m_by_n is not None else int(schedule.end_step) + 1
+    return wrapped, _CallbackHook(wrapped, module.sparsity.keras.UpdatePruningStep(), settled), skipped
 
 
 def strip_pruning(model: Any) -> Any:

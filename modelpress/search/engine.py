@@ -178,10 +178,13 @@ class Search:
         if hit is not None:
             self.models[key] = hit[0]
             return hit[0], key, 0.0
+        from modelpress.compressor.data import selection_split
         from modelpress.compressor.pipeline import run_recipe
 
         started = time.perf_counter()
-        model, steps, notes = run_recipe(self.model, self.flavor, settings.recipe(), self.data, quiet=True)
+        # fine-tuning picks its best epoch on training samples it sets aside, never on x_val (which scores it)
+        model, steps, notes = run_recipe(self.model, self.flavor, settings.recipe(), selection_split(self.data),
+                                         quiet=True)
         seconds = time.perf_counter() - started
         epochs = sum(s.get("epochs") or 0 for s in steps)
         if epochs:

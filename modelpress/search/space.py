@@ -14,14 +14,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelpress.compressor.finetune import FineTuneSettings
+from modelpress.compressor.finetune import FineTune
 from modelpress.compressor.recipe import Recipe, Step
 
 # families in the order a size search tries them: cheap (no training) first
-FAMILIES = ("quantize", "fallback", "qat", "prune", "prune-layerwise", "cluster", "prune-mn", "slim")
+FAMILIES = ("quantize", "fallback", "qat", "prune", "prune-layerwise", "l0", "cluster", "prune-mn", "slim")
 # post-training quantizations by expected size, smallest first
 QUANT_ORDER = ("int8", "dynamic", "int16x8", "float16", "none")
 INTEGER_ONLY = ("edgetpu", "mcu")  # hardware that runs only full-integer int8 graphs
+L0_EPOCH_FACTOR = 3  # L0 gate training runs this many times a pruning candidate's fine-tuning
 
 
 def quantizations_for(hardware: str) -> tuple[str, ...]:
@@ -54,23 +55,28 @@ class Settings:
             return self.label
         parts = [_step_text(s) for s in self.steps]
         if parts:
-            parts[-1] += f" ({self.epochs} ep)"
+            last = self.steps[-1]
+            parts[-1] += f" ({last.get('epochs', self.epochs) if last['type'] == 'l0' else self.epochs} ep)"
         quant = self.quantization + (f" ({len(self.fallback)} layer(s) float)" if self.fallback else "")
         return " + ".join([*parts, quant]) if parts else quant
 
     def compression_key(self) -> str:
         """The fine-tuned model depends on these only: shared by every quantization and every profile."""
-        return json.dumps({"steps": list(self.steps), "epochs": self.epochs, "batch_size": self.batch_size},
+        return json.dumps({"steps": list(self.steps), "finetune": self.finetune().get_config()},
                           sort_keys=True)
 
     def conversion_key(self) -> str:
         return json.dumps({"quantization": self.quantization, "fallback": list(self.fallback)}, sort_keys=True)
 
+    def finetune(self) -> FineTune:
+        """How this candidate fine-tunes: the compressor's defaults (a small decaying rate, best epoch kept)."""
+        return FineTune(epochs=self.epochs, batch_size=self.batch_size)
+
     def recipe(self) -> Recipe:
         """The compressor recipe for this candidate's compression (``RecipeError`` if there is none)."""
         steps = [Step.from_config(dict(s)) for s in self.steps]
         return Recipe(name=self.describe(), steps=steps,
-                      finetune=FineTuneSettings(epochs=self.epochs, batch_size=self.batch_size),
+                      finetune=self.finetune(),
                       description=f"found by modelpress press ({self.family})")
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,6 +95,8 @@ def _step_text(step: dict[str, Any]) -> str:
         return f"cluster {step['clusters']}"
     if kind == "slim":
         return f"slim {step['ratio']:.0%}"
+    if kind == "l0":
+        return f"L0 gates λ={step['strength']:.3g}"
     return kind
 
 
@@ -124,3 +132,12 @@ QAT_STEP: dict[str, Any] = {"type": "qat"}
 
 def slim_steps(ratio: float) -> tuple[dict[str, Any], ...]:
     return ({"type": "slim", "ratio": round(float(ratio), 4), "criterion": "l2"},)
+
+
+def l0_steps(strength: float, epochs: int) -> tuple[dict[str, Any], ...]:
+    """Hard-concrete gates under an L0 penalty of ``strength`` (λ), trained three times as long as pruning
+    fine-tunes: the gates need the steps to close::
+
+        l0_steps(10.0, 3)      # ({'type': 'l0', 'strength': 10.0, 'epochs': 9},)
+    """
+    return ({"type": "l0", "strength": round(float(strength), 4), "epochs": L0_EPOCH_FACTOR * int(epochs)},)

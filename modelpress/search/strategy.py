@@ -13,8 +13,10 @@
 4. ``prune-layerwise``: per-layer levels along a size-aware path through one-shot sensitivity curves
    (large redundant layers first), bisection along the path; only points that prune more than the best
    global level are tried.
-5. ``cluster``: the smallest passing pruned model plus 16 (then 8) shared values per layer.
-6. ``prune-mn``: 2:4 sparsity.  7. ``slim``: structured channel removal, bisection on the ratio.
+5. ``l0``: hard-concrete gates trained under an L0 penalty (exact zeros during training), bisection on
+   log10 of the penalty strength λ (larger λ, more zeros).
+6. ``cluster``: the smallest passing pruned (or gated) model plus 16 (then 8) shared values per layer.
+7. ``prune-mn``: 2:4 sparsity.  8. ``slim``: structured channel removal, bisection on the ratio.
 
 A latency objective runs ``slim`` right after the cheap steps. Compressed candidates use the smallest
 quantization that passed on the source; when even that failed, they are skipped (compression only loses
@@ -35,6 +37,7 @@ from modelpress.search.measure import Measurer
 from modelpress.search.space import Settings
 from modelpress.search.trial import Trial
 
+L0_LOG10 = (-0.5, 2.5, 1.0)  # log10 of the L0 strength λ: lowest, highest, first tried
 HOPELESS = 4.0  # a trial this many budgets (plus 2 points) over ends its branch's way down
 
 
@@ -79,7 +82,7 @@ class Strategy:
                 f"{self.profile.name}: the source model already misses the budget under every quantization the "
                 "device runs; compression was skipped (it only loses accuracy from there)")
             return
-        order = ["prune", "prune-layerwise", "cluster", "prune-mn", "slim"]
+        order = ["prune", "prune-layerwise", "l0", "cluster", "prune-mn", "slim"]
         if self.options.objective == "latency":
             order = ["slim", *[f for f in order if f != "slim"]]
         for family in order:
@@ -247,8 +250,12 @@ class Strategy:
 
         self.bisect(make, 0, len(configs) - 1, (len(configs) - 1) // 2, 1.0, discrete=True)
 
+    def l0(self) -> None:
+        self.bisect(lambda x, e: self.settings("l0", space.l0_steps(10 ** x, e or self.search.epochs), e),
+                    L0_LOG10[0], L0_LOG10[1], L0_LOG10[2], 0.25)
+
     def _best_pruned(self) -> Trial | None:
-        pruned = [t for f in ("prune-layerwise", "prune") for t in self.search.passed(self.profile.name, f)]
+        pruned = [t for f in ("prune-layerwise", "prune", "l0") for t in self.search.passed(self.profile.name, f)]
         return min(pruned, key=lambda t: t.gzip_bytes or 0) if pruned else None
 
     def cluster(self) -> None:

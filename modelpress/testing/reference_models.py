@@ -62,8 +62,7 @@ def train_converged(model: Any, x: np.ndarray, y: np.ndarray, x_val: np.ndarray,
 
         model, epochs = train_converged(lenet5(), x, y, xv, yv)
     """
-    import keras
-
+    keras = _keras_of(model)
     keras.utils.set_random_seed(seed)
     callbacks = [keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=max(patience, 3),
                                                restore_best_weights=True),
@@ -71,6 +70,17 @@ def train_converged(model: Any, x: np.ndarray, y: np.ndarray, x_val: np.ndarray,
     history = model.fit(x, y, validation_data=(x_val, y_val), epochs=max_epochs, batch_size=batch_size,
                         callbacks=callbacks, verbose=0)
     return model, len(history.history["loss"])
+
+
+def _keras_of(model: Any):
+    """The Keras module ``model`` belongs to (tf_keras or Keras 3), so either flavour trains here."""
+    if type(model).__module__.startswith("tf_keras"):
+        import tf_keras
+
+        return tf_keras
+    import keras
+
+    return keras
 
 
 def learning_rate(model: Any) -> float:
@@ -98,3 +108,28 @@ def train_more(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, batch_size
     if epochs:
         copy.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
     return copy
+
+
+def convergence_check(model: Any, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                      epochs: int = 5, batch_size: int = 128) -> dict[str, Any]:
+    """Is ``model`` at a plateau? A copy trained ``epochs`` more at the rate its training ended with must not beat
+    it on the test set by more than one standard error of the paired difference::
+
+        check = convergence_check(model, x, y, x_test, y_test)
+        check["converged"], check["gain_points"], check["margin_points"]
+    """
+    from modelpress.search.trial import drop_margin
+
+    def correct(m: Any) -> np.ndarray:
+        out = np.concatenate([np.asarray(m(x_test[i:i + 1000], training=False)) for i in range(0, len(x_test), 1000)])
+        return out.argmax(-1) == y_test
+
+    more = train_more(model, x, y, epochs, batch_size=batch_size, lr=learning_rate(model))
+    before, after = correct(model), correct(more)
+    worse, better = int((before & ~after).sum()), int((after & ~before).sum())
+    gain = 100 * float(after.mean() - before.mean())
+    margin = drop_margin(len(before), worse, better)
+    return {"extra_epochs": epochs, "learning_rate": learning_rate(model), "baseline_test": float(before.mean()),
+            "more_epochs_test": float(after.mean()), "gain_points": round(gain, 3), "margin_points": margin,
+            "converged": gain <= margin,
+            "rule": f"baseline + {epochs} epochs at its final rate gains no more than one paired standard error"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelpress.compressor import ConstantSparsity, PolynomialDecay, Recipe, Step, builtin_recipes, load_recipe
-from modelpress.compressor.finetune import FineTuneSettings
+from modelpress.compressor.finetune import FineTune
 from modelpress.errors import RecipeError
 
 REQUIRED = ["prune-80", "prune-2:4", "slim-50", "cluster-16", "deep-compression"]
@@ -38,7 +38,7 @@ def test_yaml_file_and_python_object_agree(tmp_path):
     from_yaml = load_recipe(path)
     built = Recipe("mine", [Step("prune", {"sparsity": 0.5, "schedule": "constant"}),
                             Step("cluster", {"clusters": 8}, epochs=0)],
-                   FineTuneSettings(epochs=1, learning_rate=0.0005, optimizer="sgd"))
+                   FineTune(epochs=1, learning_rate=0.0005, optimizer="sgd"))
     assert from_yaml.get_config() == built.get_config()
 
 

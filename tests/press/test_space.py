@@ -52,3 +52,16 @@ def test_greedy_path_prunes_the_large_redundant_layer_first_and_the_classifier_l
     assert all(levels["fc1"] == 0.97 and levels["fc2"] == 0.9 for levels in path[first_fc3:])
     sparsities = [sum(levels[k] * n for k, n in (("fc1", 10000), ("fc2", 1000), ("fc3", 50))) for levels in path]
     assert sparsities == sorted(sparsities)
+
+
+def test_l0_candidates_train_gates_longer_and_key_on_their_fine_tuning():
+    from modelpress.search.space import L0_EPOCH_FACTOR, l0_steps
+
+    steps = l0_steps(10 ** 1.25, 3)
+    settings = Settings("l0", steps, epochs=3)
+    recipe = settings.recipe()
+    assert [s.type for s in recipe.steps] == ["l0"] and recipe.steps[0].epochs == 3 * L0_EPOCH_FACTOR
+    assert recipe.steps[0].params["strength"] == pytest.approx(17.7828)
+    assert settings.describe() == "L0 gates λ=17.8 (9 ep) + int8"
+    assert settings.compression_key() != Settings("l0", l0_steps(10.0, 3), epochs=3).compression_key()
+    assert '"restore_best": true' in settings.compression_key()  # a change of fine-tuning is a new model

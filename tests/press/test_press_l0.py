@@ -1,0 +1,35 @@
+"""press's L0 branch: hard-concrete gates, their strength found by bisection, exact zeros in what it ships."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import modelpress
+
+pytestmark = pytest.mark.integration
+
+
+def test_press_finds_a_gated_model_with_exact_zeros_within_the_budget(mlp_path, data_dir, tmp_path):
+    from modelpress.model_io import load_model
+    from modelpress.search.cache import TrialCache
+
+    result = modelpress.press(mlp_path, ["raspberry-pi-4"], data_dir / "data.npz", out=tmp_path / "out",
+                              max_drop=2.0, epochs=2, families=["l0"], cache=tmp_path / "cache", progress=False)
+    gated = [t for t in result.search.trials if t.settings.family == "l0"]
+    strengths = [t.settings.steps[0]["strength"] for t in gated]
+    assert strengths[0] == pytest.approx(10.0) and len(set(strengths)) >= 3  # a bisection on log10 λ
+    runs = [(t.settings.steps[0]["strength"], t.settings.steps[0]["epochs"]) for t in gated]
+    assert len(set(runs)) == len(runs)  # a strength tried twice is the near miss's one longer retry
+    assert {epochs for _, epochs in runs} <= {6, 12}  # three times the fine-tuning epochs (doubled on retry)
+    passed = [t for t in gated if t.passed]
+    assert passed, [(t.describe(), t.drop_points) for t in gated]
+    chosen = result.chosen["raspberry-pi-4"]
+    assert chosen.settings.family == "l0" and chosen.drop_points + chosen.margin_points <= 2.0
+    plain = next(t for t in result.search.trials if t.settings.family == "quantize"
+                 and t.settings.quantization == chosen.settings.quantization)
+    assert chosen.gzip_bytes < plain.gzip_bytes  # the zeros pay off in the shipped file
+    model, _ = TrialCache(tmp_path / "cache").load_model(chosen.model_key)
+    fc1 = np.asarray(model.get_layer("fc1").kernel)
+    assert (fc1 == 0).mean() >= 0.5  # exact zeros, from gates that closed during training
+    assert [w.shape for w in model.get_weights()] == [w.shape for w in load_model(mlp_path).model.get_weights()]
