@@ -226,6 +226,7 @@ class Search:
                                              self.outputs_for(model_key, model))
                 trial.accuracy, trial.bytes, trial.gzip_bytes = row["accuracy"], row["bytes"], row["gzip_bytes"]
                 trial.p50_ms, trial.problems, trial.ops = row["p50_ms"], row["problems"], row["ops"]
+                trial.p50_spread_ms = row.get("p50_spread_ms")
                 trial.worse, trial.better = row.get("worse"), row.get("better")
             except ModelpressError as err:
                 trial.error = str(err)
