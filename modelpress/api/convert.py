@@ -53,6 +53,16 @@ def _resolve_format_and_quantization(profile: DeviceProfile, model_format: str |
     return fmt, quant
 
 
+def _with_error_bound(profile: DeviceProfile, max_abs_error: float | None) -> DeviceProfile:
+    """The user's absolute bound replaces the profile's bounds on the error (absolute and relative)."""
+    if max_abs_error is None:
+        return profile
+    if isinstance(max_abs_error, bool) or not isinstance(max_abs_error, (int, float)) or not max_abs_error >= 0:
+        raise UsageError(f"max_abs_error {max_abs_error!r} must be a number 0 or more (the largest |error| any "
+                         "output may show against the source, in the output's units), e.g. 1e-3")
+    return dataclasses.replace(profile, max_abs_error=float(max_abs_error), max_relative_error=None)
+
+
 def _labels(labels: str | Path | list[str] | None) -> list[str] | None:
     if labels is None or isinstance(labels, list):
         return labels
@@ -121,8 +131,9 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
             calibration: str | Path | np.ndarray | None = None, quantization: str | None = None,
             model_format: str | None = None, verify_data: str | Path | np.ndarray | None = None,
             labels: str | Path | list[str] | None = None, name: str | None = None, version: str = "1",
-            min_agreement: float | None = None, image_scale: str = "0..1", safe_mode: bool = True,
-            overwrite: bool = True, input_shapes: dict[str, list[int]] | list[str] | None = None) -> Artifact:
+            min_agreement: float | None = None, max_abs_error: float | None = None, image_scale: str = "0..1",
+            safe_mode: bool = True, overwrite: bool = True,
+            input_shapes: dict[str, list[int]] | list[str] | None = None) -> Artifact:
     """Convert ``model`` for a device profile into a verified model package at ``out``.
 
     ``model`` is a path (.keras, .h5, SavedModel folder) or a Keras model. The profile decides the
@@ -132,6 +143,12 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
 
         art = convert("model.keras", "coral-edgetpu", "build/coral", calibration="faces/")
         art.manifest.fidelity["top1_agreement"], art.manifest.notes
+
+    Tolerances: ``min_agreement`` replaces the profile's top-1 floor; ``max_abs_error`` sets your own bound
+    on every output's max |err| (in the output's units), for any quantization, in place of the profile's
+    (float32 profiles bound the error relative to each output's range, see ``converters.verify``)::
+
+        convert("detector.keras", "server-cpu", "build/cpu", max_abs_error=1e-3)
 
     Inputs and outputs are matched by name (Keras names, dict keys, SavedModel signature keys) and
     fidelity is recorded per output (``manifest.fidelity["outputs"]``). A model with dynamic dimensions
@@ -158,9 +175,10 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
     fmt, quant = _resolve_format_and_quantization(prof, model_format, quantization)
     if fmt == "tflite":
         warm_up()  # the conversion's child process: its TensorFlow import overlaps loading the model here
-    if quant != prof.quantization and fmt == "tflite" and prof.max_abs_error is not None:
-        # the profile's error bound was set for its own quantization; top-1 agreement still applies
-        prof = dataclasses.replace(prof, max_abs_error=None)
+    if quant != prof.quantization and fmt == "tflite":
+        # the profile's error bounds were set for its own quantization; top-1 agreement still applies
+        prof = dataclasses.replace(prof, max_abs_error=None, max_relative_error=None)
+    prof = _with_error_bound(prof, max_abs_error)
     source = load_model(model, safe_mode=safe_mode)
     calib, verify, shapes = _samples(source, quant, calibration, verify_data, image_scale, given)
     input_dtype, output_dtype = _plan_dtypes(prof, quant)

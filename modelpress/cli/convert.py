@@ -34,6 +34,11 @@ def _tensor(t: Any) -> str:
     return f"{t['name']}: {t['dtype']} {shape}{quant}{role}"
 
 
+def _of_range(fid: dict[str, Any]) -> str:
+    """`` (0.05% of its range)`` where the manifest has an output's range."""
+    return "" if fid.get("scale") is None else f" ({fid.get('max_relative_error', 0.0):.3%} of its range)"
+
+
 def _print_artifact(artifact) -> None:
     m = artifact.manifest
     fid = m.fidelity
@@ -51,10 +56,11 @@ def _print_artifact(artifact) -> None:
         for name, out in per_output.items():
             top1 = out.get("top1_agreement")
             click.echo(f"  fidelity of   {name}: " + ("" if top1 is None else f"top-1 agreement {top1:.2%}, ")
-                       + f"max |err| {out.get('max_abs_error'):.3g}")
+                       + f"max |err| {out.get('max_abs_error'):.3g}" + _of_range(out))
     agreement = fid.get("top1_agreement")
     agree_text = "-" if agreement is None else f"{agreement:.2%} (floor {fid.get('min_top1_agreement'):.0%})"
-    click.echo(f"  fidelity      top-1 agreement {agree_text}, max |err| {fid.get('max_abs_error'):.3g}, "
+    click.echo(f"  fidelity      top-1 agreement {agree_text}, max |err| {fid.get('max_abs_error'):.3g}"
+               f"{_of_range(fid)}, "
                f"mean |err| {fid.get('mean_abs_error'):.3g} on {fid.get('samples')} samples ({fid.get('data')})")
     if m.ops:
         click.echo(f"  ops           {', '.join(sorted(set(m.ops)))}")
@@ -83,6 +89,9 @@ def _print_artifact(artifact) -> None:
 @click.option("--version", "version", default="1", show_default=True, help="Version recorded in the manifest.")
 @click.option("--min-agreement", type=click.FloatRange(0.0, 1.0),
               help="Override the profile's minimum top-1 agreement with the source model.")
+@click.option("--max-abs-error", type=click.FloatRange(min=0.0), metavar="BOUND",
+              help="Your own bound on every output's max |error| against the source (output units, e.g. 1e-3), "
+                   "replacing the profile's error bound.")
 @click.option("--image-scale", type=click.Choice(IMAGE_SCALES), default="0..1", show_default=True,
               help="How pixels of an image-folder --calibration are scaled.")
 @click.option("--unsafe", is_flag=True,
@@ -93,7 +102,7 @@ def _print_artifact(artifact) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a report.")
 def convert(model: str, profile: str, out: str, calibration: str | None, verify_data: str | None,
             quantization: str | None, model_format: str | None, labels: str | None, name: str | None,
-            version: str, min_agreement: float | None, image_scale: str, unsafe: bool,
+            version: str, min_agreement: float | None, max_abs_error: float | None, image_scale: str, unsafe: bool,
             input_shapes: tuple[str, ...], as_json: bool) -> None:
     """Convert MODEL (.keras, .h5 or SavedModel folder) into a verified package for a device.
 
@@ -114,7 +123,7 @@ def convert(model: str, profile: str, out: str, calibration: str | None, verify_
     artifact = convert_model(
         model, profile, out, calibration=calibration, quantization=quantization, model_format=model_format,
         verify_data=verify_data, labels=labels, name=name, version=version, min_agreement=min_agreement,
-        image_scale=image_scale, safe_mode=not unsafe, input_shapes=list(input_shapes),
+        max_abs_error=max_abs_error, image_scale=image_scale, safe_mode=not unsafe, input_shapes=list(input_shapes),
     )
     if as_json:
         click.echo(json.dumps({"path": str(artifact.path), **artifact.manifest.to_dict()}, indent=2))

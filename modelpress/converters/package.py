@@ -124,7 +124,7 @@ def build_package(source: LoadedModel, plan: Plan, out: Path, overwrite: bool = 
         reference = source.predict_named(plan.verification.inputs)
         fidelity = measure_outputs(reference, candidate, plan.profile, plan.verification.source,
                                    plan.verification.is_random)
-        check_fidelity(fidelity, plan.profile.name)
+        check_fidelity(fidelity, plan.profile.name, plan.quantization)
         _with_roles(inputs, {}, "input")
         _with_roles(outputs, {o["artifact_output"]: o["role"] for o in fidelity.outputs.values()}, "values")
         dynamic = [s.name for s in inputs if any(d < 0 for d in s.shape[1:])]

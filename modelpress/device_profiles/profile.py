@@ -59,7 +59,11 @@ class DeviceProfile:
     delegate: str = "none"
     compiler: str | None = None
     min_top1_agreement: float = 0.95
+    #: an absolute bound on any output's max |err| against the source (output units)
     max_abs_error: float | None = None
+    #: a bound on each output's max |err| as a fraction of that output's range over the verification
+    #: samples: the float32 criterion, which holds for outputs of any scale (see converters.verify)
+    max_relative_error: float | None = None
     npu: str | None = None
     npu_system_config: str | None = None
     npu_memory_mode: str | None = None
@@ -93,11 +97,10 @@ class DeviceProfile:
         if not isinstance(self.min_top1_agreement, (int, float)) or not 0.0 <= self.min_top1_agreement <= 1.0:
             raise ProfileError(f"{where}: field 'min_top1_agreement' is {self.min_top1_agreement!r}; "
                                "expected a number from 0 to 1")
-        if self.max_abs_error is not None and (
-            not isinstance(self.max_abs_error, (int, float)) or self.max_abs_error < 0
-        ):
-            raise ProfileError(f"{where}: field 'max_abs_error' is {self.max_abs_error!r}; "
-                               "expected a non-negative number or null")
+        for bound in ("max_abs_error", "max_relative_error"):
+            value = getattr(self, bound)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise ProfileError(f"{where}: field '{bound}' is {value!r}; expected a non-negative number or null")
         self._check_mcu_fields(where)
         integer_io = {"int8", "uint8", "int16"}
         if (self.input_dtype in integer_io or self.output_dtype in integer_io) and self.quantization not in (
