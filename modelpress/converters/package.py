@@ -23,6 +23,7 @@ from modelpress.converters.constraints import check_constraints, raise_on
 from modelpress.converters.edgetpu import compile_for_edgetpu
 from modelpress.converters.isolation import run_isolated
 from modelpress.converters.mcu.bundle import add_mcu_parts, is_mcu_profile
+from modelpress.converters.quantizer import notes as quantizer_notes
 from modelpress.converters.savedmodel import describe_saved_model, export_saved_model, run_saved_model
 from modelpress.converters.sizes import gzip_bytes, raw_bytes
 from modelpress.converters.tflite import convert_and_run, model_reference
@@ -58,6 +59,8 @@ class Plan:
     #: the shapes the user runs (dynamic dimensions fixed): recorded in the manifest
     run_shapes: dict[str, list[Any]] | None = None
     safe_mode: bool = True
+    #: per-layer precision for quantization "mixed" (LayerPrecision.get_config())
+    layer_precision: dict[str, Any] | None = None
 
 
 def _tool_versions(backend: str) -> dict[str, str]:
@@ -80,11 +83,12 @@ def _build_tflite(source: LoadedModel, plan: Plan, folder: Path):
                    calibration=None if plan.calibration is None else plan.calibration.inputs,
                    input_dtype=plan.input_dtype, output_dtype=plan.output_dtype, op_set=plan.profile.op_set,
                    batch_size=1 if plan.profile.static_batch else None, input_shapes=plan.input_shapes,
-                   names=([s.name for s in source.input_specs()], source.output_names()))
+                   names=([s.name for s in source.input_specs()], source.output_names()),
+                   quantizer=plan.profile.quantizes_with, hardware=plan.profile.hardware, layers=plan.layer_precision)
     with tempfile.TemporaryDirectory(prefix="modelpress-source-") as tmp:
         reference = model_reference(source, Path(tmp))
-        data, candidate = run_isolated("TFLite conversion", convert_and_run, reference, plan.safe_mode, options,
-                                       plan.verification.inputs, threads)
+        data, candidate, tensor_errors = run_isolated("TFLite conversion", convert_and_run, reference,
+                                                      plan.safe_mode, options, plan.verification.inputs, threads)
     model_path = folder / "model.tflite"
     model_path.write_bytes(data)
     graph = read_graph(data)
@@ -93,11 +97,11 @@ def _build_tflite(source: LoadedModel, plan: Plan, folder: Path):
     problems = check_constraints(plan.profile, len(data), graph, inputs, outputs,
                                  (plan.input_dtype, plan.output_dtype))
     raise_on(problems, plan.profile)
-    notes = []
+    notes = [] if tensor_errors is None else quantizer_notes(plan.quantization, plan.layer_precision)
     if plan.profile.hardware == "edgetpu":
         _, note = compile_for_edgetpu(model_path, plan.profile.compiler or "edgetpu_compiler")
         notes.append(note)
-    return model_path, inputs, outputs, graph.ops, candidate, interpreter.backend, notes
+    return model_path, inputs, outputs, graph.ops, candidate, interpreter.backend, notes, tensor_errors
 
 
 def _build_saved_model(source: LoadedModel, plan: Plan, folder: Path):
@@ -107,7 +111,7 @@ def _build_saved_model(source: LoadedModel, plan: Plan, folder: Path):
                                  (plan.input_dtype, plan.output_dtype))
     raise_on(problems, plan.profile)
     candidate = run_saved_model(model_path, plan.verification.inputs)
-    return model_path, inputs, outputs, [], candidate, "tensorflow", []
+    return model_path, inputs, outputs, [], candidate, "tensorflow", [], None
 
 
 def _with_roles(specs: list, roles: dict[str, str], default: str) -> list:
@@ -120,10 +124,11 @@ def build_package(source: LoadedModel, plan: Plan, out: Path, overwrite: bool = 
     """Convert, check, verify and write ``out`` atomically; nothing is left behind on failure."""
     with atomic_directory(out, overwrite=overwrite) as folder:
         build = _build_tflite if plan.model_format == "tflite" else _build_saved_model
-        model_path, inputs, outputs, ops, candidate, backend, notes = build(source, plan, folder)
+        model_path, inputs, outputs, ops, candidate, backend, notes, tensor_errors = build(source, plan, folder)
         reference = source.predict_named(plan.verification.inputs)
         fidelity = measure_outputs(reference, candidate, plan.profile, plan.verification.source,
                                    plan.verification.is_random)
+        fidelity.tensors = tensor_errors
         check_fidelity(fidelity, plan.profile.name, plan.quantization)
         _with_roles(inputs, {}, "input")
         _with_roles(outputs, {o["artifact_output"]: o["role"] for o in fidelity.outputs.values()}, "values")

@@ -60,6 +60,8 @@ class Fidelity:
     max_relative_error_allowed: float | None = None
     #: an output's range over the samples (the relative error's denominator); per output when several
     scale: float | None = None
+    #: LiteRT's quantizer's per-tensor comparison with the float32 model (converters.quantizer.tensor_errors)
+    tensors: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,8 +175,9 @@ def _advice(quantization: str, loosen: str) -> str:
                 f"training: --image-scale) or an op converted differently; if the difference is acceptable, {loosen}")
     milder = MILDER.get(quantization, "float16")
     calibrate = "Calibrate on more representative data, " if quantization in ("int8", "int16x8", "mixed") else ""
-    return (f"{calibrate}choose a milder quantization than {quantization} (--quantization {milder}), keep the "
-            f"sensitive layers in float with a mixed-precision recipe, or {loosen}")
+    advice = (f"{calibrate}choose a milder quantization than {quantization} (--quantization {milder}), keep the "
+              f"sensitive layers in float with a per-layer recipe (--layer-precision), or {loosen}")
+    return advice[0].upper() + advice[1:]
 
 
 def check_fidelity(fidelity: Fidelity, profile_name: str, quantization: str = "none") -> None:

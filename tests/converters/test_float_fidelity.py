@@ -78,7 +78,7 @@ def test_a_quantized_refusal_suggests_a_milder_mode(detector, tmp_path):
         modelpress.convert(model, "server-cpu", tmp_path / "dyn", verify_data=x, quantization="dynamic",
                            max_abs_error=1e-6)
     message = str(err.value)
-    assert "choose a milder quantization than dynamic (--quantization float16)" in message
+    assert "Choose a milder quantization than dynamic (--quantization float16)" in message
     assert "--max-abs-error" in message and "Nothing was quantized" not in message
 
 

@@ -49,7 +49,7 @@ def test_fidelity_below_the_profile_floor_fails(models, data_dir, tmp_path):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"quantization": "int4"}, "quantization 'int4' is not one of none, dynamic, float16, int8, int16x8"),
+    ({"quantization": "int2"}, "quantization 'int2' is not one of none, dynamic, float16, int8, int16x8, int4"),
     ({"model_format": "saved_model"}, "profile raspberry-pi-4 builds tflite; format 'saved_model'"),
     ({"min_agreement": 1.5}, "min_agreement 1.5 must be between 0 and 1"),
 ])
