@@ -193,3 +193,11 @@ def notes(quantization: str, layers: dict[str, Any] | None) -> list[str]:
     if layers is not None:
         said.append("per-layer precision: " + LayerPrecision.from_config(layers).describe())
     return said
+
+
+def worst_tensors(stats: dict[str, Any] | None, count: int = 3) -> str:
+    """``probs 41.2 dB (cosine 0.99993), conv2 38.0 dB (...)``: the activations and outputs that the
+    quantization changed most, for a report line; empty without statistics."""
+    rows = [t for t in (stats or {}).get("tensors", []) if t["kind"] != "weight" and t["snr_db"] is not None]
+    rows = sorted(rows, key=lambda t: t["snr_db"])[:count]
+    return ", ".join(f"{t['tensor'].split(';')[0]} {t['snr_db']:.1f} dB (cosine {t['cosine']:.5f})" for t in rows)

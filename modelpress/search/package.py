@@ -27,6 +27,20 @@ from modelpress.tflite_interpreter import TFLiteModel
 VERIFY_SAMPLES = 1000
 
 
+def _tensor_errors(blob: bytes, model: Any, profile: DeviceProfile, trial: Trial, x: np.ndarray):
+    """LiteRT's quantizer's per-tensor comparison with the float32 model, for a candidate it quantized."""
+    from modelpress.converters import quantizer
+
+    quantized = trial.settings.quantization in quantizer.MODES and not trial.settings.fallback
+    if not quantized or profile.quantizes_with != "litert" or not quantizer.available():
+        return None
+    from modelpress.converters.tflite import to_tflite_bytes
+
+    source = load_model(model)
+    float_model = to_tflite_bytes(source, "none")
+    return quantizer.tensor_errors(float_model, blob, {source.input_specs()[0].name: x[:8]})
+
+
 def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile, out: str | Path, *,
                   verify_x: np.ndarray, name: str, calibration: dict[str, Any], source: dict[str, Any]) -> Path:
     """Write ``out`` atomically; returns its path."""
@@ -42,11 +56,12 @@ def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile,
         candidate = np.concatenate([interpreter.predict([x[i:i + step]])[0] for i in range(0, len(x), step)])
         reference = load_model(model).predict(x)
         fidelity = measure_fidelity(reference, candidate, profile, "held-out split of --data", False)
+        fidelity.tensors = _tensor_errors(blob, model, profile, trial, x)
         notes = [f"chosen by modelpress press: {trial.describe()} ({trial.settings.family}); accuracy "
                  f"{trial.accuracy:.2%} on held-out data, drop {trial.drop_points:+.2f} pt against the source"]
         if trial.settings.fallback:
-            notes.append(f"int8 with {len(trial.settings.fallback)} layer(s) kept in float (per-layer fallback): "
-                         + ", ".join(trial.settings.fallback))
+            notes.append(f"int8 with {len(trial.settings.fallback)} layer(s) kept in float or int16 activations "
+                         "(per-layer fallback; int16x8: marks int16): " + ", ".join(trial.settings.fallback))
         if profile.hardware == "edgetpu":
             notes.append(compile_for_edgetpu(path, profile.compiler or "edgetpu_compiler")[1])
         manifest = Manifest(

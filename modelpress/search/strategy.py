@@ -77,7 +77,7 @@ class Strategy:
 
     # -- 1, 2: no training ----------------------------------------------------------------------------
     def quantize(self) -> None:
-        for quant in space.quantizations_for(self.profile.hardware):
+        for quant in space.quantizations_for(self.profile.hardware, self.profile.quantizes_with == "litert"):
             if self.wanted("quantize") or quant == "int8":
                 self.trial(Settings("quantize", quantization=quant))
 
@@ -91,31 +91,52 @@ class Strategy:
         if (int8 is None or int8.passed or int8.error or device or self.profile.input_dtype != "float32"
                 or self.profile.hardware in space.INTEGER_ONLY):
             return
-        from modelpress.search.fallback import quantized_layers, selective_int8
-
         search, n = self.search, self.options.rank_samples
         x, y = search.data.x_val[:n], search.data.y_val[:n]
         try:
-            layers = quantized_layers(search.model, search.calibration)
             base = self.m.accuracy(search.cache.artifact(int8.artifact_key) or self.m.convert(search.model, "int8"),
                                    x, y)
-            effect = {}
-            for name in layers:
-                if search.time_left() <= 0:
-                    break
-                effect[name] = self.m.accuracy(selective_int8(search.model, search.calibration, [name]), x, y) - base
+            effect = self._layer_effects(base, x, y)
         except ModelpressError as err:
             search.result.notes.append(f"{self.profile.name}: per-layer fallback unavailable: {err}")
             return
         order = sorted(effect, key=lambda k: -effect[k])
         search.result.notes.append(
-            f"{self.profile.name}: int8 layers ranked by the accuracy regained in float on {len(x)} held-out "
-            "samples: " + ", ".join(f"{k.split('/')[1] if '/' in k else k} {effect[k] * 100:+.1f} pt"
-                                     for k in order))
+            f"{self.profile.name}: int8 layers ranked by the accuracy regained in float (or int16 activations, "
+            f"int16x8:) on {len(x)} held-out samples: " + ", ".join(
+                f"{k.split('/')[1] if '/' in k else k} {effect[k] * 100:+.1f} pt" for k in order))
         for k in range(1, len(order) + 1):
             trial = self.trial(Settings("fallback", quantization="int8", fallback=tuple(order[:k])))
             if trial is None or trial.passed:
                 return
+
+    def _layer_effects(self, base: float, x, y) -> dict[str, float]:
+        """{fallback entry: accuracy regained}: each int8 layer alone in float; with LiteRT's quantizer (CPU /
+        GPU profiles) also in int16 activations, which wins when it regains nearly as much (int8 weights)."""
+        search, effect = self.search, {}
+        if self.profile.quantizes_with != "litert":
+            from modelpress.search.fallback import quantized_layers, selective_int8
+
+            for name in quantized_layers(search.model, search.calibration):
+                if search.time_left() <= 0:
+                    break
+                effect[name] = self.m.accuracy(selective_int8(search.model, search.calibration, [name]), x, y) - base
+            return effect
+        from modelpress.converters.tflite import to_tflite_bytes
+        from modelpress.model_io import load_model
+        from modelpress.search.fallback import INT16, mixed_int8, quantizer_layers
+
+        source = load_model(search.model)
+        float_model, name_in = to_tflite_bytes(source, "none"), source.input_specs()[0].name
+        for name in quantizer_layers(float_model):
+            if search.time_left() <= 0:
+                break
+            gained = {entry: self.m.accuracy(mixed_int8(float_model, search.calibration, [entry], name_in,
+                                                        self.profile.hardware, self.m.threads), x, y) - base
+                      for entry in (INT16 + name, name)}
+            entry = INT16 + name if gained[INT16 + name] >= gained[name] - 0.001 else name
+            effect[entry] = gained[entry]
+        return effect
 
     def _pick_quantization(self) -> Trial | None:
         mine = [t for t in self.search.result.trials if t.profile == self.profile.name and t.passed]
