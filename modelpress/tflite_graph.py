@@ -18,10 +18,10 @@ import numpy as np
 
 from modelpress.errors import ArtifactError
 
-_TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8"}
+_TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8", 17: "int4"}
 _TYPE_BYTES = {  # tflite.TensorType values -> bytes per element
     0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 5: 0, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 13: 0, 14: 4, 15: 0,
-    16: 2, 17: 1, 18: 1,
+    16: 2, 17: 0.5, 18: 2,
 }
 
 
@@ -37,11 +37,13 @@ class TFLiteGraph:
 
     @property
     def quantization(self) -> str:
-        """The quantization mode the tensor types imply: int8, int16x8, dynamic, float16 or none."""
+        """The quantization mode the tensor types imply: int8, int16x8, int4, dynamic, float16 or none."""
         if "int16" in self.activation_types:
             return "int16x8"
         if self.activation_types & {"int8", "uint8"}:
             return "int8"
+        if "int4" in self.weight_types:
+            return "int4"
         if "int8" in self.weight_types:
             return "dynamic"
         if "float16" in self.weight_types:
@@ -91,7 +93,7 @@ def read_graph(content: bytes) -> TFLiteGraph:
             for t in range(graph.TensorsLength()):
                 tensor = graph.Tensors(t)
                 shape = tensor.ShapeAsNumpy() if tensor.ShapeLength() else np.array([1])
-                n = int(np.prod(np.maximum(shape, 1))) * _TYPE_BYTES.get(tensor.Type(), 4)
+                n = int(np.ceil(int(np.prod(np.maximum(shape, 1))) * _TYPE_BYTES.get(tensor.Type(), 4)))
                 buffer = model.Buffers(tensor.Buffer()) if tensor.Buffer() < model.BuffersLength() else None
                 is_const = buffer is not None and (buffer.DataLength() > 0 or buffer.Size() > 0)
                 sizes.append(n)

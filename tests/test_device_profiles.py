@@ -33,7 +33,7 @@ def test_config_round_trip():
 
 
 @pytest.mark.parametrize(("yaml_text", "message"), [
-    ("name: x\nquantization: int4\n", "field 'quantization' is 'int4'; allowed values: none, dynamic, float16, int8"),
+    ("name: x\nquantization: int2\n", "field 'quantization' is 'int2'; allowed values: none, dynamic, float16, int8"),
     ("name: x\nhardware: fpga\n", "field 'hardware' is 'fpga'; allowed values: cpu, gpu, edgetpu, mcu, npu"),
     ("name: x\nformats: [onnx]\n", "field 'formats'"),
     ("name: x\nmax_artifact_bytes: -5\n", "field 'max_artifact_bytes' is -5; expected a positive integer"),

@@ -52,7 +52,39 @@ def _resolve_format_and_quantization(profile: DeviceProfile, model_format: str |
     if profile.hardware in ("edgetpu", "mcu") and quant != "int8":
         raise UsageError(f"profile {profile.name} ({profile.hardware}) runs only full-integer models; "
                          f"quantization must be int8, not {quant!r}")
+    if quant == "int4" and profile.quantizes_with != "litert":
+        raise UsageError(f"int4 weights are made by LiteRT's quantizer, which modelpress uses for CPU and GPU "
+                         f"profiles with float32 I/O; profile {profile.name} quantizes with the TFLite converter "
+                         "(choose a CPU or GPU profile, or set 'quantizer: litert' in a copy of the profile)")
     return fmt, quant
+
+
+def _layer_precision(profile: DeviceProfile, fmt: str, quant: str, quantization: str | None, layer_precision):
+    """(quantization, LayerPrecision or None): a per-layer recipe makes the quantization ``mixed``."""
+    if layer_precision is None or (isinstance(layer_precision, (list, tuple)) and not layer_precision):
+        return quant, None
+    from modelpress.converters.mixed_precision import PRECISIONS, LayerPrecision
+
+    if fmt != "tflite" or profile.quantizes_with != "litert":
+        raise UsageError(f"per-layer precision is a recipe for LiteRT's quantizer, which modelpress uses for CPU "
+                         f"and GPU profiles with float32 I/O; profile {profile.name} ({profile.hardware}, "
+                         f"{fmt}) does not use it")
+    if isinstance(layer_precision, (list, tuple)):
+        default = quantization if quantization in PRECISIONS else "int8"
+        recipe = LayerPrecision.from_options(list(layer_precision), default=default)
+    else:
+        recipe = LayerPrecision.load(layer_precision)
+    return "mixed", recipe
+
+
+def _with_error_bound(profile: DeviceProfile, max_abs_error: float | None) -> DeviceProfile:
+    """The user's absolute bound replaces the profile's bounds on the error (absolute and relative)."""
+    if max_abs_error is None:
+        return profile
+    if isinstance(max_abs_error, bool) or not isinstance(max_abs_error, (int, float)) or not max_abs_error >= 0:
+        raise UsageError(f"max_abs_error {max_abs_error!r} must be a number 0 or more (the largest |error| any "
+                         "output may show against the source, in the output's units), e.g. 1e-3")
+    return dataclasses.replace(profile, max_abs_error=float(max_abs_error), max_relative_error=None)
 
 
 def _labels(labels: str | Path | list[str] | None) -> list[str] | None:
@@ -64,7 +96,8 @@ def _labels(labels: str | Path | list[str] | None) -> list[str] | None:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _samples(source, quant: str, calibration, verify_data, image_scale: str, given: dict[str, list[int]]):
+def _samples(source, quant: str, calibration, verify_data, image_scale: str, given: dict[str, list[int]],
+             needs_calibration: bool):
     """Calibration and verification samples by input name, and the shapes the model runs at."""
     from modelpress.converters.calibration import RANDOM, load_inputs
     from modelpress.converters.package import RANDOM_VERIFY_SAMPLES, VERIFY_SAMPLES
@@ -83,7 +116,7 @@ def _samples(source, quant: str, calibration, verify_data, image_scale: str, giv
     shapes = run_shapes(specs, given, data_shapes)
     if calib is None and calibration is not None:
         calib = load_inputs(RANDOM, shapes)
-    if quant in ("int8", "int16x8") and calib is None:
+    if needs_calibration and calib is None:
         raise DataError(f"{quant} quantization needs calibration samples (100 to 500 real inputs): pass "
                         "--calibration FILE.npz|FILE.npy|IMAGE_FOLDER (calibration= in Python); "
                         "--calibration random works but gives a poor model")
@@ -123,8 +156,10 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
             calibration: str | Path | np.ndarray | None = None, quantization: str | None = None,
             model_format: str | None = None, verify_data: str | Path | np.ndarray | None = None,
             labels: str | Path | list[str] | None = None, name: str | None = None, version: str = "1",
-            min_agreement: float | None = None, image_scale: str = "0..1", safe_mode: bool = True,
-            overwrite: bool = True, input_shapes: dict[str, list[int]] | list[str] | None = None,
+            min_agreement: float | None = None, max_abs_error: float | None = None, image_scale: str = "0..1",
+            safe_mode: bool = True, overwrite: bool = True,
+            input_shapes: dict[str, list[int]] | list[str] | None = None,
+            layer_precision: str | Path | dict[str, Any] | list[str] | None = None,
             sign_key: str | Path | None = None) -> Artifact:
     """Convert ``model`` for a device profile into a verified model package at ``out`` (signed with
     ``sign_key``, a PEM EC private key, when given: see ``modelpress sign``).
@@ -136,6 +171,21 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
 
         art = convert("model.keras", "coral-edgetpu", "build/coral", calibration="faces/")
         art.manifest.fidelity["top1_agreement"], art.manifest.notes
+
+    Tolerances: ``min_agreement`` replaces the profile's top-1 floor; ``max_abs_error`` sets your own bound
+    on every output's max |err| (in the output's units), for any quantization, in place of the profile's
+    (float32 profiles bound the error relative to each output's range, see ``converters.verify``)::
+
+        convert("detector.keras", "server-cpu", "build/cpu", max_abs_error=1e-3)
+
+    CPU and GPU profiles quantize with LiteRT's quantizer (``int4``: int4 weights; ``layer_precision``: a
+    per-layer recipe, a YAML file, a mapping or ``["PATTERN=PRECISION", ...]``, see
+    ``converters.mixed_precision``); Edge TPU, microcontroller and NPU profiles with the TFLite converter::
+
+        convert("model.keras", "server-cpu", "build/int4", quantization="int4")
+        convert("model.keras", "raspberry-pi-4", "build/mixed", calibration="calib.npy",
+                layer_precision={"default": "int8", "layers": {"conv1": "int16x8", "probs": "float"}})
+        art.manifest.fidelity["tensors"]["tensors"][0]   # the tensor the quantization hurt most (SNR, cosine)
 
     Inputs and outputs are matched by name (Keras names, dict keys, SavedModel signature keys) and
     fidelity is recorded per output (``manifest.fidelity["outputs"]``). A model with dynamic dimensions
@@ -162,18 +212,23 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
             raise UsageError(f"min_agreement {min_agreement!r} must be between 0 and 1")
         prof = dataclasses.replace(prof, min_top1_agreement=float(min_agreement))
     fmt, quant = _resolve_format_and_quantization(prof, model_format, quantization)
+    quant, layers = _layer_precision(prof, fmt, quant, quantization, layer_precision)
     if fmt == "tflite":
         warm_up()  # the conversion's child process: its TensorFlow import overlaps loading the model here
+    _with_error_bound(prof, max_abs_error)  # a bad value fails now, before any work
     with filtered_stderr():  # TensorFlow's and LiteRT's native start-up lines stay out of the caller's log
         source = load_model(model, safe_mode=safe_mode)
-        calib, verify, shapes = _samples(source, quant, calibration, verify_data, image_scale, given)
+        needs_calibration = quant in ("int8", "int16x8") or (layers is not None and layers.needs_calibration)
+        calib, verify, shapes = _samples(source, quant, calibration, verify_data, image_scale, given,
+                                         needs_calibration)
         input_dtype, output_dtype = _plan_dtypes(prof, quant)
         # static-shape devices get every dimension fixed; elsewhere dynamic dimensions stay (the runtime resizes)
         plan = Plan(profile=prof, model_format=fmt, quantization=quant, input_dtype=input_dtype,
                     output_dtype=output_dtype, calibration=calib, verification=verify,
                     name=name or source.name, version=str(version), labels=_labels(labels),
                     input_shapes=shapes if prof.static_batch else None, run_shapes=shapes, safe_mode=safe_mode,
-                    sign_key=sign_key)
+                    sign_key=sign_key, layer_precision=None if layers is None else layers.get_config(),
+                    max_abs_error=None if max_abs_error is None else float(max_abs_error))
         return build_package(source, plan, Path(out), overwrite=overwrite)
 
 

@@ -163,8 +163,10 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
                 result.finishers[profile.name] = _finisher(search, trial, profile, name or source.name, source)
         with atomic_directory(out, overwrite=True) as folder, filtered_stderr():
             for profile_name in result.finishers if packages else ():
-                result.finishers[profile_name](folder / profile_name, labels=label_list, sign_key=sign_key)
+                artifact = result.finishers[profile_name](folder / profile_name, labels=label_list,
+                                                          sign_key=sign_key)
                 result.packages[profile_name] = out / profile_name
+                _note_worst_tensors(search, profile_name, artifact.manifest)
             document = _document(search, outcome, source, dataset, options, result)
             (folder / "press.json").write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
             from modelpress.report.press import render_press_report
@@ -173,6 +175,16 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
     result.press_json = out / "press.json"
     result.report = out / "report" / "report.html"
     return result
+
+
+def _note_worst_tensors(search: Any, profile_name: str, manifest: Any) -> None:
+    """press's notes name the tensors the quantization changed most (from LiteRT's quantizer's validation)."""
+    from modelpress.converters.quantizer import worst_tensors
+
+    worst = worst_tensors((manifest.fidelity or {}).get("tensors"))
+    if worst:
+        search.result.notes.append(f"{profile_name}: tensors the quantization changed most (SNR against float32, "
+                                   f"LiteRT's quantizer's validation on 8 samples): {worst}")
 
 
 def _finisher(search: Any, trial: Any, profile: Any, default_name: str, source: Any) -> Callable[..., Any]:

@@ -35,6 +35,30 @@ def _tensor(t: Any) -> str:
     return f"{t['name']}: {t['dtype']} {shape}{quant}{role}"
 
 
+def _of_range(fid: dict[str, Any]) -> str:
+    """`` (0.05% of its range)`` where the manifest has an output's range."""
+    return "" if fid.get("scale") is None else f" ({fid.get('max_relative_error', 0.0):.3%} of its range)"
+
+
+def _layer_precision(values: tuple[str, ...]) -> str | list[str] | None:
+    """A single value without '=' is a YAML file; otherwise PATTERN=PRECISION options."""
+    if len(values) == 1 and "=" not in values[0]:
+        return values[0]
+    return list(values) or None
+
+
+def _print_tensor_errors(fid: dict[str, Any], count: int = 5) -> None:
+    """The tensors LiteRT's quantizer's validation found most changed (lowest SNR first)."""
+    stats = fid.get("tensors") or {}
+    rows = [t for t in stats.get("tensors", []) if t["kind"] != "weight"][:count]
+    if rows:
+        click.echo(f"  per tensor    worst {len(rows)} of {stats.get('tensors_compared')} tensors vs float32 on "
+                   f"{stats.get('samples')} samples (LiteRT's quantizer's validation):")
+    for t in rows:
+        snr = "-" if t["snr_db"] is None else f"{t['snr_db']:.1f} dB"
+        click.echo(f"                {t['kind']:<10} SNR {snr:>9}  cosine {t['cosine']:.4f}  {t['tensor'][:70]}")
+
+
 def _print_artifact(artifact) -> None:
     m = artifact.manifest
     fid = m.fidelity
@@ -52,11 +76,13 @@ def _print_artifact(artifact) -> None:
         for name, out in per_output.items():
             top1 = out.get("top1_agreement")
             click.echo(f"  fidelity of   {name}: " + ("" if top1 is None else f"top-1 agreement {top1:.2%}, ")
-                       + f"max |err| {out.get('max_abs_error'):.3g}")
+                       + f"max |err| {out.get('max_abs_error'):.3g}" + _of_range(out))
     agreement = fid.get("top1_agreement")
     agree_text = "-" if agreement is None else f"{agreement:.2%} (floor {fid.get('min_top1_agreement'):.0%})"
-    click.echo(f"  fidelity      top-1 agreement {agree_text}, max |err| {fid.get('max_abs_error'):.3g}, "
+    click.echo(f"  fidelity      top-1 agreement {agree_text}, max |err| {fid.get('max_abs_error'):.3g}"
+               f"{_of_range(fid)}, "
                f"mean |err| {fid.get('mean_abs_error'):.3g} on {fid.get('samples')} samples ({fid.get('data')})")
+    _print_tensor_errors(fid, count=3)
     if m.ops:
         click.echo(f"  ops           {', '.join(sorted(set(m.ops)))}")
     for note in m.notes:
@@ -75,7 +101,11 @@ def _print_artifact(artifact) -> None:
 @click.option("--verify-data", metavar="DATA",
               help="Inputs to verify the artifact on (default: the held-out half of --calibration).")
 @click.option("-q", "--quantization", type=click.Choice(QUANTIZATIONS),
-              help="Override the profile's quantization (none = float32).")
+              help="Override the profile's quantization (none = float32; int4 = int4 weights, CPU and GPU profiles).")
+@click.option("--layer-precision", "layer_precision", multiple=True, metavar="PATTERN=PRECISION|FILE",
+              help="Per-layer precision by layer-name pattern (int8, int16x8, dynamic, int4, float), e.g. "
+                   "conv1=int16x8 probs=float (repeatable; the rest takes --quantization, else int8), or a YAML "
+                   "recipe with 'default:' and 'layers:'. CPU and GPU profiles (LiteRT's quantizer).")
 @click.option("-f", "--format", "model_format", type=click.Choice(FORMATS),
               help="Override the profile's artifact format (must be one the profile allows).")
 @click.option("--labels", type=click.Path(dir_okay=False, path_type=str),
@@ -84,6 +114,9 @@ def _print_artifact(artifact) -> None:
 @click.option("--version", "version", default="1", show_default=True, help="Version recorded in the manifest.")
 @click.option("--min-agreement", type=click.FloatRange(0.0, 1.0),
               help="Override the profile's minimum top-1 agreement with the source model.")
+@click.option("--max-abs-error", type=click.FloatRange(min=0.0), metavar="BOUND",
+              help="Your own bound on every output's max |error| against the source (output units, e.g. 1e-3), "
+                   "replacing the profile's error bound.")
 @click.option("--image-scale", type=click.Choice(IMAGE_SCALES), default="0..1", show_default=True,
               help="How pixels of an image-folder --calibration are scaled.")
 @click.option("--unsafe", is_flag=True,
@@ -95,8 +128,9 @@ def _print_artifact(artifact) -> None:
 @sign_key_option
 def convert(model: str, profile: str, out: str, calibration: str | None, verify_data: str | None,
             quantization: str | None, model_format: str | None, labels: str | None, name: str | None,
-            version: str, min_agreement: float | None, image_scale: str, unsafe: bool,
-            input_shapes: tuple[str, ...], as_json: bool, sign_key: str | None) -> None:
+            version: str, min_agreement: float | None, max_abs_error: float | None, image_scale: str, unsafe: bool,
+            input_shapes: tuple[str, ...], layer_precision: tuple[str, ...], as_json: bool,
+            sign_key: str | None) -> None:
     """Convert MODEL (.keras, .h5 or SavedModel folder) into a verified package for a device.
 
     The profile decides format, quantization and I/O types; the artifact is run against its source
@@ -109,6 +143,8 @@ def convert(model: str, profile: str, out: str, calibration: str | None, verify_
       modelpress convert model.h5 --profile coral-edgetpu --calibration faces/ --image-scale -1..1 --out build/tpu
       modelpress convert model.keras --profile server-gpu --format saved_model --out build/gpu
       modelpress convert tempo.h5 --profile cortex-m --input-shape input=1x40x256x1 -c spec.npy --out build/mcu
+      modelpress convert model.keras --profile server-cpu --quantization int4 --out build/int4
+      modelpress convert model.keras -p raspberry-pi-4 -c calib.npy --layer-precision probs=float --out build/mixed
     """
     quiet_tensorflow()
     from modelpress.api.convert import convert as convert_model
@@ -116,7 +152,8 @@ def convert(model: str, profile: str, out: str, calibration: str | None, verify_
     artifact = convert_model(
         model, profile, out, calibration=calibration, quantization=quantization, model_format=model_format,
         verify_data=verify_data, labels=labels, name=name, version=version, min_agreement=min_agreement,
-        image_scale=image_scale, safe_mode=not unsafe, input_shapes=list(input_shapes), sign_key=sign_key,
+        max_abs_error=max_abs_error, image_scale=image_scale, safe_mode=not unsafe, input_shapes=list(input_shapes),
+        layer_precision=_layer_precision(layer_precision), sign_key=sign_key,
     )
     if as_json:
         click.echo(json.dumps({"path": str(artifact.path), **artifact.manifest.to_dict()}, indent=2))
@@ -135,6 +172,7 @@ def _print_inspection(info: dict[str, Any]) -> None:
         if fid:
             click.echo(f"  fidelity      top-1 agreement {fid.get('top1_agreement')}, "
                        f"max |err| {fid.get('max_abs_error'):.3g} on {fid.get('samples')} samples")
+            _print_tensor_errors(fid)
     signature = info.get("signature")
     if signature:
         verdict = {True: "verifies", False: "does NOT verify", None: "not verified"}[signature["verifies"]]

@@ -46,6 +46,8 @@ class Made:
     model_path: Path
     outputs: dict[str, np.ndarray]      # by output name, one row per verification sample
     notes: list[str] = field(default_factory=list)
+    #: per-tensor errors from LiteRT's quantizer (SNR, cosine), when it quantized the model
+    tensor_errors: dict[str, Any] | None = None
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Contents:
     notes: list[str] = field(default_factory=list)
     run_shapes: dict[str, list[Any]] | None = None  # the shapes verified at, where the model keeps dynamic ones
     sign_key: Path | None = None           # a PEM EC private key: the package is signed before it appears
+    max_abs_error: float | None = None     # the user's own bound on every output's max |err| (any quantization)
 
 
 def tool_versions(backend: str) -> dict[str, str]:
@@ -88,8 +91,9 @@ def fidelity_floor(profile: DeviceProfile, quantization: str) -> DeviceProfile:
 
         fidelity_floor(load_profile("server-cpu"), "int8").max_abs_error     # None
     """
-    if quantization != profile.quantization and profile.max_abs_error is not None:
-        return dataclasses.replace(profile, max_abs_error=None)
+    if quantization != profile.quantization and (profile.max_abs_error is not None
+                                                  or profile.max_relative_error is not None):
+        return dataclasses.replace(profile, max_abs_error=None, max_relative_error=None)
     return profile
 
 
@@ -126,12 +130,15 @@ def _notes(contents: Contents, inputs: list[TensorSpec]) -> list[str]:
 def _finish(folder: Path, made: Made, contents: Contents) -> Manifest:
     model_path, tflite = made.model_path, made.model_path.suffix == ".tflite"
     profile = fidelity_floor(contents.profile, contents.quantization) if tflite else contents.profile
+    if contents.max_abs_error is not None:  # the user's bound replaces the profile's (absolute and relative)
+        profile = dataclasses.replace(profile, max_abs_error=contents.max_abs_error, max_relative_error=None)
     inputs, outputs, graph, backend = _describe(model_path, max(1, min(profile.threads, os.cpu_count() or 1)))
     raise_on(check_constraints(profile, raw_bytes(model_path), graph, inputs, outputs, contents.io_dtypes), profile)
     verification = contents.verification
     fidelity = measure_outputs(contents.reference, made.outputs, profile, verification.source,
                                verification.is_random)
-    check_fidelity(fidelity, profile.name)
+    fidelity.tensors = made.tensor_errors
+    check_fidelity(fidelity, profile.name, contents.quantization)
     for spec in inputs:
         spec.role = "input"
     roles = {o["artifact_output"]: o["role"] for o in fidelity.outputs.values()}

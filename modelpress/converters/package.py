@@ -17,6 +17,7 @@ from modelpress.converters.artifact import Artifact
 from modelpress.converters.calibration import Samples
 from modelpress.converters.finish import Contents, Made, finish_package
 from modelpress.converters.isolation import run_isolated
+from modelpress.converters.quantizer import notes as quantizer_notes
 from modelpress.converters.savedmodel import export_saved_model, run_saved_model
 from modelpress.converters.tflite import convert_and_run, model_reference
 from modelpress.device_profiles import DeviceProfile
@@ -48,6 +49,10 @@ class Plan:
     safe_mode: bool = True
     #: a PEM EC private key: the package is signed in its staging folder, before it appears
     sign_key: str | Path | None = None
+    #: per-layer precision for quantization "mixed" (LayerPrecision.get_config())
+    layer_precision: dict[str, Any] | None = None
+    #: the user's own bound on every output's max |err| (replaces the profile's bounds), or None
+    max_abs_error: float | None = None
 
 
 def make_tflite(source: LoadedModel, plan: Plan, folder: Path) -> Made:
@@ -57,14 +62,16 @@ def make_tflite(source: LoadedModel, plan: Plan, folder: Path) -> Made:
                    calibration=None if plan.calibration is None else plan.calibration.inputs,
                    input_dtype=plan.input_dtype, output_dtype=plan.output_dtype, op_set=plan.profile.op_set,
                    batch_size=1 if plan.profile.static_batch else None, input_shapes=plan.input_shapes,
-                   names=([s.name for s in source.input_specs()], source.output_names()))
+                   names=([s.name for s in source.input_specs()], source.output_names()),
+                   quantizer=plan.profile.quantizes_with, hardware=plan.profile.hardware, layers=plan.layer_precision)
     with tempfile.TemporaryDirectory(prefix="modelpress-source-") as tmp:
         reference = model_reference(source, Path(tmp))
-        data, outputs = run_isolated("TFLite conversion", convert_and_run, reference, plan.safe_mode, options,
-                                     plan.verification.inputs, threads)
+        data, outputs, tensor_errors = run_isolated("TFLite conversion", convert_and_run, reference,
+                                                    plan.safe_mode, options, plan.verification.inputs, threads)
     model_path = folder / "model.tflite"
     model_path.write_bytes(data)
-    return Made(model_path, outputs)
+    notes = [] if tensor_errors is None else quantizer_notes(plan.quantization, plan.layer_precision)
+    return Made(model_path, outputs, notes, tensor_errors=tensor_errors)
 
 
 def make_saved_model(source: LoadedModel, plan: Plan, folder: Path) -> Made:
@@ -83,6 +90,6 @@ def build_package(source: LoadedModel, plan: Plan, out: Path, overwrite: bool = 
         calibration=plan.calibration.describe() if plan.calibration is not None else {},
         source={"path": str(source.path) if source.path else None, "sha256": source.sha256,
                 "flavor": source.flavor, "bytes": raw_bytes(source.path) if source.path is not None else None},
-        labels=plan.labels, run_shapes=plan.run_shapes,
+        labels=plan.labels, run_shapes=plan.run_shapes, max_abs_error=plan.max_abs_error,
         sign_key=Path(plan.sign_key) if plan.sign_key is not None else None)
     return finish_package(out, lambda folder: make(source, plan, folder), contents, overwrite=overwrite)

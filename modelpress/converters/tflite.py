@@ -10,7 +10,14 @@ keys), so the TFLite signature runner carries the same names and the verifier ma
 
 Quantization: ``none`` (float32), ``dynamic`` (int8 weights, float activations), ``float16`` (fp16
 weights), ``int8`` (full integer; needs calibration samples), ``int16x8`` (int16 activations, int8
-weights; needs calibration samples).
+weights; needs calibration samples), ``int4`` (int4 weights) and ``mixed`` (per layer).
+
+Who quantizes (``quantizer=``): ``"litert"`` converts to float32 and hands the flatbuffer to LiteRT's
+quantizer (:mod:`modelpress.converters.quantizer`), the path LiteRT now points to, for CPU and GPU
+profiles; ``"converter"`` quantizes inside the TFLite converter, kept for Edge TPU, microcontroller and
+NPU profiles (see ``DeviceProfile.quantizes_with``). ``float16`` is a converter option on both paths::
+
+    data = to_tflite_bytes(model, quantization="int4", quantizer="litert")
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from modelpress.native_logs import held_fd2
 log = logging.getLogger(__name__)
 
 CALIBRATION_STEPS = 300
+#: verification samples the per-tensor comparison runs on (every tensor of both models is kept per sample)
+TENSOR_SAMPLES = 8
 SIGNATURE = "serving_default"
 
 
@@ -148,19 +157,57 @@ def to_tflite_bytes(model: Any, quantization: str = "none",
                     input_dtype: str = "float32", output_dtype: str = "float32",
                     op_set: str = "builtins", batch_size: int | None = None,
                     input_shapes: dict[str, list] | None = None,
-                    names: tuple[list[str], list[str]] | None = None) -> bytes:
+                    names: tuple[list[str], list[str]] | None = None, quantizer: str = "converter",
+                    hardware: str = "cpu", layers: dict[str, Any] | None = None, threads: int = 1) -> bytes:
     """Convert and return the flatbuffer. Raises ConversionError with the converter's own reason.
 
     ``batch_size`` fixes the batch dimension (Edge TPU, microcontrollers); by default it stays dynamic.
     ``input_shapes`` ({input name: shape, None for a dimension left dynamic}) sets the shapes the
     signature takes; ``calibration`` is an array (single-input models) or {input name: array}.
+    ``layers`` is a per-layer precision recipe (``LayerPrecision.get_config()``) for ``mixed``.
     """
-    tf = _tf()
+    return convert_pair(model, quantization, calibration, input_dtype, output_dtype, op_set, batch_size,
+                        input_shapes, names, quantizer, hardware, layers, threads)[1]
+
+
+def convert_pair(model: Any, quantization: str = "none", calibration=None, input_dtype: str = "float32",
+                 output_dtype: str = "float32", op_set: str = "builtins", batch_size: int | None = None,
+                 input_shapes: dict[str, list] | None = None, names: tuple[list[str], list[str]] | None = None,
+                 quantizer: str = "converter", hardware: str = "cpu", layers: dict[str, Any] | None = None,
+                 threads: int = 1) -> tuple[bytes | None, bytes]:
+    """(the float32 flatbuffer LiteRT's quantizer started from, or None on the converter's path; the
+    artifact): :func:`to_tflite_bytes` keeping the float32 model for per-tensor comparison."""
+    from modelpress.converters import quantizer as litert
+
     source = model if isinstance(model, LoadedModel) else load_model(model)
+    if quantizer == "litert" and quantization in litert.MODES:
+        float_ops = "builtins" if op_set == "int8_builtins" else op_set
+        float_model = _convert(source, "none", None, "float32", "float32", float_ops, batch_size, input_shapes, names)
+        specs = _specs_named(source, names)
+        recipe = None if layers is None else litert.LayerPrecision.from_config(layers)
+        return float_model, litert.quantize_flatbuffer(float_model, quantization, _named(calibration, specs),
+                                                       recipe, hardware, threads)
+    if quantization in ("int4", "mixed"):
+        raise ConversionError(f"quantization {quantization!r} is made by LiteRT's quantizer, which modelpress uses "
+                              "for CPU and GPU profiles only; the TFLite converter has no such mode")
+    return None, _convert(source, quantization, calibration, input_dtype, output_dtype, op_set, batch_size,
+                          input_shapes, names)
+
+
+def _specs_named(source: LoadedModel, names: tuple[list[str], list[str]] | None) -> list[IOSpec]:
     specs = source.input_specs()
     if names is not None:
         in_map = _renaming([s.name for s in specs], names[0])
         specs = [IOSpec(in_map[s.name], s.shape, s.dtype) for s in specs]
+    return specs
+
+
+def _convert(source: LoadedModel, quantization: str, calibration, input_dtype: str, output_dtype: str, op_set: str,
+             batch_size: int | None, input_shapes: dict[str, list] | None,
+             names: tuple[list[str], list[str]] | None) -> bytes:
+    """The TFLite converter, quantizing inside it when asked (the converter's path)."""
+    tf = _tf()
+    specs = _specs_named(source, names)
     calibration = _named(calibration, specs)
     with tempfile.TemporaryDirectory(prefix="modelpress-export-") as tmp:
         captured = io.StringIO()  # Keras 3 prints its export summary; the converter logs to fd 2
@@ -249,10 +296,12 @@ def model_reference(source: LoadedModel, workdir: Path) -> tuple[str, str | None
 
 
 def convert_and_run(reference: tuple[str, str | None], safe_mode: bool, options: dict[str, Any],
-                    verify: dict[str, np.ndarray], threads: int = 1) -> tuple[bytes, dict[str, np.ndarray]]:
+                    verify: dict[str, np.ndarray], threads: int = 1
+                    ) -> tuple[bytes, dict[str, np.ndarray], dict[str, Any] | None]:
     """Convert (calibrating when int8) and run the result once on ``verify``: the steps that can die in
-    native code, meant for :func:`modelpress.converters.isolation.run_isolated`. Returns the flatbuffer
-    and the artifact's outputs by name."""
+    native code, meant for :func:`modelpress.converters.isolation.run_isolated`. Returns the flatbuffer,
+    the artifact's outputs by name and, on LiteRT's quantizer's path, its per-tensor errors against the
+    float32 model (:func:`modelpress.converters.quantizer.tensor_errors`) on a few verification samples."""
     from modelpress.converters.isolation import step
     from modelpress.tflite_interpreter import TFLiteModel
 
@@ -260,12 +309,14 @@ def convert_and_run(reference: tuple[str, str | None], safe_mode: bool, options:
     step("loading the model")
     source = load_model(path, safe_mode=safe_mode, flavor=flavor)
     quantization = options.get("quantization", "none")
-    step(f"TFLite conversion ({quantization}" + (", with calibration)" if options.get("calibration") else ")"))
-    data = to_tflite_bytes(source, **options)
+    by = "LiteRT's quantizer" if options.get("quantizer") == "litert" and quantization != "none" else "converter"
+    step(f"TFLite conversion ({quantization} by the {by}" + (", with calibration)" if options.get("calibration")
+                                                             else ")"))
+    float_model, data = convert_pair(source, **options, threads=threads)
     step("first invoke of the converted model")
     try:
         model = TFLiteModel(data, threads=threads)
-        return data, model.predict_named(verify)
+        outputs = model.predict_named(verify)
     except ModelpressError as err:
         if "Select TensorFlow op" not in str(err):
             raise
@@ -275,3 +326,10 @@ def convert_and_run(reference: tuple[str, str | None], safe_mode: bool, options:
         raise ConversionError(f"converted with Flex ops ({flex}), but no interpreter here runs them (ai-edge-litert "
                               "and TensorFlow 2.21's tf.lite ship without the Flex delegate), so the artifact cannot "
                               "be verified or served; replace those ops with TFLite builtins") from None
+    errors = None
+    if float_model is not None:
+        from modelpress.converters.quantizer import tensor_errors
+
+        step("per-tensor comparison with the float32 model (LiteRT's quantizer's validation)")
+        errors = tensor_errors(float_model, data, {k: v[:TENSOR_SAMPLES] for k, v in verify.items()}, threads)
+    return data, outputs, errors

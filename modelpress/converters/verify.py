@@ -12,6 +12,26 @@ outputs its own way)::
 
     report = measure_outputs({"tempo": ref_t, "beats": ref_b}, {"beats": cand_b, "tempo": cand_t}, ...)
     report.outputs["tempo"]["top1_agreement"]
+
+What "faithful" means depends on what was done to the model:
+
+- **float32 (quantization none)**: TFLite computes the same function with its own kernels, which sum in
+  another order. The rounding that reordering leaves grows with the magnitude of the numbers a model adds
+  on its way to an output, not with the output itself, so a fixed absolute bound fails deep models whose
+  outputs are fine (a sigmoid head whose logit is a small difference of large features: max |err| 8e-4,
+  mean 1e-5). The bound is therefore relative to each output's scale: its range (peak to peak) over the
+  verification samples, ``max |err| <= max_relative_error * range``. The range is chosen over units of
+  float32 rounding (eps times the output) because the rounding an output inherits comes from the
+  intermediate sums, whose size the output does not show: a bound in ulps of the output would have to
+  guess the model's depth and cancellation. A real conversion fault (a wrong layout, a dropped op)
+  moves outputs by a sizeable part of their range, far above 1%.
+- **quantized modes**: top-1 agreement for class scores, plus the profile's absolute ``max_abs_error``
+  where it has one, as before.
+- ``--max-abs-error`` (``max_abs_error=``) is the user's own absolute bound, for any mode; it replaces the
+  profile's float bound.
+
+A failure's advice fits its case: a float32 artifact has nothing to un-quantize, so it is told how to
+check its inputs and loosen the bound; a quantized one is told which milder mode to try.
 """
 
 from __future__ import annotations
@@ -36,6 +56,13 @@ class Fidelity:
     data: str
     random_inputs: bool
     outputs: dict[str, dict] = field(default_factory=dict)
+    #: the worst output's max |err| over its range, and the bound on it (None: no relative bound)
+    max_relative_error: float = 0.0
+    max_relative_error_allowed: float | None = None
+    #: an output's range over the samples (the relative error's denominator); per output when several
+    scale: float | None = None
+    #: LiteRT's quantizer's per-tensor comparison with the float32 model (converters.quantizer.tensor_errors)
+    tensors: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,6 +82,7 @@ def measure_fidelity(reference: np.ndarray, candidate: np.ndarray, profile: Devi
                                   f"{list(reference.shape)}")
         candidate = candidate.reshape(reference.shape)
     error = np.abs(reference - candidate)
+    scale = output_scale(reference)
     agreement = None
     if is_classifier(reference):
         agreement = float(np.mean(reference.argmax(axis=1) == candidate.argmax(axis=1)))
@@ -67,7 +95,20 @@ def measure_fidelity(reference: np.ndarray, candidate: np.ndarray, profile: Devi
         max_abs_error_allowed=profile.max_abs_error,
         data=data,
         random_inputs=random_inputs,
+        max_relative_error=float(error.max() / scale) if error.size else 0.0,
+        max_relative_error_allowed=profile.max_relative_error,
+        scale=scale,
     )
+
+
+def output_scale(reference: np.ndarray) -> float:
+    """The size of an output's values: its range over the samples; for a constant output its magnitude;
+    1 for an output that is always zero (an absolute bound is then all one can say)."""
+    values = np.asarray(reference, dtype=np.float64)
+    if not values.size:
+        return 1.0
+    spread = float(values.max() - values.min())
+    return spread if spread > 0 else (float(np.abs(values).max()) or 1.0)
 
 
 def match_outputs(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> dict[str, str]:
@@ -100,6 +141,7 @@ def measure_outputs(reference: dict[str, np.ndarray], candidate: dict[str, np.nd
            for name, other in pairs.items()}
     agreements = [f.top1_agreement for f in per.values() if f.top1_agreement is not None]
     first = next(iter(per.values()))
+    worst = max(per.values(), key=lambda f: f.max_relative_error)
     return Fidelity(
         samples=first.samples,
         max_abs_error=max(f.max_abs_error for f in per.values()),
@@ -109,32 +151,61 @@ def measure_outputs(reference: dict[str, np.ndarray], candidate: dict[str, np.nd
         data=data, random_inputs=random_inputs,
         outputs={name: {"artifact_output": pairs[name], "role": output_role(np.shape(reference[name])),
                         "top1_agreement": f.top1_agreement, "max_abs_error": f.max_abs_error,
-                        "mean_abs_error": f.mean_abs_error} for name, f in per.items()},
+                        "mean_abs_error": f.mean_abs_error, "scale": f.scale,
+                        "max_relative_error": f.max_relative_error} for name, f in per.items()},
+        max_relative_error=worst.max_relative_error, max_relative_error_allowed=first.max_relative_error_allowed,
+        scale=worst.scale,
     )
 
 
-def check_fidelity(fidelity: Fidelity, profile_name: str) -> None:
+#: for each mode, the next milder one to suggest when it loses too much
+MILDER = {"int4": "dynamic", "dynamic": "float16", "int8": "int16x8", "int16x8": "float16",
+          "mixed": "int16x8", "float16": "none"}
+
+
+def _advice(quantization: str, loosen: str) -> str:
+    """What to try next, for a float32 artifact (nothing was quantized) or a quantized one."""
+    if quantization == "none":
+        return ("Nothing was quantized: a float32 conversion only reorders arithmetic, so a gap this large means "
+                "the inputs are not what the model expects (pass real samples with --verify-data, scaled as in "
+                f"training: --image-scale) or an op converted differently; if the difference is acceptable, {loosen}")
+    milder = MILDER.get(quantization, "float16")
+    calibrate = "Calibrate on more representative data, " if quantization in ("int8", "int16x8", "mixed") else ""
+    advice = (f"{calibrate}choose a milder quantization than {quantization} (--quantization {milder}), keep the "
+              f"sensitive layers in float with a per-layer recipe (--layer-precision), or {loosen}")
+    return advice[0].upper() + advice[1:]
+
+
+def check_fidelity(fidelity: Fidelity, profile_name: str, quantization: str = "none") -> None:
+    """FidelityError naming the output, the number, the bound and what to do; nothing when it fits."""
     if len(fidelity.outputs) > 1:
         for name, out in fidelity.outputs.items():
             one = Fidelity(fidelity.samples, out["max_abs_error"], out["mean_abs_error"], out["top1_agreement"],
                            fidelity.min_top1_agreement, fidelity.max_abs_error_allowed, fidelity.data,
-                           fidelity.random_inputs)
+                           fidelity.random_inputs, {}, out.get("max_relative_error", 0.0),
+                           fidelity.max_relative_error_allowed, out.get("scale"))
             try:
-                check_fidelity(one, profile_name)
+                check_fidelity(one, profile_name, quantization)
             except FidelityError as err:
                 raise FidelityError(f"output {name!r}: {err}") from None
         return
     if fidelity.top1_agreement is not None and fidelity.top1_agreement < fidelity.min_top1_agreement:
         raise FidelityError(
             f"top-1 agreement with the source model is {fidelity.top1_agreement:.2%} on {fidelity.samples} "
-            f"samples; profile {profile_name} needs at least {fidelity.min_top1_agreement:.2%}. Calibrate "
-            "on more representative data, choose a milder quantization (--quantization float16), or lower "
-            "the floor with --min-agreement"
-        )
+            f"samples; profile {profile_name} needs at least {fidelity.min_top1_agreement:.2%}. "
+            + _advice(quantization, "lower the floor with --min-agreement (min_agreement= in Python)"))
+    loosen = "set your own bound with --max-abs-error (max_abs_error= in Python)"
     allowed = fidelity.max_abs_error_allowed
     if allowed is not None and fidelity.max_abs_error > allowed:
         raise FidelityError(
-            f"max absolute error against the source model is {fidelity.max_abs_error:.3g}; profile "
-            f"{profile_name} allows at most {allowed:.3g}. Calibrate on more representative data, choose a "
-                "milder quantization, or use a profile with a looser max_abs_error"
-        )
+            f"max absolute error against the source model is {fidelity.max_abs_error:.3g} (mean "
+            f"{fidelity.mean_abs_error:.3g}); profile {profile_name} allows at most {allowed:.3g}. "
+            + _advice(quantization, loosen))
+    relative = fidelity.max_relative_error_allowed
+    if relative is not None and fidelity.max_relative_error > relative:
+        scale = fidelity.scale
+        of_range = f" of the output's range {scale:.3g}" if scale is not None else " of the output's range"
+        raise FidelityError(
+            f"max absolute error against the source model is {fidelity.max_abs_error:.3g} (mean "
+            f"{fidelity.mean_abs_error:.3g}), {fidelity.max_relative_error * 100:.3g}%{of_range}; profile "
+            f"{profile_name} allows {relative * 100:.3g}% of the range. " + _advice(quantization, loosen))

@@ -17,7 +17,9 @@ from modelpress.errors import ProfileError
 
 HARDWARE = ("cpu", "gpu", "edgetpu", "mcu", "npu")
 FORMATS = ("tflite", "saved_model")
-QUANTIZATIONS = ("none", "dynamic", "float16", "int8", "int16x8")
+QUANTIZATIONS = ("none", "dynamic", "float16", "int8", "int16x8", "int4")
+#: who quantizes: LiteRT's quantizer on the float32 flatbuffer, or the TFLite converter itself
+QUANTIZERS = ("litert", "converter")
 IO_DTYPES = ("float32", "float16", "int8", "uint8", "int16")
 OP_SETS = ("builtins", "int8_builtins", "select_tf_ops")
 DELEGATES = ("none", "xnnpack", "gpu", "edgetpu", "nnapi", "coreml")
@@ -59,13 +61,19 @@ class DeviceProfile:
     delegate: str = "none"
     compiler: str | None = None
     min_top1_agreement: float = 0.95
+    #: an absolute bound on any output's max |err| against the source (output units)
     max_abs_error: float | None = None
+    #: a bound on each output's max |err| as a fraction of that output's range over the verification
+    #: samples: the float32 criterion, which holds for outputs of any scale (see converters.verify)
+    max_relative_error: float | None = None
     npu: str | None = None
     npu_system_config: str | None = None
     npu_memory_mode: str | None = None
     clock_hz: int | None = None
     macs_per_cycle: float | None = None
     micro_max_lsb: int = 1
+    #: None: LiteRT's quantizer where it serves the device (see quantizes_with); or force one of QUANTIZERS
+    quantizer: str | None = None
     source: str = "user"
 
     def __post_init__(self) -> None:
@@ -93,12 +101,13 @@ class DeviceProfile:
         if not isinstance(self.min_top1_agreement, (int, float)) or not 0.0 <= self.min_top1_agreement <= 1.0:
             raise ProfileError(f"{where}: field 'min_top1_agreement' is {self.min_top1_agreement!r}; "
                                "expected a number from 0 to 1")
-        if self.max_abs_error is not None and (
-            not isinstance(self.max_abs_error, (int, float)) or self.max_abs_error < 0
-        ):
-            raise ProfileError(f"{where}: field 'max_abs_error' is {self.max_abs_error!r}; "
-                               "expected a non-negative number or null")
+        for bound in ("max_abs_error", "max_relative_error"):
+            value = getattr(self, bound)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise ProfileError(f"{where}: field '{bound}' is {value!r}; expected a non-negative number or null")
         self._check_mcu_fields(where)
+        if self.quantizer is not None:
+            _choice("quantizer", self.quantizer, QUANTIZERS, where)
         integer_io = {"int8", "uint8", "int16"}
         if (self.input_dtype in integer_io or self.output_dtype in integer_io) and self.quantization not in (
             "int8", "int16x8"
@@ -133,6 +142,19 @@ class DeviceProfile:
     def static_batch(self) -> bool:
         """Edge TPUs and microcontrollers need every shape fixed: convert with batch size 1."""
         return self.hardware in ("edgetpu", "mcu")
+
+    @property
+    def quantizes_with(self) -> str:
+        """``litert`` (LiteRT's quantizer) for CPU and GPU devices that take and return float32: what it
+        makes is what their XNNPACK / GPU kernels run. ``converter`` for Edge TPUs, microcontrollers and
+        NPUs, and for integer I/O: their compilers (edgetpu_compiler, Vela) and TFLite Micro need every op
+        integer with the converter's uint8/int8 I/O and op versions, and the converter fails when an op
+        cannot be integer (``op_set: int8_builtins``), where the quantizer leaves it float, which such a
+        device cannot run. A profile's ``quantizer`` field overrides this."""
+        if self.quantizer is not None:
+            return self.quantizer
+        integer_io = self.input_dtype != "float32" or self.output_dtype != "float32"
+        return "converter" if self.hardware in ("edgetpu", "mcu", "npu") or integer_io else "litert"
 
     @property
     def needs_calibration(self) -> bool:

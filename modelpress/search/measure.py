@@ -76,6 +76,12 @@ class Measurer:
         self.threads = max(1, min(profile.threads, os.cpu_count() or 1))
 
     def convert(self, model: Any, quantization: str, fallback: tuple[str, ...] = ()) -> bytes:
+        if fallback and self.profile.quantizes_with == "litert":
+            from modelpress.search.fallback import mixed_int8
+
+            source = load_model(model)
+            return mixed_int8(to_tflite_bytes(source, "none"), self.calibration, fallback, source.input_specs()[0].name,
+                              self.profile.hardware, self.threads)
         if fallback:
             from modelpress.search.fallback import selective_int8
 
@@ -85,7 +91,9 @@ class Measurer:
         op_set = self.profile.op_set if integer or self.profile.op_set == "select_tf_ops" else "builtins"
         return to_tflite_bytes(load_model(model), quantization,
                                calibration=self.calibration if integer else None, input_dtype=inp,
-                               output_dtype=out, op_set=op_set, batch_size=1 if self.profile.static_batch else None)
+                               output_dtype=out, op_set=op_set, batch_size=1 if self.profile.static_batch else None,
+                               quantizer=self.profile.quantizes_with, hardware=self.profile.hardware,
+                               threads=self.threads)
 
     def outputs(self, blob: bytes, x: np.ndarray) -> np.ndarray:
         interpreter = TFLiteModel(blob, threads=1)

@@ -27,6 +27,20 @@ from modelpress.search.trial import Trial
 VERIFY_SAMPLES = 1000
 
 
+def _tensor_errors(blob: bytes, model: Any, profile: DeviceProfile, trial: Trial, x: np.ndarray):
+    """LiteRT's quantizer's per-tensor comparison with the float32 model, for a candidate it quantized."""
+    from modelpress.converters import quantizer
+
+    quantized = trial.settings.quantization in quantizer.MODES and not trial.settings.fallback
+    if not quantized or profile.quantizes_with != "litert" or not quantizer.available():
+        return None
+    from modelpress.converters.tflite import to_tflite_bytes
+
+    source = load_model(model)
+    float_model = to_tflite_bytes(source, "none")
+    return quantizer.tensor_errors(float_model, blob, {source.input_specs()[0].name: x[:8]})
+
+
 def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile, out: str | Path, *,
                   verify_x: np.ndarray, name: str, calibration: dict[str, Any], source: dict[str, Any],
                   version: str = "1", labels: list[str] | None = None,
@@ -43,14 +57,15 @@ def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile,
         path.write_bytes(blob)
         interpreter = TFLiteModel(blob, threads=1)
         outputs = interpreter.predict([x])
-        return Made(path, {d["name"]: out for d, out in zip(interpreter.output_details, outputs)})
+        return Made(path, {d["name"]: out for d, out in zip(interpreter.output_details, outputs)},
+                    tensor_errors=_tensor_errors(blob, model, profile, trial, x))
 
     settings = trial.settings
     notes = [f"chosen by modelpress press: {trial.describe()} ({settings.family}); accuracy {trial.accuracy:.2%} on "
              f"held-out data, drop {trial.drop_points:+.2f} pt against the source"]
     if settings.fallback:
-        notes.append(f"int8 with {len(settings.fallback)} layer(s) kept in float (per-layer fallback): "
-                     + ", ".join(settings.fallback))
+        notes.append(f"int8 with {len(settings.fallback)} layer(s) kept in float or int16 activations (per-layer "
+                     "fallback; int16x8: marks int16): " + ", ".join(settings.fallback))
     contents = Contents(
         name=name, version=str(version), profile=profile, quantization=settings.quantization,
         io_dtypes=("float32", "float32") if settings.fallback else io_dtypes(profile, settings.quantization),

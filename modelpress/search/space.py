@@ -25,12 +25,16 @@ INTEGER_ONLY = ("edgetpu", "mcu")  # hardware that runs only full-integer int8 g
 L0_EPOCH_FACTOR = 3  # L0 gate training runs this many times a pruning candidate's fine-tuning
 
 
-def quantizations_for(hardware: str) -> tuple[str, ...]:
-    """The post-training quantizations a device can run, smallest first::
+def quantizations_for(hardware: str, litert: bool = False) -> tuple[str, ...]:
+    """The post-training quantizations a device can run, smallest first; with LiteRT's quantizer (CPU and
+    GPU profiles with float I/O, ``DeviceProfile.quantizes_with``) int4 weights come first::
 
-        quantizations_for("mcu")     # ('int8',)
+        quantizations_for("mcu")                 # ('int8',)
+        quantizations_for("cpu", litert=True)    # ('int4', 'int8', 'dynamic', ...)
     """
-    return ("int8",) if hardware in INTEGER_ONLY else QUANT_ORDER
+    if hardware in INTEGER_ONLY:
+        return ("int8",)
+    return ("int4", *QUANT_ORDER) if litert else QUANT_ORDER
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,10 @@ class Settings:
         if parts:
             last = self.steps[-1]
             parts[-1] += f" ({last.get('epochs', self.epochs) if last['type'] == 'l0' else self.epochs} ep)"
-        quant = self.quantization + (f" ({len(self.fallback)} layer(s) float)" if self.fallback else "")
+        int16 = sum(f.startswith("int16x8:") for f in self.fallback)
+        kept = [f"{len(self.fallback) - int16} layer(s) float"] if len(self.fallback) > int16 else []
+        kept += [f"{int16} layer(s) int16 activations"] if int16 else []
+        quant = self.quantization + (f" ({', '.join(kept)})" if kept else "")
         return " + ".join([*parts, quant]) if parts else quant
 
     def compression_key(self) -> str:

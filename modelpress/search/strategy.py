@@ -91,7 +91,7 @@ class Strategy:
 
     # -- 1, 2: no training ----------------------------------------------------------------------------
     def quantize(self) -> None:
-        for quant in space.quantizations_for(self.profile.hardware):
+        for quant in space.quantizations_for(self.profile.hardware, self.profile.quantizes_with == "litert"):
             if self.wanted("quantize") or quant == "int8":
                 self.trial(Settings("quantize", quantization=quant))
 
@@ -126,6 +126,16 @@ class Strategy:
             + ", ".join(f"{r.short} {r.relative_error:.1%}" for r in ranked[:12])
             + (f" (+{len(ranked) - 12} more)" if len(ranked) > 12 else ""))
         order = tuple(r.name for r in ranked)
+        if self.profile.quantizes_with == "litert":
+            # LiteRT's quantizer can keep a layer's int8 weights and give it int16 activations: the smaller step
+            # first, float only where int16 is not enough
+            from modelpress.search.fallback import INT16
+
+            wider = tuple(INT16 + name for name in order)
+            found = self.gallop(lambda k: self.trial(Settings("fallback", quantization="int8", fallback=wider[:k])),
+                                len(wider))
+            if found is not None or self.stopped:
+                return
         self.gallop(lambda k: self.trial(Settings("fallback", quantization="int8", fallback=order[:k])), len(order))
 
     def gallop(self, attempt: Callable[[int], Trial | None], n: int) -> int | None:

@@ -34,7 +34,7 @@ def test_convert_json_is_the_manifest(runner, cli, models, data_dir, tmp_path):
     (["convert", "{tmp}/missing.keras", "-p", "server-cpu", "-o", "{tmp}/o"], 3, "does not exist"),
     (["convert", "{model}", "-p", "rpi5", "-o", "{tmp}/o"], 2, "unknown device profile 'rpi5'"),
     (["convert", "{model}", "-p", "raspberry-pi-4", "-o", "{tmp}/o"], 4, "needs calibration samples"),
-    (["convert", "{model}", "-p", "server-cpu", "-o", "{tmp}/o", "-q", "int4"], 2, "Invalid value for '-q'"),
+    (["convert", "{model}", "-p", "server-cpu", "-o", "{tmp}/o", "-q", "int2"], 2, "Invalid value for '-q'"),
     (["convert", "{model}", "-p", "raspberry-pi-4", "-o", "{tmp}/o", "-c", "{tmp}/nodata.npy"], 4,
      "nodata.npy does not exist"),
     (["inspect", "{tmp}/nothing"], 3, "does not exist"),

@@ -28,6 +28,8 @@ def test_builtin_profile_converts_within_its_limits(profile, models, data_dir, t
     assert fid["top1_agreement"] >= max(profile.min_top1_agreement, 0.97)
     if profile.max_abs_error is not None:
         assert fid["max_abs_error"] <= profile.max_abs_error
+    if profile.max_relative_error is not None:
+        assert fid["max_relative_error"] <= profile.max_relative_error
     # every byte accounted for: the manifest's hash and size are the file's
     assert m.artifact["sha256"] == file_sha256(art.model_path)
     assert m.source["sha256"] == file_sha256(models["keras3"])

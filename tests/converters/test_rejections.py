@@ -40,15 +40,16 @@ def test_a_model_over_the_flash_budget_reports_the_overshoot(tmp_path):
 def test_fidelity_below_the_profile_floor_fails(models, data_dir, tmp_path):
     strict = tmp_path / "strict.yaml"
     strict.write_text("name: strict\nquantization: int8\nmax_abs_error: 0.000001\n")
-    message = (r"max absolute error against the source model is 0\.0\d+; profile strict allows at most 1e-06\. "
-               r"Calibrate on more representative data")
+    message = (r"max absolute error against the source model is 0\.0\d+ \(mean [\d.e-]+\); profile strict allows at "
+               r"most 1e-06\. Calibrate on more representative data, choose a milder quantization than int8 "
+               r"\(--quantization int16x8\)")
     with pytest.raises(FidelityError, match=message):
         modelpress.convert(models["keras3"], strict, tmp_path / "pkg", calibration=data_dir / "calib.npy")
     assert not (tmp_path / "pkg").exists()
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"quantization": "int4"}, "quantization 'int4' is not one of none, dynamic, float16, int8, int16x8"),
+    ({"quantization": "int2"}, "quantization 'int2' is not one of none, dynamic, float16, int8, int16x8, int4"),
     ({"model_format": "saved_model"}, "profile raspberry-pi-4 builds tflite; format 'saved_model'"),
     ({"min_agreement": 1.5}, "min_agreement 1.5 must be between 0 and 1"),
 ])
