@@ -92,16 +92,49 @@ def _run_one(config: RuntimeConfig, sock: socket.socket, announce: Any, worker: 
         draining.set()
 
     signal.signal(signal.SIGTERM, stop)
+    grpc_drain = _grpc_door_until(config, app.modelpress, draining)
     if announce is not None:
         announce(worker)
     try:
         _loop(server, draining, app.modelpress, config.drain_timeout)
     except KeyboardInterrupt:
-        pass
+        draining.set()
     finally:
+        if grpc_drain is not None:
+            grpc_drain.join()
         server.task_dispatcher.shutdown()
         server.close()
         app.modelpress.close()
+
+
+def _start_grpc(config: RuntimeConfig, runtime):
+    """The Open Inference gRPC door of this process when ``grpc_port`` is set (one per worker, sharing the
+    port), its address logged; None otherwise."""
+    if config.grpc_port is None:
+        return None
+    from modelpress.runtime.grpc.server import GrpcDoor
+
+    door = GrpcDoor.start(runtime, config.host, config.grpc_port, config.threads, shared_port=config.workers > 1)
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    log.warning("Open Inference gRPC on %s:%d (%d thread(s), messages up to %d bytes)", host, door.port,
+                door.threads, config.max_body_bytes)
+    return door
+
+
+def _grpc_door_until(config: RuntimeConfig, runtime, draining: threading.Event) -> threading.Thread | None:
+    """Start the gRPC door and a thread that drains it as soon as ``draining`` is set (SIGTERM), beside the
+    HTTP drain; join the thread to wait for the drain."""
+    door = _start_grpc(config, runtime)
+    if door is None:
+        return None
+
+    def drain() -> None:
+        draining.wait()
+        door.stop(config.drain_timeout)
+
+    thread = threading.Thread(target=drain, name="modelpress-grpc-drain", daemon=True)
+    thread.start()
+    return thread
 
 
 def _busy(server) -> int:
@@ -164,6 +197,7 @@ def serve(config: RuntimeConfig | dict | str | Path | None = None, **overrides: 
     name = server_name(cfg)
     cfg = cfg.replace(threads=cfg.request_threads(name))
     sock = _bind(cfg.host, cfg.port)
+    _check_grpc_port(cfg)
     host, port = sock.getsockname()[:2]
     where = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     line = (f"serving {cfg.repository} on {where} ({name}, {cfg.threads} thread(s), {cfg.workers} worker(s)); "
@@ -210,6 +244,17 @@ def serve(config: RuntimeConfig | dict | str | Path | None = None, **overrides: 
                 break
 
 
+def _check_grpc_port(cfg: RuntimeConfig) -> None:
+    """A gRPC port already taken is a clear error before any worker starts (port 0 is always free)."""
+    if cfg.grpc_port:
+        from modelpress.errors import UsageError
+
+        try:
+            _bind(cfg.host, cfg.grpc_port).close()
+        except UsageError as err:
+            raise UsageError(f"gRPC: {str(err).split(';')[0]}; pick another --grpc-port") from None
+
+
 def _serve_granian(cfg: RuntimeConfig, host: str, port: int, line: str) -> None:
     """granian's WSGI server: ``workers`` processes, ``threads`` Python threads each; its main process
     turns SIGTERM / SIGINT into a graceful stop, after which each worker unloads its models."""
@@ -227,6 +272,9 @@ def _serve_granian(cfg: RuntimeConfig, host: str, port: int, line: str) -> None:
     def load(target: str):  # noqa: ARG001 - runs in each worker, before it listens
         app = create_app(cfg)
         multiprocessing.util.Finalize(app, app.modelpress.close, exitpriority=10)  # at the worker's exit
+        door = _start_grpc(cfg, app.modelpress)
+        if door is not None:  # drained when granian ends the worker (after its HTTP drain), before the unload
+            multiprocessing.util.Finalize(door, door.stop, args=(cfg.drain_timeout,), exitpriority=20)
         threading.Thread(target=_announce_when_listening, args=(host, port, line, announced), daemon=True).start()
         return app
 
