@@ -164,6 +164,31 @@ def _loop(server, draining: threading.Event, runtime, drain_timeout: float) -> N
         log.warning("drained: every request received was answered")
 
 
+def _fit_to_host(cfg: RuntimeConfig, threads_given: bool) -> RuntimeConfig:
+    """Defaults that fit the host, logged with the reason: unless ``pool_size`` or ``threads`` is given, each
+    model gets at most one interpreter per usable core (more would only wait for a core), and unless
+    ``interpreter_threads`` is given, each interpreter the profile's threads fitted so that interpreters x
+    threads stay within the cores (:func:`~modelpress.runtime.backends.tflite.fit_threads`)::
+
+        # INFO host: 2 usable core(s) ...; 2 interpreter(s) per model (one per core); interpreter threads: ...
+    """
+    from modelpress.runtime.config import usable_cpus
+
+    cores = usable_cpus()
+    if cfg.pool_size is not None:
+        pool, why = cfg.pool_size, "pool_size"
+    elif threads_given:
+        pool, why = cfg.threads, "--threads"
+    else:
+        pool, why = min(cfg.threads, cores), "one per core at most"
+        cfg = cfg.replace(pool_size=pool)
+    threads = (f"{cfg.interpreter_threads} (--interpreter-threads)" if cfg.interpreter_threads else
+               f"each profile's, at most {max(1, cores // pool)} so that {pool} x threads fit the cores")
+    log.info("host: %d usable core(s) (CPU affinity and cgroup quota); %d interpreter(s) per model (%s); "
+             "interpreter threads: %s", cores, pool, why, threads)
+    return cfg
+
+
 def server_name(config: RuntimeConfig) -> str:
     """The HTTP server ``config`` runs on: ``server`` itself, or for ``auto`` granian when it imports::
 
@@ -195,7 +220,7 @@ def serve(config: RuntimeConfig | dict | str | Path | None = None, **overrides: 
         log.warning("authentication off: no token setting (MODELPRESS_TOKENS, tokens, --token-file); inference and "
                     "admin routes are open to every client that reaches %s", cfg.host)
     name = server_name(cfg)
-    cfg = cfg.replace(threads=cfg.request_threads(name))
+    cfg = _fit_to_host(cfg.replace(threads=cfg.request_threads(name)), threads_given=cfg.threads is not None)
     sock = _bind(cfg.host, cfg.port)
     _check_grpc_port(cfg)
     host, port = sock.getsockname()[:2]
