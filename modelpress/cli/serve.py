@@ -18,6 +18,9 @@ import click
 @click.option("--grpc-port", type=click.IntRange(0, 65535),
               help="Also serve the Open Inference Protocol over gRPC on this port (KServe's convention: 8081; "
                    "default: off); also MODELPRESS_GRPC_PORT.")
+@click.option("--tracing/--no-tracing", default=None,
+              help="OpenTelemetry spans per inference request (decode, queue, invoke, encode), continuing a "
+                   "caller's W3C traceparent, exported as the OTEL_* settings say; needs modelpress[tracing].")
 @click.option("--workers", type=click.IntRange(1, 64), help="Processes sharing the port (default 1).")
 @click.option("--threads", type=click.IntRange(1, 256),
               help="Python threads running requests per process, and interpreters per model (default: "

@@ -58,6 +58,7 @@ class RuntimeConfig:
     load_wait: float = 30.0                # seconds a request waits for an on-demand load, then 503
     drain_timeout: float = 30.0            # seconds SIGTERM waits for in-flight requests before exiting
     grpc_port: int | None = None           # Open Inference over gRPC on this port too (KServe's: 8081); off if None
+    tracing: bool = False                  # OpenTelemetry spans per request, exported per OTEL_* (tracing extra)
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> RuntimeConfig:

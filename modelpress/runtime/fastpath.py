@@ -28,6 +28,7 @@ from modelpress.errors import (
     excerpt,
 )
 from modelpress.layout import parse_version
+from modelpress.runtime import tracing
 from modelpress.runtime.http import JSON, authorized, error_answer, internal_answer, load_timing
 from modelpress.runtime.protocols.v2 import infer_answer
 
@@ -72,15 +73,18 @@ class FastInference:
         headers: dict[str, str] = {}
         content_type = JSON
         raw = None
-        try:
-            raw = self._body(environ, model, version)
-            header = environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
-            answer = infer_answer(self.runtime, model, version, raw, header, served)
-            status, body, content_type, headers = 200, answer.body, answer.content_type, answer.headers
-        except ModelpressError as err:
-            status, body, headers = error_answer(err)
-        except Exception as err:  # noqa: BLE001 - the client gets a reference, the log the details
-            status, body = internal_answer(err, "POST", environ.get("PATH_INFO", ""))
+        with tracing.request_span("POST /v2/models/{model}/infer", _trace_headers(environ), "v2"):
+            try:
+                raw = self._body(environ, model, version)
+                header = environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
+                answer = infer_answer(self.runtime, model, version, raw, header, served)
+                status, body, content_type, headers = 200, answer.body, answer.content_type, answer.headers
+            except ModelpressError as err:
+                status, body, headers = error_answer(err)
+                tracing.failed(str(err))
+            except Exception as err:  # noqa: BLE001 - the client gets a reference, the log the details
+                status, body = internal_answer(err, "POST", environ.get("PATH_INFO", ""))
+                tracing.failed("internal error")
         waited = self.runtime.registry.control.take_wait()
         if waited is not None:  # the request waited for its model to load (memory budget): say so, and how long
             headers = {**headers, "Server-Timing": load_timing(waited)}
@@ -132,6 +136,14 @@ class FastInference:
                 "bytes_in": int(text) if text.isdigit() else 0, "bytes_out": sent, "protocol": "v2",
                 "model": model or None, "version": version or None,
             }, separators=(",", ":")))
+
+
+def _trace_headers(environ) -> dict[str, str] | None:
+    """The W3C trace context headers of a request, when tracing is on."""
+    if not tracing.enabled():
+        return None
+    return {name: environ[key] for name, key in (("traceparent", "HTTP_TRACEPARENT"), ("tracestate", "HTTP_TRACESTATE"))
+            if key in environ}
 
 
 class _CountingInput:

@@ -74,7 +74,9 @@ def _run_one(config: RuntimeConfig, sock: socket.socket, announce: Any, worker: 
     import waitress
 
     from modelpress.runtime.app import create_app
+    from modelpress.runtime.tracing import configure as configure_tracing
 
+    configure_tracing(config.tracing)
     app = create_app(config)
     # waitress refuses a body over max_body_bytes as soon as the headers say so (Content-Length), or as soon
     # as that many bytes came (chunked), instead of buffering it for the app to refuse; its limit counts
@@ -219,6 +221,10 @@ def serve(config: RuntimeConfig | dict | str | Path | None = None, **overrides: 
     else:
         log.warning("authentication off: no token setting (MODELPRESS_TOKENS, tokens, --token-file); inference and "
                     "admin routes are open to every client that reaches %s", cfg.host)
+    if cfg.tracing:
+        from modelpress.runtime.tracing import require
+
+        require()
     name = server_name(cfg)
     cfg = _fit_to_host(cfg.replace(threads=cfg.request_threads(name)), threads_given=cfg.threads is not None)
     sock = _bind(cfg.host, cfg.port)
@@ -289,12 +295,14 @@ def _serve_granian(cfg: RuntimeConfig, host: str, port: int, line: str) -> None:
 
     from modelpress.runtime.app import create_app
     from modelpress.runtime.repository import scan_repository
+    from modelpress.runtime.tracing import configure as configure_tracing
 
     create_app(cfg, start=False).modelpress.close()  # settings, tokens, profile: a clear error here, not per worker
     scan_repository(cfg.repository)                   # a missing repository likewise
     announced = multiprocessing.Value("i", 0)  # shared by the forked workers: the first one ready announces
 
     def load(target: str):  # noqa: ARG001 - runs in each worker, before it listens
+        configure_tracing(cfg.tracing)  # in the worker: an exporter's thread does not survive a fork
         app = create_app(cfg)
         multiprocessing.util.Finalize(app, app.modelpress.close, exitpriority=10)  # at the worker's exit
         door = _start_grpc(cfg, app.modelpress)

@@ -17,6 +17,7 @@ import threading
 import numpy as np
 
 from modelpress.errors import ArtifactError, UnavailableError
+from modelpress.runtime import tracing
 from modelpress.runtime.backends.base import Backend
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,13 @@ class TFLiteBackend(Backend):
 
     def predict(self, inputs: list[np.ndarray], raw: bool = False) -> list[np.ndarray]:
         try:
-            model = self._pool.get(timeout=30)
+            with tracing.stage("queue"):  # waiting for a free interpreter
+                model = self._pool.get(timeout=30)
         except queue.Empty:
             raise UnavailableError("every interpreter stayed busy for 30 s; retry later", retry_after=1) from None
         try:
-            return model.predict(inputs, dequantize=not raw)
+            with tracing.stage("invoke"):
+                return model.predict(inputs, dequantize=not raw)
         finally:
             self._pool.put(model)
 

@@ -33,6 +33,7 @@ from modelpress.errors import (
     excerpt,
 )
 from modelpress.layout import parse_version
+from modelpress.runtime import tracing
 from modelpress.runtime.codecs.arrays import v2_datatype
 from modelpress.runtime.grpc import messages
 from modelpress.runtime.grpc.status import grpc_code, trailers
@@ -94,20 +95,24 @@ class InferenceServicer:
             with self._lock:
                 self.in_flight += 1
                 self.last_call = time.monotonic()
-            try:
-                if self.draining:
-                    raise UnavailableError("the server is shutting down (SIGTERM); send the call to another "
-                                           "replica or retry shortly", retry_after=1)
-                if protected:
-                    self._authorize(context)
-                answer = method(_parse(request_class, data), call).SerializeToString()
-            except ModelpressError as err:
-                code, message, trailing = grpc_code(err), str(err), trailers(err)
-            except Exception as err:  # noqa: BLE001 - the client gets a reference, the log the details
-                code, message = grpc.StatusCode.INTERNAL, _internal(err, path)
-            finally:
-                with self._lock:
-                    self.in_flight -= 1
+            carrier = dict(context.invocation_metadata()) if tracing.enabled() else None
+            with tracing.request_span(name, carrier, "grpc"):
+                try:
+                    if self.draining:
+                        raise UnavailableError("the server is shutting down (SIGTERM); send the call to another "
+                                               "replica or retry shortly", retry_after=1)
+                    if protected:
+                        self._authorize(context)
+                    answer = method(_parse(request_class, data), call).SerializeToString()
+                except ModelpressError as err:
+                    code, message, trailing = grpc_code(err), str(err), trailers(err)
+                except Exception as err:  # noqa: BLE001 - the client gets a reference, the log the details
+                    code, message = grpc.StatusCode.INTERNAL, _internal(err, path)
+                finally:
+                    with self._lock:
+                        self.in_flight -= 1
+                if code is not _OK:
+                    tracing.failed(message)
             waited = self.runtime.registry.control.take_wait()
             if waited is not None:  # the request waited for its model to load (memory budget): say so, and how long
                 trailing = (*trailing, ("server-timing", load_timing(waited)))
@@ -167,16 +172,20 @@ class InferenceServicer:
         model = _model(request.model_name)
         version = _version(model, request.model_version)
         call.model, call.version = model, version or ""
-        tensors = grpc_inputs(request)
+        tracing.annotate(model, call.version)
+        with tracing.stage("decode"):
+            tensors = grpc_inputs(request)
         with self.plane.model(model, version) as served:
             call.version = str(served.version)
+            tracing.annotate(model, call.version)
             named = dict(tensors)
             if len(named) != len(tensors):
                 raise BadRequestError("an input name appears twice in the request; send each input once")
             outputs = self.plane.predict(served, named)
-        names = requested_outputs(request, list(outputs))
-        answer = messages.ModelInferResponse(model_name=model, model_version=call.version, id=request.id)
-        add_outputs(answer, outputs, names, answer_is_raw(request))
+        with tracing.stage("encode"):
+            names = requested_outputs(request, list(outputs))
+            answer = messages.ModelInferResponse(model_name=model, model_version=call.version, id=request.id)
+            add_outputs(answer, outputs, names, answer_is_raw(request))
         return answer
 
     # --- the repository extension -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from modelpress import __version__
 from modelpress.errors import BadRequestError
+from modelpress.runtime import tracing
 from modelpress.runtime.codecs.arrays import v2_datatype
 from modelpress.runtime.codecs.json import dumps
 from modelpress.runtime.codecs.v2 import split_binary_body, v2_body, v2_encode_outputs, v2_inputs, v2_output_choice
@@ -113,23 +114,27 @@ def infer_answer(runtime, model: str, version: str | None, raw: bytes, header_le
         answer = infer_answer(runtime, "digits", None, body, None)
         answer.body   # b'{"model_name":"digits","model_version":"2","outputs":[...]}'
     """
-    head, tail = split_binary_body(raw, header_length)
-    body = v2_body(head, runtime.config.max_json_depth)
-    tensors = v2_inputs(body, tail)
+    tracing.annotate(model, version or "")
+    with tracing.stage("decode"):
+        head, tail = split_binary_body(raw, header_length)
+        body = v2_body(head, runtime.config.max_json_depth)
+        tensors = v2_inputs(body, tail)
     with runtime.plane.model(model, version) as served:
         number = str(served.version)
+        tracing.annotate(model, number)
         if served_version is not None:
             served_version.append(number)
         named = dict(tensors)
         if len(named) != len(tensors):
             raise BadRequestError("an input name appears twice in the request; send each input once")
         outputs = runtime.plane.predict(served, named)
-    choice = v2_output_choice(body, list(outputs))
-    encoded, binary = v2_encode_outputs(outputs, choice)
-    answer = {"model_name": model, "model_version": number, "outputs": encoded}
-    if "id" in body:
-        answer["id"] = body["id"]
-    text = dumps(answer)
+    with tracing.stage("encode"):
+        choice = v2_output_choice(body, list(outputs))
+        encoded, binary = v2_encode_outputs(outputs, choice)
+        answer = {"model_name": model, "model_version": number, "outputs": encoded}
+        if "id" in body:
+            answer["id"] = body["id"]
+        text = dumps(answer)
     if not binary:
         return Answer(number, text, "application/json", {})
     return Answer(number, text + binary, "application/octet-stream", {HEADER_LENGTH: str(len(text))})
