@@ -64,7 +64,7 @@ CONFIGS = {"": "modelpress defaults", "--interpreter-threads 1": "modelpress",
 GRPC_PAYLOADS = ("grpc typed", "grpc raw")
 COLUMNS = [("model", "model"), ("server", "server"), ("payload", "payload"), ("conc", "concurrency"),
            ("req/s", "rps", "{:.0f}"), ("p50 ms", "p50_ms", "{:.2f}"), ("p99 ms", "p99_ms", "{:.2f}"),
-           ("errors", "errors"), ("x MLServer", "ratio", "{:.2f}x")]
+           ("errors", "errors"), ("cpu ms/req", "cpu_ms", "{:.3f}"), ("x MLServer", "ratio", "{:.2f}x")]
 
 # wrk: one body for every request; at the end, one JSON line with the figures this benchmark keeps
 LUA = """
@@ -165,7 +165,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> float:
 
 
 @contextlib.contextmanager
-def mlserver(work: Path, packages: dict[str, Path]) -> Iterator[tuple[str, str]]:
+def mlserver(work: Path, packages: dict[str, Path]) -> Iterator[tuple[str, str, int]]:
     """MLServer 1.7.1 from .venv-peers serving each package with benchmarks/mlserver_litert.py."""
     binary = PEERS / "bin" / "mlserver"
     if not binary.exists():
@@ -191,7 +191,7 @@ def mlserver(work: Path, packages: dict[str, Path]) -> Iterator[tuple[str, str]]
         for name in packages:
             wait_ready(f"{url}/v2/models/{name}/ready", proc)
         print(f"MLServer ready in {ready:.2f} s")
-        yield url, f"127.0.0.1:{grpc_port}"
+        yield url, f"127.0.0.1:{grpc_port}", proc.pid
     finally:
         stop_process(proc, timeout=20)
         log.close()
@@ -273,17 +273,17 @@ def main() -> None:
         # every server is up at once (an idle one costs nothing) and each cell runs on all of them back to
         # back, so a change in the machine's background load falls on both sides of every ratio
         with contextlib.ExitStack() as stack:
-            doors: dict[str, tuple[str, str, str | None]] = {}  # label -> (HTTP URL, gRPC target, config)
+            doors: dict[str, tuple] = {}  # label -> (HTTP URL, gRPC target, config, server pid)
             for config in args.serve_args:
                 label = CONFIGS.get(config, f"modelpress {config}")
                 started = time.monotonic()
                 server = stack.enter_context(served(repo, "--poll-interval", "0", "--grpc-port", str(free_port()),
                                                     *config.split()))
                 print(f"{label} ready in {time.monotonic() - started:.2f} s ({config or 'no flags'})")
-                doors[label] = (server.url, grpc_target(server), config)
+                doors[label] = (server.url, grpc_target(server), config, server.proc.pid)
             if not args.skip_mlserver:
-                url, target = stack.enter_context(mlserver(work, {n: package for n, (package, _) in chosen.items()}))
-                doors["MLServer"] = (url, target, None)
+                url, target, pid = stack.enter_context(mlserver(work, {n: p for n, (p, _) in chosen.items()}))
+                doors["MLServer"] = (url, target, None, pid)
             runs = run_cells(doors, chosen, bodies, want, args, work)
             for (name, label, payload, c, config), cells in runs.items():
                 middle = sorted(cells, key=lambda cell: cell["rps"])[len(cells) // 2]
@@ -295,7 +295,7 @@ def main() -> None:
         row["ratio"] = row["rps"] / theirs["rps"] if theirs else float("nan")
     for name, ceiling in ceilings.items():
         rows.append({"model": name, "server": "raw invoke", "payload": "-", "concurrency": 1, "errors": 0,
-                     **ceiling, "p99_ms": float("nan"), "ratio": float("nan")})
+                     **ceiling, "p99_ms": float("nan"), "cpu_ms": float("nan"), "ratio": float("nan")})
     print(text_table(rows, COLUMNS))
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {"benchmark": "peer_bench", "seconds_per_cell": args.seconds, "rounds": args.rounds,
@@ -332,15 +332,31 @@ def run_cells(doors: dict, chosen: dict, bodies: dict, want: dict, args, work: P
                     for label in servers:
                         if (label, name, payload) in skipped:
                             continue
-                        url, target, config = doors[label]
+                        url, target, config, pid = doors[label]
+                        before = cpu_seconds(pid)
                         if payload in GRPC_PAYLOADS:
                             cell = run_grpc_load(target, body, c, args.seconds)
                         else:
                             cell = wrk(f"{url}/v2/models/{name}/infer", body, headers, c, args.seconds, work)
+                        # the server's own CPU a request: what the load generator sharing the cores cannot blur
+                        cell["cpu_ms"] = (cpu_seconds(pid) - before) * 1000 / max(1, cell["requests"])
                         runs.setdefault((name, label, payload, c, config), []).append(cell)
                         print(f"round {round_ + 1}: {name} {label} {payload} c={c}: {cell['rps']:.0f} req/s, "
                               f"p50 {cell['p50_ms']:.2f} ms, p99 {cell['p99_ms']:.2f} ms", flush=True)
     return runs
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by a server process and its children (granian's workers)."""
+    import psutil
+
+    total = 0.0
+    process = psutil.Process(pid)
+    for each in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = each.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def peer_row(rows: list[dict], row: dict) -> dict | None:

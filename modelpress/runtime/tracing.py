@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import multiprocessing.util
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -51,6 +52,9 @@ def configure(enabled: bool) -> None:
         if exporter is not None:
             provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
+        # the spans still queued go out when the process ends: a server's worker process skips atexit
+        # handlers (the SDK's own flush), but runs multiprocessing's finalizers
+        multiprocessing.util.Finalize(None, provider.shutdown, exitpriority=5)
     _tracer = trace.get_tracer("modelpress.runtime", __version__)
 
 

@@ -4,6 +4,8 @@ each naming the model and version; off, no span at all."""
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import numpy as np
 import pytest
@@ -133,6 +135,9 @@ def test_serve_exports_spans_as_the_otel_settings_say(repo, samples):
         answer = requests.post(server.url + "/v2/models/digits/infer", json=_v2_body(x[:1]),
                                headers={"traceparent": TRACEPARENT}, timeout=30)
         assert answer.status_code == 200
+        deadline = time.monotonic() + 30
+        while '"name": "invoke"' not in "".join(server.lines) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the batch processor exports every 100 ms
         log = server.stop()
     assert f'"trace_id": "0x{TRACE_ID}"' in log and '"name": "invoke"' in log, log[-3000:]
     assert '"service.name": "edge-digits"' in log
