@@ -234,3 +234,37 @@ def test_grpc_calls_are_counted_in_the_metrics(triton, stub, door, samples):
     assert 'modelpress_requests_total{model="digits",protocol="grpc",status="OK",version="2"}' in text
     assert re.search(r'modelpress_requests_total\{model="digits",protocol="grpc",status="INVALID_ARGUMENT",'
                      r'version="[-2]"\} [1-9]', text)
+
+
+def test_mangled_messages_get_a_clear_code_never_an_internal_error(door, triton, samples):
+    """300 seeded mutations of a valid request (bytes flipped, cut, repeated): each answer is OK or a
+    client error with a message, never INTERNAL / UNKNOWN, and the server still serves afterwards."""
+    x, _ = samples
+    valid = _typed_request(x[:2]).SerializeToString()
+    raw = service_pb2.ModelInferRequest(model_name="edgetpu", raw_input_contents=[x[:1].astype("<f4").tobytes()])
+    raw.inputs.add(name="image", datatype="FP32", shape=[1, 8, 8, 1])
+    rng = np.random.default_rng(21)
+    codes = set()
+    with grpc.insecure_channel(door.target) as channel:
+        call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        for case in range(300):
+            data = bytearray(valid if case % 2 else raw.SerializeToString())
+            kind = case % 3
+            if kind == 0:
+                for at in rng.integers(0, len(data), size=int(rng.integers(1, 6))):
+                    data[at] = int(rng.integers(0, 256))
+            elif kind == 1:
+                data = data[:int(rng.integers(0, len(data)))]
+            else:
+                at = int(rng.integers(0, len(data)))
+                data = data[:at] + data[at:at + 40] * int(rng.integers(2, 5)) + data[at:]
+            try:
+                call(bytes(data), metadata=METADATA, timeout=30)
+                codes.add("OK")
+            except grpc.RpcError as err:
+                codes.add(err.code().name)
+                assert err.code() not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), err.details()
+                assert err.details(), err.code()
+    assert codes <= {"OK", "INVALID_ARGUMENT", "NOT_FOUND"}, codes
+    assert "INVALID_ARGUMENT" in codes
+    assert triton.is_server_live() and triton.is_model_ready("digits")
