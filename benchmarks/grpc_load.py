@@ -60,16 +60,19 @@ def first_output(target: str, body: bytes) -> np.ndarray:
     return np.asarray(answer.outputs[0].contents.fp32_contents, dtype=np.float32)
 
 
-def _client(target: str, body: bytes, concurrency: int, start_at: float, seconds: float, results) -> None:
+def _client(target: str, body: bytes, concurrency: int, go, seconds: float, results) -> None:
     """``concurrency`` threads, each sending the next call when its answer came (grpcio releases the GIL
     while a call waits; its future callbacks, tried first, serialized the calls of a process here)."""
     import grpc
 
     channel = grpc.insecure_channel(target, options=OPTIONS)
+    grpc.channel_ready_future(channel).result(timeout=60)
     call = channel.unary_unary(INFER)
     latencies: list[float] = []
     errors = [0]
-    stop_at = start_at + seconds
+    results.put("ready")
+    go.wait(120)  # every process connected: the clock starts for all at once
+    stop_at = time.time() + seconds
 
     def loop() -> None:
         while time.time() < stop_at:
@@ -84,7 +87,6 @@ def _client(target: str, body: bytes, concurrency: int, start_at: float, seconds
             latencies.append(time.perf_counter() - started)  # list.append is atomic under the GIL
 
     threads = [threading.Thread(target=loop) for _ in range(concurrency)]
-    time.sleep(max(0.0, start_at - time.time()))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -99,11 +101,14 @@ def run_grpc_load(target: str, body: bytes, concurrency: int, seconds: float, pr
     results = context.Queue()
     processes = max(1, min(processes, concurrency))
     shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
-    start_at = time.time() + 2.0  # every process connected and waiting before the clock starts
-    workers = [context.Process(target=_client, args=(target, body, share, start_at, seconds, results))
+    go = context.Event()
+    workers = [context.Process(target=_client, args=(target, body, share, go, seconds, results))
                for share in shares]
     for worker in workers:
         worker.start()
+    for _ in workers:  # on a busy machine starting a process takes seconds: the clock waits for all of them
+        results.get(timeout=120)
+    go.set()
     latencies, errors = [], 0
     for _ in workers:
         got, failed = results.get(timeout=seconds + 120)
