@@ -22,7 +22,8 @@ from modelpress.errors import UsageError
 from modelpress.runtime.grpc.servicer import InferenceServicer
 
 log = logging.getLogger("modelpress.runtime")
-QUIET = 0.2  # seconds without a new call before the drained door closes
+QUIET = 1.0  # seconds without a new call before the drained door closes (calls gRPC holds but has not
+#             handed to a thread yet are cancelled by its shutdown; on a starved machine they wait long)
 MAX_CONCURRENT_RPCS = 1024  # calls held at once (running or queued for a thread), as the HTTP listen backlog
 
 
