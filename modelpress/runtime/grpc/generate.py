@@ -11,6 +11,8 @@ then fail with a duplicate-symbol error. A test checks that the committed file m
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -27,15 +29,16 @@ SERIALIZED = (
 
 
 def compile_proto(proto: Path = PROTO) -> bytes:
-    """``proto`` compiled by protoc into a serialized FileDescriptorProto (no source info)."""
+    """``proto`` compiled by protoc into a serialized FileDescriptorProto (no source info). protoc runs in
+    a child process: in a process that has loaded TensorFlow, grpc_tools' bundled protobuf crashes it."""
     from google.protobuf import descriptor_pb2
-    from grpc_tools import protoc
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "set.pb"
-        code = protoc.main(["protoc", f"-I{proto.parent}", f"--descriptor_set_out={out}", proto.name])
-        if code != 0:
-            raise RuntimeError(f"protoc failed on {proto} (exit {code}); its message is above")
+        done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{proto.parent}",
+                               f"--descriptor_set_out={out}", proto.name], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"protoc failed on {proto} (exit {done.returncode}): {done.stderr.strip()}")
         files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
     return files[0].SerializeToString(deterministic=True)
 
