@@ -39,6 +39,12 @@ def trust_options(command):
                                     "of one model), as KServe mounts it at /mnt/models; default: the folder's name.")
 @click.option("--host", help="Address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8500; 0 picks a free one).")
+@click.option("--grpc-port", type=click.IntRange(0, 65535),
+              help="Also serve the Open Inference Protocol over gRPC on this port (KServe's convention: 8081; "
+                   "default: off); also MODELPRESS_GRPC_PORT.")
+@click.option("--tracing/--no-tracing", default=None,
+              help="OpenTelemetry spans per inference request (decode, queue, invoke, encode), continuing a "
+                   "caller's W3C traceparent, exported as the OTEL_* settings say; needs modelpress[tracing].")
 @click.option("--workers", type=click.IntRange(1, 64), help="Processes sharing the port (default 1).")
 @click.option("--threads", type=click.IntRange(1, 256),
               help="Python threads running requests per process, and interpreters per model (default: "
@@ -78,7 +84,8 @@ def serve(repository: str | None, config_file: str | None, **options) -> None:
     """Serve the model packages in REPOSITORY over HTTP: <model>/<version>/ folders, or one package (or
     <version>/ packages of one model) served as --model-name.
 
-    Speaks TF Serving REST v1 (/v1/models/...) and Open Inference v2 (/v2/...), reloads new versions
+    Speaks TF Serving REST v1 (/v1/models/...) and Open Inference v2 (/v2/..., and over gRPC with
+    --grpc-port), reloads new versions
     while running, and exposes /metrics, /openapi.json and a status page at /. Runs on granian (a Rust
     HTTP server) when it is installed, else on waitress.
 
@@ -91,6 +98,7 @@ def serve(repository: str | None, config_file: str | None, **options) -> None:
       modelpress serve models/ --max-memory 75%
       modelpress serve models/ --model-control explicit --load-model digits
       modelpress serve models/ --trust-key signing-key.pub --tls-cert tls.crt --tls-key tls.key
+      modelpress serve models/ --grpc-port 8081
     """
     from modelpress.runtime.config import RuntimeConfig
     from modelpress.runtime.server import serve as run

@@ -67,6 +67,8 @@ class RuntimeConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    grpc_port: int | None = None           # Open Inference over gRPC on this port too (KServe's: 8081); off if None
+    tracing: bool = False                  # OpenTelemetry spans per request, exported per OTEL_* (tracing extra)
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> RuntimeConfig:
@@ -106,6 +108,7 @@ class RuntimeConfig:
             raise UsageError(f"pool_size must be at least 1, got {self.pool_size}")
         if not 0 <= self.port <= 65535:
             raise UsageError(f"port must be 0..65535, got {self.port}")
+        self._check_grpc()
         if self.server not in SERVERS:
             raise UsageError(f"server {self.server!r} is unknown; use one of {', '.join(SERVERS)}")
         if self.max_queue_delay_ms < 0 or self.poll_interval < 0:
@@ -121,6 +124,17 @@ class RuntimeConfig:
             parse_memory(self.max_memory)
         if self.model_name is not None and not is_model_name(self.model_name):
             raise UsageError(f"model_name {self.model_name!r} is not a valid model name ({NAME_RULE})")
+
+    def _check_grpc(self) -> None:
+        if self.grpc_port is None:
+            return
+        if not 0 <= self.grpc_port <= 65535:
+            raise UsageError(f"grpc_port must be 0..65535 (KServe's convention is 8081), got {self.grpc_port}")
+        if self.grpc_port and self.grpc_port == self.port:
+            raise UsageError(f"grpc_port {self.grpc_port} is the HTTP port too; give gRPC a port of its own (8081)")
+        if self.grpc_port == 0 and self.workers > 1:
+            raise UsageError(f"grpc_port 0 picks a free port per process, and {self.workers} workers would each "
+                             "listen on another one; give a port number (8081) with --workers")
 
     def request_threads(self, server: str = "waitress") -> int:
         """How many Python threads run requests (and, unless ``pool_size`` says otherwise, how many

@@ -20,6 +20,7 @@ import time
 from http import HTTPStatus
 
 from modelpress.errors import ModelpressError, PayloadTooLargeError
+from modelpress.runtime import tracing
 from modelpress.runtime.checks import check_head
 from modelpress.runtime.http import JSON, error_answer, internal_answer, load_wait_headers
 from modelpress.runtime.inference import HEADER_LENGTH, infer_answer
@@ -66,15 +67,18 @@ class FastInference:
         headers: dict[str, str] = {}
         content_type = JSON
         raw = None
-        try:
-            raw = self._body(environ, model, version)
-            header = environ.get(_HEADER_LENGTH)
-            answer = infer_answer(self.runtime, model, version, raw, header, served)
-            status, body, content_type, headers = 200, answer.body, answer.content_type, answer.headers
-        except ModelpressError as err:
-            status, body, headers = error_answer(err)
-        except Exception as err:  # noqa: BLE001 - the client gets a reference, the log the details
-            status, body = internal_answer(err, "POST", environ.get("PATH_INFO", ""))
+        with tracing.request_span("POST /v2/models/{model}/infer", _trace_headers(environ), "v2"):
+            try:
+                raw = self._body(environ, model, version)
+                header = environ.get(_HEADER_LENGTH)
+                answer = infer_answer(self.runtime, model, version, raw, header, served)
+                status, body, content_type, headers = 200, answer.body, answer.content_type, answer.headers
+            except ModelpressError as err:
+                status, body, headers = error_answer(err)
+                tracing.failed(str(err))
+            except Exception as err:  # noqa: BLE001 - the client gets a reference, the log the details
+                status, body = internal_answer(err, "POST", environ.get("PATH_INFO", ""))
+                tracing.failed("internal error")
         headers = {**headers, **load_wait_headers(self.runtime)}
         start_response(_REASONS.get(status, str(status)), [("Content-Type", content_type),
                                                             ("Content-Length", str(len(body))), *headers.items()])
@@ -109,6 +113,14 @@ class FastInference:
             if size > limit:
                 raise PayloadTooLargeError(f"the request body is over {limit} bytes (max_body_bytes)")
         return b"".join(chunks)
+
+
+def _trace_headers(environ) -> dict[str, str] | None:
+    """The W3C trace context headers of a request, when tracing is on."""
+    if not tracing.enabled():
+        return None
+    return {name: environ[key] for name, key in (("traceparent", "HTTP_TRACEPARENT"), ("tracestate", "HTTP_TRACESTATE"))
+            if key in environ}
 
 
 class _CountingInput:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelpress.errors import BadRequestError
+from modelpress.runtime import tracing
 from modelpress.runtime.codecs.json import dumps
 from modelpress.runtime.codecs.v2 import split_binary_body, v2_body, v2_encode_outputs, v2_inputs, v2_output_choice
 
@@ -50,8 +51,10 @@ def run_inference(runtime, model: str, version: str | None, tensors: list[tuple[
 
         run_inference(runtime, "digits", "1", [("image", np.zeros([1, 8, 8, 1], np.float32))]).version   # "1"
     """
+    tracing.annotate(model, version or "")
     with runtime.plane.model(model, version) as served:
         number = str(served.version)
+        tracing.annotate(model, number)
         if served_version is not None:
             served_version.append(number)
         named = dict(tensors)
@@ -69,15 +72,19 @@ def infer_answer(runtime, model: str, version: str | None, raw: bytes, header_le
         answer = infer_answer(runtime, "digits", None, body, None)
         answer.content_type, answer.headers          # "application/json", {}
     """
-    head, tail = split_binary_body(raw, header_length)
-    body = v2_body(head, runtime.config.max_json_depth)
-    result = run_inference(runtime, model, version, v2_inputs(body, tail), served_version)
-    choice = v2_output_choice(body, list(result.outputs))
-    encoded, binary = v2_encode_outputs(result.outputs, choice)
-    answer = {"model_name": model, "model_version": result.version, "outputs": encoded}
-    if "id" in body:
-        answer["id"] = body["id"]
-    text = dumps(answer)
+    tracing.annotate(model, version or "")
+    with tracing.stage("decode"):
+        head, tail = split_binary_body(raw, header_length)
+        body = v2_body(head, runtime.config.max_json_depth)
+        tensors = v2_inputs(body, tail)
+    result = run_inference(runtime, model, version, tensors, served_version)
+    with tracing.stage("encode"):
+        choice = v2_output_choice(body, list(result.outputs))
+        encoded, binary = v2_encode_outputs(result.outputs, choice)
+        answer = {"model_name": model, "model_version": result.version, "outputs": encoded}
+        if "id" in body:
+            answer["id"] = body["id"]
+        text = dumps(answer)
     if not binary:
         return Answer(result.version, text, "application/json", {})
     return Answer(result.version, text + binary, "application/octet-stream", {HEADER_LENGTH: str(len(text))})

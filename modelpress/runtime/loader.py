@@ -29,6 +29,7 @@ from modelpress.errors import ArtifactError, ModelpressError
 from modelpress.manifest import Manifest
 from modelpress.manifest_inference import load_manifest
 from modelpress.runtime.backends import Backend
+from modelpress.runtime.backends.tflite import fit_threads
 from modelpress.runtime.config import RuntimeConfig
 from modelpress.runtime.leftovers import remove_stale_staging
 from modelpress.runtime.records import RecordTable
@@ -147,11 +148,13 @@ class VersionLoader:
         profile = manifest.profile or {}
         if self.profile is not None:
             profile = {"threads": self.profile.threads, "delegate": self.profile.delegate}
-        threads = record.config.interpreter_threads or self.config.interpreter_threads or profile.get("threads") or 1
+        threads = record.config.interpreter_threads or self.config.interpreter_threads
         delegate = record.config.delegate or self.config.delegate or profile.get("delegate")
         pool = record.config.pool_size or self.config.pool_size or self.config.request_threads()
         if manifest.stateful and not record.config.pool_size:
             pool = 1  # one state, updated in the order requests arrive (config.yaml pool_size: N for N states)
+        if not threads:  # the profile's threads describe its device: fitted to this host's cores
+            threads = fit_threads(int(profile.get("threads") or 1), int(pool), record.name)
         return int(threads), delegate, int(pool)
 
     def load(self, record: ModelRecord, version: int, folder: Path, fingerprint: tuple) -> ServedVersion:

@@ -18,6 +18,7 @@ import numpy as np
 
 from modelpress.errors import ModelpressError, ServingError
 from modelpress.manifest import Manifest
+from modelpress.runtime import tracing
 from modelpress.runtime.backends import Backend
 from modelpress.runtime.batcher import Batcher
 from modelpress.runtime.memory import release_memory
@@ -67,7 +68,8 @@ class ServedVersion:
     def predict(self, inputs: list[np.ndarray], raw: bool = False) -> list[np.ndarray]:
         """Run inputs (already validated) through the batcher when there is one, else straight through."""
         if self.batcher is not None:
-            return self.batcher.submit(inputs, raw)
+            with tracing.stage("batch"):  # queued, merged with other requests and run on the batcher's thread
+                return self.batcher.submit(inputs, raw)
         outputs = self._timed_predict(inputs, raw)
         if self.metrics is not None:
             self.metrics.batch(self.model, str(self.version), len(inputs[0]) if inputs[0].ndim else 1, [0.0])

@@ -75,7 +75,9 @@ def _run_one(config: RuntimeConfig, sock: socket.socket, announce: Any, worker: 
     import waitress
 
     from modelpress.runtime.app import create_app
+    from modelpress.runtime.tracing import configure as configure_tracing
 
+    configure_tracing(config.tracing)
     app = create_app(config)
     # waitress refuses a body over max_body_bytes as soon as the headers say so (Content-Length), or as soon
     # as that many bytes came (chunked), instead of buffering it for the app to refuse; its limit counts
@@ -93,16 +95,52 @@ def _run_one(config: RuntimeConfig, sock: socket.socket, announce: Any, worker: 
         draining.set()
 
     signal.signal(signal.SIGTERM, stop)
+    grpc_drain = _grpc_door_until(config, app.modelpress, draining)
     if announce is not None:
         announce(worker)
     try:
         _loop(server, draining, app.modelpress, config.drain_timeout)
     except KeyboardInterrupt:
-        pass
+        draining.set()
     finally:
+        if grpc_drain is not None:
+            grpc_drain.join()
         server.task_dispatcher.shutdown()
         server.close()
         app.modelpress.close()
+
+
+def _start_grpc(config: RuntimeConfig, runtime):
+    """The Open Inference gRPC door of this process when ``grpc_port`` is set (one per worker, sharing the
+    port), its address logged; None otherwise."""
+    if config.grpc_port is None:
+        return None
+    from modelpress.runtime.grpc.server import GrpcDoor
+    from modelpress.runtime.tls import grpc_credentials
+
+    tls = check_tls(config, server_name(config))  # the HTTP door's certificate: never gRPC in clear beside HTTPS
+    door = GrpcDoor.start(runtime, config.host, config.grpc_port, config.threads, shared_port=config.workers > 1,
+                          credentials=grpc_credentials(tls) if tls is not None else None)
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    log.warning("Open Inference gRPC%s on %s:%d (%d thread(s), messages up to %d bytes)",
+                " over TLS" if tls is not None else "", host, door.port, door.threads, config.max_body_bytes)
+    return door
+
+
+def _grpc_door_until(config: RuntimeConfig, runtime, draining: threading.Event) -> threading.Thread | None:
+    """Start the gRPC door and a thread that drains it as soon as ``draining`` is set (SIGTERM), beside the
+    HTTP drain; join the thread to wait for the drain."""
+    door = _start_grpc(config, runtime)
+    if door is None:
+        return None
+
+    def drain() -> None:
+        draining.wait()
+        door.stop(config.drain_timeout)
+
+    thread = threading.Thread(target=drain, name="modelpress-grpc-drain", daemon=True)
+    thread.start()
+    return thread
 
 
 def _busy(server) -> int:
@@ -130,6 +168,31 @@ def _loop(server, draining: threading.Event, runtime, drain_timeout: float) -> N
         log.warning("drain timeout: %d connection(s) still busy are dropped", busy)
     else:
         log.warning("drained: every request received was answered")
+
+
+def _fit_to_host(cfg: RuntimeConfig, threads_given: bool) -> RuntimeConfig:
+    """Defaults that fit the host, logged with the reason: unless ``pool_size`` or ``threads`` is given, each
+    model gets at most one interpreter per usable core (more would only wait for a core), and unless
+    ``interpreter_threads`` is given, each interpreter the profile's threads fitted so that interpreters x
+    threads stay within the cores (:func:`~modelpress.runtime.backends.tflite.fit_threads`)::
+
+        # INFO host: 2 usable core(s) ...; 2 interpreter(s) per model (one per core); interpreter threads: ...
+    """
+    from modelpress.runtime.config import usable_cpus
+
+    cores = usable_cpus()
+    if cfg.pool_size is not None:
+        pool, why = cfg.pool_size, "pool_size"
+    elif threads_given:
+        pool, why = cfg.threads, "--threads"
+    else:
+        pool, why = min(cfg.threads, cores), "one per core at most"
+        cfg = cfg.replace(pool_size=pool)
+    threads = (f"{cfg.interpreter_threads} (--interpreter-threads)" if cfg.interpreter_threads else
+               f"each profile's, at most {max(1, cores // pool)} so that {pool} x threads fit the cores")
+    log.info("host: %d usable core(s) (CPU affinity and cgroup quota); %d interpreter(s) per model (%s); "
+             "interpreter threads: %s", cores, pool, why, threads)
+    return cfg
 
 
 def server_name(config: RuntimeConfig) -> str:
@@ -163,9 +226,14 @@ def serve(config: RuntimeConfig | dict | str | Path | None = None, **overrides: 
     else:
         log.warning("authentication off: no token setting (MODELPRESS_TOKENS, tokens, --token-file); inference and "
                     "admin routes are open to every client that reaches %s", cfg.host)
+    if cfg.tracing:
+        from modelpress.runtime.tracing import require
+
+        require()
     name = server_name(cfg)
-    cfg = cfg.replace(threads=cfg.request_threads(name))
+    cfg = _fit_to_host(cfg.replace(threads=cfg.request_threads(name)), threads_given=cfg.threads is not None)
     sock = _bind(cfg.host, cfg.port)
+    _check_grpc_port(cfg)
     host, port = sock.getsockname()[:2]
     scheme = "https" if tls else "http"
     where = f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
@@ -213,6 +281,17 @@ def serve(config: RuntimeConfig | dict | str | Path | None = None, **overrides: 
                 break
 
 
+def _check_grpc_port(cfg: RuntimeConfig) -> None:
+    """A gRPC port already taken is a clear error before any worker starts (port 0 is always free)."""
+    if cfg.grpc_port:
+        from modelpress.errors import UsageError
+
+        try:
+            _bind(cfg.host, cfg.grpc_port).close()
+        except UsageError as err:
+            raise UsageError(f"gRPC: {str(err).split(';')[0]}; pick another --grpc-port") from None
+
+
 def _serve_granian(cfg: RuntimeConfig, host: str, port: int, line: str, tls: TLSFiles | None = None) -> None:
     """granian's WSGI server: ``workers`` processes, ``threads`` Python threads each; its main process
     turns SIGTERM / SIGINT into a graceful stop, after which each worker unloads its models."""
@@ -222,14 +301,19 @@ def _serve_granian(cfg: RuntimeConfig, host: str, port: int, line: str, tls: TLS
 
     from modelpress.runtime.app import create_app
     from modelpress.runtime.repository import scan_repository
+    from modelpress.runtime.tracing import configure as configure_tracing
 
     create_app(cfg, start=False).modelpress.close()  # settings, tokens, profile: a clear error here, not per worker
     scan_repository(cfg.repository)                   # a missing repository likewise
     announced = multiprocessing.Value("i", 0)  # shared by the forked workers: the first one ready announces
 
     def load(target: str):  # noqa: ARG001 - runs in each worker, before it listens
+        configure_tracing(cfg.tracing)  # in the worker: an exporter's thread does not survive a fork
         app = create_app(cfg)
         multiprocessing.util.Finalize(app, app.modelpress.close, exitpriority=10)  # at the worker's exit
+        door = _start_grpc(cfg, app.modelpress)
+        if door is not None:  # drained when granian ends the worker (after its HTTP drain), before the unload
+            multiprocessing.util.Finalize(door, door.stop, args=(cfg.drain_timeout,), exitpriority=20)
         threading.Thread(target=_announce_when_listening, args=(host, port, line, announced), daemon=True).start()
         return app
 

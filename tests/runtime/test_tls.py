@@ -231,3 +231,21 @@ def test_grpc_mutual_tls_rejects_a_client_from_another_ca(pki):
             assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         server.stop(None)
+
+
+def test_the_grpc_door_serves_tls_beside_https_never_in_clear(start_server, repo, pki):
+    """With a certificate set, `--grpc-port` serves gRPC over TLS with the same files (and mTLS when asked)."""
+    grpc = pytest.importorskip("grpc")
+    from modelpress.testing.grpc import grpc_target
+
+    _, files = pki
+    server = start_server(repo, "--poll-interval", "0", "--grpc-port", "0", "--tls-cert", str(files["cert"]),
+                          "--tls-key", str(files["key"]))
+    address = grpc_target(server)
+    live = "/inference.GRPCInferenceService/ServerLive"
+    credentials = grpc.ssl_channel_credentials(root_certificates=files["ca"].read_bytes())
+    with grpc.secure_channel(address, credentials) as channel:
+        assert channel.unary_unary(live)(b"", timeout=10) == b"\x08\x01"  # ServerLiveResponse(live=true)
+    with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as refused:
+        channel.unary_unary(live)(b"", timeout=10)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # no plain gRPC on the TLS door

@@ -17,6 +17,7 @@ import threading
 import numpy as np
 
 from modelpress.errors import ArtifactError, UnavailableError
+from modelpress.runtime import tracing
 from modelpress.runtime.backends.base import Backend
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,27 @@ def resolve_delegate(delegate: str | None) -> str | None:
             finally:
                 sys.unraisablehook = hook
     return delegate if _DELEGATES[delegate] else None
+
+
+def fit_threads(wanted: int, pool: int, model: str = "", cores: int | None = None) -> int:
+    """Interpreter threads for a model whose device profile asks for ``wanted``: the profile describes the
+    device the model was made for, so on this host ``threads x pool`` stays within the usable cores (CPU
+    affinity and cgroup quota, :func:`~modelpress.runtime.config.usable_cpus`), one thread at least. The
+    choice is logged when it differs from the profile's; an explicit ``interpreter_threads`` is not fitted::
+
+        fit_threads(4, pool=2, cores=2)    # 1: two interpreters of four threads would oversubscribe 2 cores
+        fit_threads(4, pool=1, cores=8)    # 4: the profile's threads fit
+    """
+    from modelpress.runtime.config import usable_cpus
+
+    cores = cores or usable_cpus()
+    threads = max(1, min(int(wanted), cores // max(1, pool)))
+    if threads != wanted:
+        log.info("%s: %d interpreter thread(s) instead of the profile's %d: %d interpreter(s) x %d thread(s) "
+                 "would oversubscribe the %d usable core(s) (CPU affinity and cgroup quota); --interpreter-threads "
+                 "(or interpreter_threads in config.yaml) overrides", model or "model", threads, wanted, pool,
+                 wanted, cores)
+    return threads
 
 
 class TFLiteBackend(Backend):
@@ -69,11 +91,13 @@ class TFLiteBackend(Backend):
 
     def predict(self, inputs: list[np.ndarray], raw: bool = False) -> list[np.ndarray]:
         try:
-            model = self._pool.get(timeout=30)
+            with tracing.stage("queue"):  # waiting for a free interpreter
+                model = self._pool.get(timeout=30)
         except queue.Empty:
             raise UnavailableError("every interpreter stayed busy for 30 s; retry later", retry_after=1) from None
         try:
-            return model.predict(inputs, dequantize=not raw)
+            with tracing.stage("invoke"):
+                return model.predict(inputs, dequantize=not raw)
         finally:
             self._pool.put(model)
 
