@@ -122,8 +122,8 @@ def _start_grpc(config: RuntimeConfig, runtime):
     door = GrpcDoor.start(runtime, config.host, config.grpc_port, config.threads, shared_port=config.workers > 1,
                           credentials=grpc_credentials(tls) if tls is not None else None)
     host = f"[{config.host}]" if ":" in config.host else config.host
-    log.warning("Open Inference gRPC%s on %s:%d (%d thread(s), messages up to %d bytes)",
-                " over TLS" if tls is not None else "", host, door.port, door.threads, config.max_body_bytes)
+    log.warning("Open Inference gRPC on %s:%d (%s%d thread(s), messages up to %d bytes)", host, door.port,
+                "TLS, " if tls is not None else "", door.threads, config.max_body_bytes)
     return door
 
 
