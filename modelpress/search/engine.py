@@ -351,11 +351,11 @@ class Search:
         self.executor = make_executor(self)
         try:
             self._run_profiles(Strategy, tqdm)
+            self.result.execution = self.executor.describe()
         finally:
             self.executor.close()
         self.result.seconds = time.perf_counter() - self.start
         self.result.cache = {"folder": str(self.cache.folder), "hits": self.cache.hits, "misses": self.cache.misses}
-        self.result.execution = self.executor.describe()
         return self.result
 
     def _run_profiles(self, Strategy: Any, tqdm: Any) -> None:  # noqa: N803 - classes imported late by run()

@@ -67,6 +67,20 @@ class WorkerDied(RuntimeError):
     """A worker process ended while it ran a trial (killed, out of memory, a crash in native code)."""
 
 
+class Batches:
+    """Counts what the strategy submitted: batches and trials (their ratio is the parallelism it offered)."""
+
+    def __init__(self) -> None:
+        self.batches = self.submitted = 0
+
+    def count(self, batch: list) -> None:
+        self.batches += 1
+        self.submitted += len(batch)
+
+    def offered(self) -> dict[str, Any]:
+        return {"batches": self.batches, "trials_submitted": self.submitted}
+
+
 class InProcess:
     """Trials in the driver, one after the other: what a sequential search always did."""
 
@@ -143,10 +157,11 @@ def _call_trial(payload: tuple) -> Any:
     return run_trial(*payload)
 
 
-class LocalWorkers:
+class LocalWorkers(Batches):
     """Trials in ``workers`` local processes, each with its share of the cores (and one GPU when there are GPUs)."""
 
     def __init__(self, search: Any, workers: int):
+        super().__init__()
         from modelpress.search.worker import start, write_context
 
         self.workers = workers
@@ -157,12 +172,13 @@ class LocalWorkers:
         self.pool = ProcessPool(workers, _call_trial, initializer=start, initargs=(self.context,))
 
     def run(self, search: Any, profile: Any, measurer: Any, batch: list) -> list:
+        self.count(batch)
         replies = self.pool.map([(self.context, profile.get_config(), settings) for settings in batch])
         return [died_trial(profile, s, r) if isinstance(r, WorkerDied) else r["trial"] for s, r in zip(batch, replies)]
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "processes", "workers": self.workers, "threads_per_worker": self.threads,
-                "gpus": self.gpus, "worker_restarts": self.pool.restarts}
+                "gpus": self.gpus, "worker_restarts": self.pool.restarts, **self.offered()}
 
     def close(self) -> None:
         self.pool.close()

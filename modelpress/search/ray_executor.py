@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from modelpress.errors import UsageError
-from modelpress.search.executor import died_trial
+from modelpress.search.executor import Batches, died_trial
 
 
 def _ray() -> Any:
@@ -34,16 +34,18 @@ def _ray() -> Any:
     return ray
 
 
-class RayWorkers:
+class RayWorkers(Batches):
     """Trials as Ray tasks on the cluster at ``address`` (``auto``: the one this machine belongs to)."""
 
     def __init__(self, search: Any, address: str, trial_cpus: float | None = None, trial_gpus: float = 0.0):
         from modelpress.search.worker import write_context
 
+        super().__init__()
         ray = _ray()
         self.ray, self.address = ray, address
         self.started_here = not ray.is_initialized()
         if self.started_here:
+            _check_reachable(address)
             try:
                 ray.init(address=address, log_to_driver=False, logging_level="ERROR")
             except (ConnectionError, RuntimeError, ValueError) as err:
@@ -64,8 +66,10 @@ class RayWorkers:
                                    {"model": self.context["model"], **self.context["arrays"]}.items()}
         self.task = ray.remote(_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=1)
         self.nodes: set[str] = set()
+        self.cluster_nodes = len([n for n in ray.nodes() if n.get("Alive")])
 
     def run(self, search: Any, profile: Any, measurer: Any, batch: list) -> list:
+        self.count(batch)
         refs = [self.task.remote(self.context, profile.get_config(), settings) for settings in batch]
         trials = []
         for settings, ref in zip(batch, refs):
@@ -83,7 +87,7 @@ class RayWorkers:
     def describe(self) -> dict[str, Any]:
         return {"kind": "ray", "address": self.address, "workers": self.workers, "trial_cpus": self.cpus,
                 "trial_gpus": self.gpus, "nodes_used": sorted(n for n in self.nodes if n),
-                "cluster_nodes": len([n for n in self.ray.nodes() if n.get("Alive")])}
+                "cluster_nodes": self.cluster_nodes, **self.offered()}
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -96,6 +100,20 @@ def _task(context: dict[str, Any], profile_config: dict[str, Any], settings: Any
 
     limit_threads(context["threads"])
     return run_trial(context, profile_config, settings, ship=True)
+
+
+def _check_reachable(address: str) -> None:
+    """A host:port nobody listens on fails now, with the fix (Ray itself would retry connecting for minutes)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if address == "auto" or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.removeprefix("ray://") or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as err:
+        raise UsageError(f"cannot join the Ray cluster at {address!r}: nothing answers there ({err}). Start one "
+                         "with `ray start --head --port=PORT` (or pass the head's host:port), or drop --ray") from None
 
 
 def _short(err: Exception) -> str:

@@ -38,7 +38,7 @@ def write_context(search: Any, folder: Path, threads: int, gpus: list[str] | Non
         np.save(folder / f"{name}.npy", np.ascontiguousarray(getattr(search.data, name)))
         arrays[name] = str(folder / f"{name}.npy")
     options = dataclasses.replace(search.options, progress=False, time_budget=None, workers=1, ray=None,
-                                  epochs=search.epochs)
+                                  trial_cpus=None, trial_gpus=0.0, epochs=search.epochs)
     return {"id": f"{os.getpid()}-{folder.name}", "model": str(model_file), "flavor": search.flavor,
             "arrays": arrays, "cache": str(search.cache.folder), "options": dataclasses.asdict(options),
             "profiles": [p.get_config() for p in search.profiles],
