@@ -13,7 +13,7 @@ runs about 3600 * min(N * c, mean batch) / per-trial seconds trials per hour, le
 (reference, sensitivity ranking, packaging) and the worker start-up (once per worker process). The JSON has
 these figures per configuration and the projection for 1, 2, 4 and 8 machines of one slot each.
 
-    .venv/bin/python benchmarks/press_scale_bench.py [--profile raspberry-pi-4] [--epochs 2] [--no-ray]
+    .venv/bin/python benchmarks/press_scale_bench.py [--profile raspberry-pi-4] [--epochs 2] [--rounds 2] [--no-ray]
 
 Prints a table and writes benchmarks/results/press_scale_bench.json.
 """
@@ -37,18 +37,11 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _digits_mlp(folder: Path) -> tuple[Path, Path]:
-    import keras
-
     from modelpress.demo.example import digits_data
+    from modelpress.testing.reference_models import digits_mlp
 
     data = digits_data(seed=0)
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(64, activation="relu", name="fc1"),
-                              keras.layers.Dense(32, activation="relu", name="fc2"),
-                              keras.layers.Dense(10, activation="softmax", name="fc3")], name="digits_mlp")
-    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(data.x_train, data.y_train, epochs=20, batch_size=32, verbose=0)
+    model = digits_mlp(data.x_train, data.y_train)
     model.save(folder / "digits_mlp.keras")
     data.save_npz(folder / "data.npz")
     return folder / "digits_mlp.keras", folder / "data.npz"
@@ -57,10 +50,12 @@ def _digits_mlp(folder: Path) -> tuple[Path, Path]:
 def _run(label: str, model: Path, data: Path, folder: Path, args: argparse.Namespace, **execution) -> dict:
     import modelpress
 
+    folder = folder / label.replace(" ", "_").replace(",", "").replace("#", "r").replace("(", "").replace(")", "")
+
     load_before = os.getloadavg()
     started = time.perf_counter()
-    result = modelpress.press(model, [args.profile], data, out=folder / label / "out", max_drop=1.0,
-                              epochs=args.epochs, families=["quantize", "prune"], cache=folder / label / "cache",
+    result = modelpress.press(model, [args.profile], data, out=folder / "out", max_drop=1.0,
+                              epochs=args.epochs, families=["quantize", "prune"], cache=folder / "cache",
                               progress=False, **execution)
     wall = time.perf_counter() - started
     document = json.loads(result.press_json.read_text())
@@ -91,23 +86,26 @@ def main() -> None:
     parser.add_argument("--profile", default="raspberry-pi-4")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--no-ray", action="store_true", help="skip the loopback Ray cluster")
+    parser.add_argument("--rounds", type=int, default=1, help="run every configuration this many times, in turn")
     args = parser.parse_args()
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="press-scale-") as scratch:
         folder = Path(scratch)
         model, data = _digits_mlp(folder)
-        rows.append(_run("1 worker (in-process)", model, data, folder, args, workers=1))
-        rows.append(_run("2 local workers", model, data, folder, args, workers=2))
-        if not args.no_ray:
-            from modelpress.testing.ray_cluster import loopback_cluster
+        for round_ in range(1, args.rounds + 1):  # rounds alternate the configurations: a busy spell hits them all
+            tag = f" #{round_}" if args.rounds > 1 else ""
+            rows.append(_run(f"1 worker (in-process){tag}", model, data, folder, args, workers=1))
+            rows.append(_run(f"2 local workers{tag}", model, data, folder, args, workers=2))
+            if not args.no_ray:
+                from modelpress.testing.ray_cluster import loopback_cluster
 
-            up = time.perf_counter()
-            with loopback_cluster(nodes=2, cpus_per_node=1) as address:
-                cluster_s = time.perf_counter() - up
-                row = _run("Ray, 2 loopback nodes", model, data, folder, args, ray=address, trial_cpus=1)
-                row["cluster_start_s"] = round(cluster_s, 1)
-                rows.append(row)
+                up = time.perf_counter()
+                with loopback_cluster(nodes=2, cpus_per_node=1) as address:
+                    cluster_s = time.perf_counter() - up
+                    row = _run(f"Ray, 2 loopback nodes{tag}", model, data, folder, args, ray=address, trial_cpus=1)
+                    row["cluster_start_s"] = round(cluster_s, 1)
+                    rows.append(row)
     columns = [("config", "config"), ("trials", "trials"), ("search s", "search_s", "{:.1f}"),
                ("trials/h", "trials_per_hour", "{:.0f}"), ("per-trial med s", "per_trial_median_s", "{:.2f}"),
                ("mean batch", "mean_batch", "{:.2f}"), ("processes", "processes"), ("nodes", "nodes"),
@@ -117,7 +115,7 @@ def main() -> None:
     print(text_table(rows, columns))
     for row in rows:
         print(f"{row['config']}: projected trials/h on N one-slot machines {row['projected_trials_per_hour']}")
-    document = {"machine": machine_info(), "load_average_end": os.getloadavg(),
+    document = {"machine": machine_info(), "load_average_end": os.getloadavg(), "rounds": args.rounds,
                 "note": "the machine's 2 cores were shared with several other jobs during this run; the load "
                         "average is beside each configuration. Trials per hour count trials that trained, converted "
                         "and measured (empty cache each time) over the search's wall time.",

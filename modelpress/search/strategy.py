@@ -21,7 +21,9 @@ quantization of step 1 together; in a gallop the next w points (1, 2, 4, ...); i
 from the sequential bisection tree below the point it needs next (the point, then both halves' midpoints, ...:
 with 3 workers an interval's quartiles), so that the sequential path through them is already measured and the
 search takes exactly the sequential decisions; the points off that path are measured candidates like any
-other, judged by the same choice rule. One worker runs exactly the sequential order, in the driver.
+other, judged by the same choice rule. Free slots in a batch carry candidates of independent branches that the
+sequential search runs later whatever happens before (2:4 sparsity, the first slimming point). One worker runs
+exactly the sequential order, in the driver.
 
 A latency objective runs ``slim`` right after the cheap steps. Compressed candidates use the smallest
 quantization that passed on the source; when even that failed, they are skipped (compression only loses
@@ -55,6 +57,7 @@ class Strategy:
         self.stopped = False
         self.width = search.executor.workers  # trials that can run at once
         self.ahead: dict[tuple, Trial] = {}  # measured ahead of need (free workers), by candidate
+        self.riders: list[Settings] = []  # candidates of independent branches the search will surely run later
 
     def wanted(self, family: str) -> bool:
         return not self.stopped and (self.options.families is None or family in self.options.families)
@@ -85,10 +88,11 @@ class Strategy:
         if self.width == 1:
             return self.trial(settings)
         batch, keys = [settings], {key}
-        for extra in ahead():
+        for extra in [*ahead(), *self.riders]:
             if len(batch) < self.width and _key(extra) not in keys and _key(extra) not in self.ahead:
                 batch.append(extra)
                 keys.add(_key(extra))
+        self.riders = [r for r in self.riders if _key(r) not in keys]
         results = self.trials(batch)
         for extra, trial in zip(batch[1:], results[1:]):
             if trial is not None:
@@ -119,6 +123,9 @@ class Strategy:
         order = ["prune", "prune-layerwise", "cluster", "prune-mn", "slim"]
         if self.options.objective == "latency":
             order = ["slim", *[f for f in order if f != "slim"]]
+        if self.width > 1:  # independent of every result before them: they ride along in batches with free slots
+            self.riders = [s for f, s in (("prune-mn", self._prune_mn_settings()), ("slim", self._slim_start()))
+                           if self.wanted(f)]
         for family in order:
             if self.wanted(family):
                 getattr(self, family.replace("-", "_"))()
@@ -304,8 +311,14 @@ class Strategy:
             if trial is None or not trial.passed:
                 return
 
+    def _prune_mn_settings(self) -> Settings:
+        return self.settings("prune-mn", ({"type": "prune_mn", "pattern": "2:4"},))
+
     def prune_mn(self) -> None:
-        self.trial(self.settings("prune-mn", ({"type": "prune_mn", "pattern": "2:4"},)))
+        self.probe(self._prune_mn_settings(), list)
+
+    def _slim_start(self) -> Settings:
+        return self.settings("slim", space.slim_steps(0.5))
 
     def slim(self) -> None:
         self.bisect(lambda r, e: self.settings("slim", space.slim_steps(r), e), 0.1, 0.9, 0.5, 0.1)

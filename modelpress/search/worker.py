@@ -58,6 +58,8 @@ def limit_threads(threads: int, gpu: str | None = None) -> None:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+        for device in tf.config.list_physical_devices("GPU"):  # take GPU memory as needed, not all of it
+            tf.config.experimental.set_memory_growth(device, True)
     except RuntimeError:
         pass  # TensorFlow already ran an op in this process (a reused Ray worker): its pools stay as they are
 

@@ -16,7 +16,8 @@ def test_two_workers_run_trials_in_other_processes_and_choose_as_the_sequential_
     runs = {}
     for workers in (1, 2):
         runs[workers] = modelpress.press(mlp_path, ["cortex-m"], data_dir / "data.npz", out=tmp_path / f"out{workers}",
-                                         max_drop=1.0, epochs=2, families=["prune"], cache=tmp_path / f"cache{workers}",
+                                         max_drop=1.0, epochs=2, families=["prune", "prune-mn"],
+                                         cache=tmp_path / f"cache{workers}",
                                          progress=False, workers=workers)
     sequential = json.loads(runs[1].press_json.read_text())
     parallel = json.loads(runs[2].press_json.read_text())
