@@ -185,10 +185,11 @@ class LocalWorkers(Batches):
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def died_trial(profile: Any, settings: Any, err: Exception) -> Any:
+def died_trial(profile: Any, settings: Any, err: Exception | str, what: str = "worker died (retried once)") -> Any:
+    """The trial a dead worker (or a failed Ray task) leaves: recorded as an error, the search goes on."""
     from modelpress.search.trial import Trial
 
-    return Trial(profile=profile.name, settings=settings, error=f"worker died: {err}; retried once")
+    return Trial(profile=profile.name, settings=settings, error=f"{what}: {err}")
 
 
 def make_executor(search: Any) -> Any:

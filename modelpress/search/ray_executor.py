@@ -75,6 +75,9 @@ class RayWorkers(Batches):
         for settings, ref in zip(batch, refs):
             try:
                 reply = self.ray.get(ref)
+            except self.ray.exceptions.RayTaskError as err:  # the trial raised: the task is not retried
+                trials.append(died_trial(profile, settings, _short(err), "the trial failed on the cluster"))
+                continue
             except self.ray.exceptions.RayError as err:  # the worker died twice, or the node went away
                 trials.append(died_trial(profile, settings, _short(err)))
                 continue
