@@ -168,7 +168,11 @@ class LocalWorkers(Batches):
         self.threads = threads_per_worker(workers)
         self.gpus = visible_gpus()
         self.folder = Path(tempfile.mkdtemp(prefix="modelpress-press-workers-"))
-        self.context = write_context(search, self.folder, self.threads, self.gpus)
+        try:
+            self.context = write_context(search, self.folder, self.threads, self.gpus)
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
         self.pool = ProcessPool(workers, _call_trial, initializer=start, initargs=(self.context,))
 
     def run(self, search: Any, profile: Any, measurer: Any, batch: list) -> list:

@@ -38,8 +38,6 @@ class RayWorkers(Batches):
     """Trials as Ray tasks on the cluster at ``address`` (``auto``: the one this machine belongs to)."""
 
     def __init__(self, search: Any, address: str, trial_cpus: float | None = None, trial_gpus: float = 0.0):
-        from modelpress.search.worker import write_context
-
         super().__init__()
         ray = _ray()
         self.ray, self.address = ray, address
@@ -51,6 +49,17 @@ class RayWorkers(Batches):
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise UsageError(f"cannot join the Ray cluster at {address!r}: {err}. Start one with "
                                  "`ray start --head` (or pass its address, host:port), or drop --ray") from None
+        self.folder = Path(tempfile.mkdtemp(prefix="modelpress-press-ray-"))
+        try:
+            self._prepare(search, trial_cpus, trial_gpus)
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self, search: Any, trial_cpus: float | None, trial_gpus: float) -> None:
+        from modelpress.search.worker import write_context
+
+        ray = self.ray
         self.cpus = float(trial_cpus or 1)
         self.gpus = float(trial_gpus or 0)
         resources = ray.cluster_resources()
@@ -60,7 +69,6 @@ class RayWorkers(Batches):
             if resources.get("GPU", 0) < self.gpus:
                 raise UsageError(f"--trial-gpus {self.gpus:g} asks for more GPUs than the Ray cluster has "
                                  f"({resources.get('GPU', 0):g}); lower it or add GPU nodes")
-        self.folder = Path(tempfile.mkdtemp(prefix="modelpress-press-ray-"))
         self.context = write_context(search, self.folder, max(1, int(self.cpus)))
         self.context["shipped"] = {name: ray.put(Path(path).read_bytes()) for name, path in
                                    {"model": self.context["model"], **self.context["arrays"]}.items()}
