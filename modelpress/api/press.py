@@ -101,7 +101,8 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
           use_cache: bool = True, epochs: int | None = None, families: Sequence[str] | None = None,
           name: str | None = None, labels: str | Path | list[str] | None = None, progress: bool = True,
           safe_mode: bool = True, packages: bool = True, echo: Callable[[str], None] | None = None,
-          sign_key: str | Path | None = None) -> PressResult:
+          sign_key: str | Path | None = None, workers: int | None = None, ray: str | None = None,
+          trial_cpus: float | None = None, trial_gpus: float = 0.0) -> PressResult:
     """Search compressions and quantizations of ``model`` for each profile; keep the best within ``max_drop``.
 
     ``data``: what ``modelpress.compress`` takes (x_train / y_train for fine-tuning and calibration; the
@@ -110,6 +111,10 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
     candidates that pass (``size``: smallest gzip artifact; ``latency``: fastest single-sample call).
     Each chosen candidate becomes ``out/<profile>/``, a package finished as ``convert`` finishes its own
     (with ``labels``; ``packages=False`` leaves that to ``result.write_package``).
+
+    ``workers``: trials at once in worker processes of their own (default: one per GPU, else one per 4 cores;
+    1 runs them in this process); ``ray="auto"`` (or a cluster's address) runs them as Ray tasks with
+    ``trial_cpus`` / ``trial_gpus`` each (the ``distributed`` extra).
     Never returns a silent None: ``result.met`` is False and ``result.messages`` says what came closest::
 
         r = press("digits.keras", "raspberry-pi-4", "digits.npz", max_drop=1.0, out="build/press")
@@ -137,7 +142,8 @@ def press(model: Any, profiles: str | Sequence[str], data: Any, *, out: str | Pa
     if unknown:
         raise UsageError(f"unknown search branch(es) {', '.join(unknown)}; known: {', '.join(FAMILIES)}")
     options = SearchOptions(max_drop=float(max_drop), objective=objective, time_budget=parse_duration(time_budget),
-                            epochs=epochs, families=tuple(families) if families else None, progress=progress)
+                            epochs=epochs, families=tuple(families) if families else None, progress=progress,
+                            workers=workers, ray=ray, trial_cpus=trial_cpus, trial_gpus=float(trial_gpus or 0.0))
     out = Path(out)
     _check_out(out)
     check_signing_key(sign_key)
@@ -242,5 +248,5 @@ def _document(search: Any, outcome: Any, source: Any, dataset: Any, options: Any
                         "families": list(options.families) if options.families else None},
             "met": outcome.met, "messages": outcome.messages, "notes": outcome.notes, "stopped": outcome.stopped,
             "seconds": round(outcome.seconds, 1), "phases_s": outcome.phases, "time_slices_s": outcome.slices,
-            "cache": outcome.cache, "profiles": profiles,
+            "cache": outcome.cache, "execution": outcome.execution, "profiles": profiles,
             "trials": [t.to_dict() for t in outcome.trials]}

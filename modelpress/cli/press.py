@@ -37,10 +37,21 @@ COLUMNS = [("profile", "profile"), ("chosen", "variant"), ("top-1", "accuracy", 
               help="Search only these branches (repeatable): quantize, fallback, prune, prune-layerwise, cluster, "
                    "prune-mn, slim.")
 @click.option("--unsafe", is_flag=True, help="Load .keras files with safe mode off (trusted files only).")
+@click.option("--workers", type=click.IntRange(1), metavar="N",
+              help="Trials at once, each in a worker process of its own (default: one per GPU, else one per 4 "
+                   "cores; 1 runs them in this process).")
+@click.option("--ray", "ray_address", metavar="auto|ADDRESS",
+              help="Run trials as tasks on a Ray cluster: 'auto' (the cluster this machine joined) or host:port. "
+                   "Needs the distributed extra.")
+@click.option("--trial-cpus", type=click.FloatRange(min=0, min_open=True), metavar="N",
+              help="CPUs per trial on Ray (default 1).")
+@click.option("--trial-gpus", type=click.FloatRange(min=0), default=0.0, metavar="N",
+              help="GPUs per trial on Ray (fractions share a GPU; default 0).")
 @sign_key_option
 def press(model: str, profiles: tuple[str, ...], data: str, max_drop: float, objective: str,
           time_budget: str | None, out: str, cache: str | None, no_cache: bool, epochs: int | None,
-          families: tuple[str, ...], unsafe: bool, sign_key: str | None) -> None:
+          families: tuple[str, ...], unsafe: bool, workers: int | None, ray_address: str | None,
+          trial_cpus: float | None, trial_gpus: float, sign_key: str | None) -> None:
     """Find the smallest (or fastest) model for each device within an accuracy budget, automatically.
 
     Tries quantizations (with per-layer float fallback), pruning (global and per layer), 2:4 sparsity,
@@ -51,13 +62,16 @@ def press(model: str, profiles: tuple[str, ...], data: str, max_drop: float, obj
     Examples:
       modelpress press lenet.keras -p raspberry-pi-4 -d fashion.npz --max-drop 0.5 -o build/press
       modelpress press cnn.keras -p cortex-m -p coral-edgetpu -d data.npz --objective latency --time-budget 20m -o out/
+      modelpress press cnn.keras -p raspberry-pi-4 -d data.npz --workers 4 -o out/
+      modelpress press cnn.keras -p raspberry-pi-4 -d data.npz --ray auto --trial-cpus 2 --trial-gpus 0.5 -o out/
     """
     quiet_tensorflow()
     from modelpress.api.press import press as run_press
 
     result = run_press(model, list(profiles), data, out=out, max_drop=max_drop, objective=objective,
                        time_budget=time_budget, cache=cache, use_cache=not no_cache, epochs=epochs,
-                       families=list(families) or None, safe_mode=not unsafe,
+                       families=list(families) or None, safe_mode=not unsafe, workers=workers, ray=ray_address,
+                       trial_cpus=trial_cpus, trial_gpus=trial_gpus,
                        echo=lambda line: click.echo(line, err=True), sign_key=sign_key)
     click.echo(text_table(result.rows(), COLUMNS))
     click.echo(f"\nwrote {result.press_json} and {result.report}")

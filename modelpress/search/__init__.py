@@ -8,8 +8,9 @@ that fits a device within an accuracy budget, measured on held-out data.
 Modules: ``space`` (candidate settings and the recipes they make), ``trial`` (one measured candidate and its
 verdicts), ``cache`` (trials and compressed models on disk), ``measure`` (convert, check, time, score),
 ``fallback`` (int8 with per-layer float fallback), ``sensitivity`` (per-layer pruning levels), ``engine``
-(runs trials, time budget, choice), ``strategy`` (the order of trials, bisection), ``package`` (write the
-chosen artifact as a model package).
+(runs trials, time budget, choice), ``strategy`` (the order of trials, bisection, what can run at once),
+``executor`` / ``worker`` / ``ray_executor`` (trials in the driver, local worker processes or Ray tasks),
+``package`` (write the chosen artifact as a model package).
 The user-facing entry point is :func:`modelpress.press` (the package is not named ``press``: a
 submodule would shadow that function on the ``modelpress`` namespace).
 """

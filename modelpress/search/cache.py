@@ -137,3 +137,17 @@ class TrialCache:
         if blob is not None:
             atomic_write_bytes(self._path("trials", key, ".tflite"), blob)
         atomic_write_bytes(self._path("trials", key, ".json"), json.dumps(record, default=str).encode())
+
+    def entry_files(self, trial_key: str, model_key: str = "") -> dict[str, bytes]:
+        """A trial's files (and its fine-tuned model's) as bytes by their path under the folder: what another
+        machine's cache needs to hold the same entry (:meth:`put_files`)."""
+        paths = [self._path("trials", trial_key, ".tflite"), self._path("trials", trial_key, ".json")]
+        model = self.model_path(model_key) if model_key else None
+        if model is not None:
+            paths += [model, self._path("models", model_key, ".json")]
+        return {p.relative_to(self.folder).as_posix(): p.read_bytes() for p in paths if trial_key and p.is_file()}
+
+    def put_files(self, files: dict[str, bytes]) -> None:
+        """Write entries from :meth:`entry_files`, atomically, each record after the file it points at."""
+        for relative in sorted(files, key=lambda name: name.endswith(".json")):
+            atomic_write_bytes(self.folder / relative, files[relative])

@@ -27,6 +27,8 @@ from modelpress.compressor.report import accuracy
 from modelpress.device_profiles import DeviceProfile
 from modelpress.errors import ModelpressError, UsageError
 from modelpress.search.cache import TrialCache, array_hash, model_hash
+from modelpress.search.executor import InProcess
+from modelpress.search.launch import make_executor
 from modelpress.search.measure import Measurer, correct
 from modelpress.search.space import Settings
 from modelpress.search.trial import MARGIN_FORMULA, Trial, drop_margin
@@ -58,6 +60,10 @@ class SearchOptions:
     families: tuple[str, ...] | None = None  # limit the search to these branches (see space.FAMILIES)
     progress: bool = True
     latency_runs: int = 100
+    workers: int | None = None           # trials at once; None: from the cores and GPUs (see executor)
+    ray: str | None = None               # run trials on a Ray cluster: "auto" or its address
+    trial_cpus: float | None = None      # per-trial resources on Ray (CPUs: None = the threads per worker)
+    trial_gpus: float = 0.0
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -67,6 +73,12 @@ class SearchOptions:
                              "point of top-1)")
         if self.time_budget is not None and self.time_budget <= 0:
             raise UsageError(f"time budget {self.time_budget!r} must be positive (seconds)")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
+            raise UsageError(f"workers {self.workers!r} must be a whole number >= 1 (1 runs every trial in this "
+                             "process)")
+        if (self.trial_gpus or self.trial_cpus) and not self.ray:
+            raise UsageError("--trial-cpus and --trial-gpus set a Ray task's resources; add --ray auto (or the "
+                             "cluster's address), or leave them out for local workers")
 
 
 @dataclass
@@ -84,6 +96,8 @@ class SearchResult:
     phases: dict[str, float] = field(default_factory=dict)
     #: per profile, the share of the time budget it was given (seconds), when there was a budget
     slices: dict[str, float] = field(default_factory=dict)
+    #: how trials ran: in this process, in local worker processes, or on a Ray cluster (and its nodes)
+    execution: dict[str, Any] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:
@@ -121,6 +135,7 @@ class Search:
                                               "margin": MARGIN_FORMULA})
         self.bar: Any = None
         self.slice_end: float | None = None
+        self.executor: Any = InProcess()
 
     # -- time ---------------------------------------------------------------------------------------------
     def time_left(self) -> float:
@@ -203,15 +218,34 @@ class Search:
     # -- trials -------------------------------------------------------------------------------------------
     def trial(self, profile: DeviceProfile, measurer: Measurer, settings: Settings) -> Trial | None:
         """Run (or read from the cache) one candidate; None when the time budget does not allow it."""
-        if not self.affordable(settings):
-            return None
+        return self.trials(profile, measurer, [settings])[0]
+
+    def trials(self, profile: DeviceProfile, measurer: Measurer, batch: list[Settings]) -> list[Trial | None]:
+        """Run candidates at once on the executor's workers, recorded in the order given; None for each one the
+        time budget does not allow (from the first such one on: they would run side by side, so each must fit)."""
+        runnable: list[Settings] = []
+        for settings in batch:
+            if not self.affordable(settings):
+                break
+            runnable.append(settings)
+        if len(runnable) == 1 and self.executor.workers == 1:
+            done = [self.measure_trial(profile, measurer, runnable[0])]
+        else:
+            done = self.executor.run(self, profile, measurer, runnable) if runnable else []
+        recorded: list[Trial | None] = [self._finish(trial, None) for trial in done]
+        return recorded + [None] * (len(batch) - len(recorded))
+
+    def measure_trial(self, profile: DeviceProfile, measurer: Measurer, settings: Settings) -> Trial:
+        """Build (fine-tune), convert and measure one candidate, or read it from the cache; not yet recorded.
+        The one trial function: the driver runs it in-process, workers (processes, Ray tasks) run it too."""
         started = time.perf_counter()
         trial = Trial(profile=profile.name, settings=settings)
         try:
             model, model_key, _ = self.model_for(settings)
         except ModelpressError as err:
             trial.error = f"compression failed: {err}"
-            return self._finish(trial, started)
+            trial.seconds = time.perf_counter() - started
+            return trial
         key = TrialCache.key(model_key, repr(sorted(profile.get_config().items())), settings.conversion_key(),
                              self.eval_hash, self.data_hash)
         record = self.cache.load_trial(key)
@@ -234,11 +268,13 @@ class Search:
             trial.artifact_key = key
             self.cache.save_trial(key, trial.record(), blob)
         trial.artifact_key = key
-        return self._finish(trial, started if not trial.cached else None)
+        return trial
 
     def _finish(self, trial: Trial, started: float | None) -> Trial:
         if started is not None:
             trial.seconds = time.perf_counter() - started
+        if trial.epoch_seconds:  # measured in a worker: the driver's estimate of what training costs learns it
+            self.epoch_seconds = max(self.epoch_seconds or 0.0, trial.epoch_seconds)
         if trial.accuracy is not None:
             trial.drop_points = round((self.reference_accuracy - trial.accuracy) * 100, 4)
             trial.margin_points = drop_margin(len(self.data.y_val), trial.worse, trial.better,
@@ -317,6 +353,17 @@ class Search:
         from modelpress.search.strategy import Strategy
 
         self.start = time.perf_counter()
+        self.executor = make_executor(self)
+        try:
+            self._run_profiles(Strategy, tqdm)
+            self.result.execution = self.executor.describe()
+        finally:
+            self.executor.close()
+        self.result.seconds = time.perf_counter() - self.start
+        self.result.cache = {"folder": str(self.cache.folder), "hits": self.cache.hits, "misses": self.cache.misses}
+        return self.result
+
+    def _run_profiles(self, Strategy: Any, tqdm: Any) -> None:  # noqa: N803 - classes imported late by run()
         for index, profile in enumerate(self.profiles):
             if self.options.time_budget is not None:
                 # an equal share of what is left: a profile that finishes early leaves its time to the next ones,
@@ -335,9 +382,6 @@ class Search:
                 self.bar.close()
                 self.bar = None
             self._choose(profile)
-        self.result.seconds = time.perf_counter() - self.start
-        self.result.cache = {"folder": str(self.cache.folder), "hits": self.cache.hits, "misses": self.cache.misses}
-        return self.result
 
     def _choose(self, profile: DeviceProfile) -> None:
         name = profile.name

@@ -18,6 +18,15 @@
 6. ``cluster``: the smallest passing pruned (or gated) model plus 16 (then 8) shared values per layer.
 7. ``prune-mn``: 2:4 sparsity.  8. ``slim``: structured channel removal, bisection on the ratio.
 
+With more than one worker (local processes or a Ray cluster), the strategy submits what can run at once: every
+quantization of step 1 together; in a gallop the next w points (1, 2, 4, ...); in a bisection k-ary points taken
+from the sequential bisection tree below the point it needs next (the point, then both halves' midpoints, ...:
+with 3 workers an interval's quartiles), so that the sequential path through them is already measured and the
+search takes exactly the sequential decisions; the points off that path are measured candidates like any
+other, judged by the same choice rule. Free slots in a batch carry candidates of independent branches that the
+sequential search runs later whatever happens before (2:4 sparsity, the first slimming point). One worker runs
+exactly the sequential order, in the driver.
+
 A latency objective runs ``slim`` right after the cheap steps. Compressed candidates use the smallest
 quantization that passed on the source; when even that failed, they are skipped (compression only loses
 accuracy from there).
@@ -49,6 +58,9 @@ class Strategy:
         self.fallback: tuple[str, ...] = ()
         self.qat_tail = False  # int8 holds only after QAT: compressed candidates end with a QAT step
         self.stopped = False
+        self.width = search.executor.workers  # trials that can run at once
+        self.ahead: dict[tuple, Trial] = {}  # measured ahead of need (free workers), by candidate
+        self.riders: list[Settings] = []  # candidates of independent branches the search will surely run later
 
     def wanted(self, family: str) -> bool:
         return not self.stopped and (self.options.families is None or family in self.options.families)
@@ -60,6 +72,35 @@ class Strategy:
         if result is None:
             self.stopped = True
         return result
+
+    def trials(self, batch: list[Settings]) -> list[Trial | None]:
+        """Several candidates at once (on the workers), in order; None for those the budget did not allow."""
+        if self.stopped:
+            return [None] * len(batch)
+        results = self.search.trials(self.profile, self.m, batch)
+        if any(r is None for r in results):
+            self.stopped = True
+        return results
+
+    def probe(self, settings: Settings, ahead: Callable[[], list[Settings]]) -> Trial | None:
+        """The trial the sequential search needs next; with free workers, the candidates ``ahead()`` (those it
+        may need after it) run beside it and are kept for when it asks."""
+        key = _key(settings)
+        if key in self.ahead:
+            return self.ahead.pop(key)
+        if self.width == 1:
+            return self.trial(settings)
+        batch, keys = [settings], {key}
+        for extra in [*ahead(), *self.riders]:
+            if len(batch) < self.width and _key(extra) not in keys and _key(extra) not in self.ahead:
+                batch.append(extra)
+                keys.add(_key(extra))
+        self.riders = [r for r in self.riders if _key(r) not in keys]
+        results = self.trials(batch)
+        for extra, trial in zip(batch[1:], results[1:]):
+            if trial is not None:
+                self.ahead[_key(extra)] = trial
+        return results[0]
 
     def settings(self, family: str, steps: tuple, epochs: int | None = None) -> Settings:
         if self.qat_tail:
@@ -85,15 +126,23 @@ class Strategy:
         order = ["prune", "prune-layerwise", "l0", "cluster", "prune-mn", "slim"]
         if self.options.objective == "latency":
             order = ["slim", *[f for f in order if f != "slim"]]
+        if self.width > 1:  # independent of every result before them: they ride along in batches with free slots
+            self.riders = [s for f, s in (("prune-mn", self._prune_mn_settings()), ("slim", self._slim_start()))
+                           if self.wanted(f)]
         for family in order:
             if self.wanted(family):
                 getattr(self, family.replace("-", "_"))()
 
     # -- 1, 2: no training ----------------------------------------------------------------------------
     def quantize(self) -> None:
-        for quant in space.quantizations_for(self.profile.hardware, self.profile.quantizes_with == "litert"):
-            if self.wanted("quantize") or quant == "int8":
-                self.trial(Settings("quantize", quantization=quant))
+        batch = [Settings("quantize", quantization=quant)
+                 for quant in space.quantizations_for(self.profile.hardware, self.profile.quantizes_with == "litert")
+                 if self.wanted("quantize") or quant == "int8"]
+        if self.width > 1:
+            self.trials(batch)
+            return
+        for settings in batch:
+            self.trial(settings)
 
     def _int8(self) -> Trial | None:
         return next((t for t in self.search.result.trials if t.profile == self.profile.name
@@ -132,18 +181,17 @@ class Strategy:
             from modelpress.search.fallback import INT16
 
             wider = tuple(INT16 + name for name in order)
-            found = self.gallop(lambda k: self.trial(Settings("fallback", quantization="int8", fallback=wider[:k])),
-                                len(wider))
+            found = self.gallop(lambda k: Settings("fallback", quantization="int8", fallback=wider[:k]), len(wider))
             if found is not None or self.stopped:
                 return
-        self.gallop(lambda k: self.trial(Settings("fallback", quantization="int8", fallback=order[:k])), len(order))
+        self.gallop(lambda k: Settings("fallback", quantization="int8", fallback=order[:k]), len(order))
 
-    def gallop(self, attempt: Callable[[int], Trial | None], n: int) -> int | None:
+    def gallop(self, make: Callable[[int], Settings], n: int) -> int | None:
         """The smallest k in [1, n] whose candidate passes, assuming more k only helps: 1, 2, 4, ... until one
         passes, then bisection between the last failure and it (log2(n) trials, not n)."""
         failed, k, passed = 0, 1, None
         while k <= n:
-            trial = attempt(k)
+            trial = self.probe(make(k), lambda k=k: [make(j) for j in gallop_points(k, n)[1:]])
             if trial is None:
                 return None  # out of time
             if trial.passed:
@@ -157,7 +205,8 @@ class Strategy:
             return None
         while passed - failed > 1:
             mid = (failed + passed) // 2
-            trial = attempt(mid)
+            trial = self.probe(make(mid), lambda mid=mid, lo=failed, hi=passed: [
+                make(int(j)) for j in tree_points(mid, lo, hi, self.width - 1, 1.0, discrete=True)])
             if trial is None:
                 break
             if trial.passed:
@@ -209,7 +258,8 @@ class Strategy:
         if discrete:
             lo, hi = lo - 1, hi + 1  # open bounds: lo known passing, hi known failing
         while True:
-            trial = self.trial(make(x, None))
+            trial = self.probe(make(x, None), lambda x=x, lo=lo, hi=hi: [
+                make(j, None) for j in tree_points(x, lo, hi, self.width - 1, resolution, discrete)])
             if trial is None or (trial.error or "").startswith("compression failed"):
                 return best  # out of time, or this technique does not apply to the model at all
             if trial.passed:
@@ -278,8 +328,56 @@ class Strategy:
             if trial is None or not trial.passed:
                 return
 
+    def _prune_mn_settings(self) -> Settings:
+        return self.settings("prune-mn", ({"type": "prune_mn", "pattern": "2:4"},))
+
     def prune_mn(self) -> None:
-        self.trial(self.settings("prune-mn", ({"type": "prune_mn", "pattern": "2:4"},)))
+        self.probe(self._prune_mn_settings(), list)
+
+    def _slim_start(self) -> Settings:
+        return self.settings("slim", space.slim_steps(0.5))
 
     def slim(self) -> None:
         self.bisect(lambda r, e: self.settings("slim", space.slim_steps(r), e), 0.1, 0.9, 0.5, 0.1)
+
+
+
+def _key(settings: Settings) -> tuple:
+    return settings.family, settings.compression_key(), settings.conversion_key()
+
+
+def gallop_points(k: int, n: int) -> list[int]:
+    """The galloping sequence from ``k`` on: ``gallop_points(1, 10)`` is [1, 2, 4, 8, 10]."""
+    points = [k]
+    while points[-1] < n:
+        points.append(min(2 * points[-1], n))
+    return points
+
+
+def _next_point(lo: float, hi: float, resolution: float, discrete: bool) -> float | None:
+    """Where :meth:`Strategy.bisect` goes within (lo, hi), or None where it stops."""
+    if (hi - lo <= 1) if discrete else (hi - lo < resolution):
+        return None
+    x = (lo + hi) // 2 if discrete else round((lo + hi) / 2, 4)
+    return x + 1 if discrete and x == lo else x
+
+
+def tree_points(x: float, lo: float, hi: float, count: int, resolution: float, discrete: bool = False) -> list:
+    """Up to ``count`` points the bisection may visit after ``x`` (interval lo..hi), nearest first: both
+    outcomes' next points, then theirs (breadth first), so a batch holds the path the search will take::
+
+        tree_points(0.5, 0.0, 1.0, 2, 0.1)      # [0.75, 0.25]: after a pass, after a failure
+        tree_points(0.5, 0.0, 1.0, 6, 0.1)      # + 0.875, 0.625, 0.375, 0.125
+    """
+    found: list = []
+    level = [(x, lo, hi)]
+    while level and len(found) < count:
+        below = []
+        for at, low, high in level:
+            for a, b in ((at, high), (low, at)):  # x passed: (x, hi); x failed: (lo, x)
+                nxt = _next_point(a, b, resolution, discrete)
+                if nxt is not None:
+                    below.append((nxt, a, b))
+        found.extend(point for point, _, _ in below)
+        level = below
+    return found[:count]

@@ -67,6 +67,8 @@ class Trial:
     id: int = 0
     ops: list[str] = field(default_factory=list)
     why_not: str = ""                                   # filled when the search ends: why it was not chosen
+    worker: str = ""                                    # where it ran when not in the driver: host:pid (Ray node)
+    epoch_seconds: float | None = None                  # a worker's fine-tuning time per epoch, for the budget
 
     @property
     def passed(self) -> bool:
@@ -91,7 +93,8 @@ class Trial:
                 "p50_spread_ms": self.p50_spread_ms,
                 "constraints": {"passed": not self.problems and self.error is None, "problems": self.problems},
                 "within_budget": self.within_budget, "error": self.error, "seconds": round(self.seconds, 2),
-                "cached": self.cached, "ops": self.ops, "why_not": self.why_not}
+                "cached": self.cached, "ops": self.ops, "why_not": self.why_not,
+                "worker": self.worker or None}
 
     def record(self) -> dict[str, Any]:
         """What the cache keeps (measurements, not the profile-specific verdict on the budget)."""

@@ -9,14 +9,10 @@ import pytest
 
 @pytest.fixture(scope="session")
 def mlp_path(tmp_path_factory, digits) -> Path:
-    keras = pytest.importorskip("keras")
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(64, activation="relu", name="fc1"),
-                              keras.layers.Dense(32, activation="relu", name="fc2"),
-                              keras.layers.Dense(10, activation="softmax", name="fc3")], name="digits_mlp")
-    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(digits.x_train, digits.y_train, epochs=20, batch_size=32, verbose=0)
+    pytest.importorskip("keras")
+    from modelpress.testing.reference_models import digits_mlp
+
+    model = digits_mlp(digits.x_train, digits.y_train)
     path = tmp_path_factory.mktemp("press_model") / "digits_mlp.keras"
     model.save(path)
     return path
