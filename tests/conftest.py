@@ -11,6 +11,21 @@ import pytest
 from click.testing import CliRunner
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_press_cache(tmp_path_factory):
+    """press's trial cache in a folder of the test session's own: a trial cached by another run (other code,
+    another session) must never decide what a test sees, and the user's ~/.cache stays untouched."""
+    import os
+
+    saved = os.environ.get("MODELPRESS_CACHE")
+    os.environ["MODELPRESS_CACHE"] = str(tmp_path_factory.mktemp("press-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("MODELPRESS_CACHE", None)
+    else:
+        os.environ["MODELPRESS_CACHE"] = saved
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
