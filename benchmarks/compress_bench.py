@@ -20,7 +20,6 @@ Writes benchmarks/results/compress_bench.json and two PNG plots (size vs accurac
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import sys
@@ -33,6 +32,7 @@ import numpy as np  # noqa: E402
 
 import modelpress  # noqa: E402
 from modelpress.converters.tflite import to_tflite_bytes  # noqa: E402
+from modelpress.files import gzip_bytes  # noqa: E402
 from modelpress.latency import machine_info, measure_latency  # noqa: E402
 from modelpress.tables import markdown_table, text_table  # noqa: E402
 from modelpress.tflite_interpreter import TFLiteModel  # noqa: E402
@@ -108,9 +108,6 @@ def _accuracy(tflite: TFLiteModel, x: np.ndarray, y: np.ndarray) -> float:
     return float((outputs.argmax(-1) == y).mean())
 
 
-def _gzip(data: bytes) -> int:
-    return len(gzip.compress(data, compresslevel=9, mtime=0))
-
 
 def artifact_row(model_name: str, variant: str, model, data: dict, base: dict, runs: int,
                  quantization: str = "int8") -> dict:
@@ -120,7 +117,7 @@ def artifact_row(model_name: str, variant: str, model, data: dict, base: dict, r
     sample = data["x_val"][:1]
     row = {"model": model_name, "variant": variant, "quantization": quantization,
            "accuracy": _accuracy(tflite, data["x_val"], data["y_val"]), "kb": len(blob) / 1024,
-           "gzip_kb": _gzip(blob) / 1024}
+           "gzip_kb": gzip_bytes(blob) / 1024}
     if base:
         f32 = base["tflite"]
         timings = {}
@@ -140,7 +137,7 @@ def run_model(kind: str, data: dict, epochs: int, recipes: list, runs: int, quie
     print(f"[{name}] trained {epochs} epochs in {time.time() - started:.0f} s", flush=True)
     blob = to_tflite_bytes(model, "none")
     tflite = TFLiteModel(blob, threads=1)
-    base = {"tflite": tflite, "gzip_kb": _gzip(blob) / 1024, "accuracy": _accuracy(tflite, data["x_val"],
+    base = {"tflite": tflite, "gzip_kb": gzip_bytes(blob) / 1024, "accuracy": _accuracy(tflite, data["x_val"],
                                                                                  data["y_val"])}
     p50 = measure_latency(lambda: tflite.predict([data["x_val"][:1]]), runs=runs, max_seconds=5.0).p50_ms
     rows = [{"model": name, "variant": "float32 (source)", "quantization": "none", "accuracy": base["accuracy"],
@@ -178,7 +175,7 @@ def fer_rows(runs: int, quiet: bool) -> list[dict]:
             "y_val": source.predict(faces).argmax(-1)}
     blob = to_tflite_bytes(source, "none")
     f32 = TFLiteModel(blob, threads=1)
-    base = {"tflite": f32, "gzip_kb": _gzip(blob) / 1024, "accuracy": 1.0}
+    base = {"tflite": f32, "gzip_kb": gzip_bytes(blob) / 1024, "accuracy": 1.0}
     rows = [{"model": "fer mini-Xception", "variant": "float32 (source)", "quantization": "none", "accuracy": 1.0,
              "kb": len(blob) / 1024, "gzip_kb": base["gzip_kb"], "ratio": 1.0, "drop_points": 0.0}]
     rows.append(artifact_row("fer mini-Xception", "int8 (post-training)", source.model, data, base, runs))

@@ -34,7 +34,6 @@ press.json and report under --work.
 from __future__ import annotations
 
 import argparse
-import gzip
 import importlib.util
 import json
 import os
@@ -48,6 +47,7 @@ import numpy as np  # noqa: E402
 
 import modelpress  # noqa: E402
 from modelpress.converters.tflite import to_tflite_bytes  # noqa: E402
+from modelpress.files import gzip_bytes  # noqa: E402
 from modelpress.latency import machine_info, measure_latency  # noqa: E402
 from modelpress.search.cache import TrialCache  # noqa: E402
 from modelpress.tables import markdown_table, text_table  # noqa: E402
@@ -81,9 +81,6 @@ QUICK_PROFILES = {"mlp": ["raspberry-pi-4", "cortex-m"], "cnn": ["raspberry-pi-4
 BUILTINS = ["prune-80", "prune-2:4", "cluster-16", "deep-compression", "slim-50", "slim-50-bn", "qat-int8"]
 
 
-def _gzip(blob: bytes) -> int:
-    return len(gzip.compress(blob, compresslevel=9, mtime=0))
-
 
 def _outputs(tflite: TFLiteModel, x: np.ndarray) -> np.ndarray:
     step = 1 if tflite.fixed_batch else 500
@@ -97,7 +94,7 @@ class Reference:
         self.x, self.y, self.runs = test[0], test[1], runs
         blob = to_tflite_bytes(model, "none")
         self.tflite = TFLiteModel(blob, threads=1)
-        self.gzip = _gzip(blob)
+        self.gzip = gzip_bytes(blob)
         self.accuracy = float((_outputs(self.tflite, self.x).argmax(1) == self.y).mean())
 
     def row(self, model_name: str, profile: str, variant: str, blob: bytes, control: float | None = None,
@@ -112,7 +109,7 @@ class Reference:
                 "drop_points": (self.accuracy - accuracy) * 100,
                 "drop_vs_control": None if control is None else (control - accuracy) * 100,
                 "drop_vs_stronger": (max(self.accuracy, control or 0.0) - accuracy) * 100,
-                "bytes": len(blob), "gzip_kb": _gzip(blob) / 1024, "ratio": self.gzip / _gzip(blob),
+                "bytes": len(blob), "gzip_kb": gzip_bytes(blob) / 1024, "ratio": self.gzip / gzip_bytes(blob),
                 "f32_p50_ms": timing["f32"].p50_ms, "p50_ms": timing["candidate"].p50_ms,
                 "speedup": timing["f32"].p50_ms / timing["candidate"].p50_ms, **extra}
 

@@ -77,14 +77,14 @@ def _layer_precision(profile: DeviceProfile, fmt: str, quant: str, quantization:
     return "mixed", recipe
 
 
-def _with_error_bound(profile: DeviceProfile, max_abs_error: float | None) -> DeviceProfile:
-    """The user's absolute bound replaces the profile's bounds on the error (absolute and relative)."""
+def _error_bound(max_abs_error: float | None) -> float | None:
+    """The user's absolute bound, checked (it replaces the profile's bounds in ``converters.finish``)."""
     if max_abs_error is None:
-        return profile
+        return None
     if isinstance(max_abs_error, bool) or not isinstance(max_abs_error, (int, float)) or not max_abs_error >= 0:
         raise UsageError(f"max_abs_error {max_abs_error!r} must be a number 0 or more (the largest |error| any "
                          "output may show against the source, in the output's units), e.g. 1e-3")
-    return dataclasses.replace(profile, max_abs_error=float(max_abs_error), max_relative_error=None)
+    return float(max_abs_error)
 
 
 def _labels(labels: str | Path | list[str] | None) -> list[str] | None:
@@ -215,7 +215,7 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
     quant, layers = _layer_precision(prof, fmt, quant, quantization, layer_precision)
     if fmt == "tflite":
         warm_up()  # the conversion's child process: its TensorFlow import overlaps loading the model here
-    _with_error_bound(prof, max_abs_error)  # a bad value fails now, before any work
+    max_abs_error = _error_bound(max_abs_error)  # a bad value fails now, before any work
     with filtered_stderr():  # TensorFlow's and LiteRT's native start-up lines stay out of the caller's log
         source = load_model(model, safe_mode=safe_mode)
         needs_calibration = quant in ("int8", "int16x8") or (layers is not None and layers.needs_calibration)
@@ -228,7 +228,7 @@ def convert(model: Any, profile: str | Path | DeviceProfile, out: str | Path, *,
                     name=name or source.name, version=str(version), labels=_labels(labels),
                     input_shapes=shapes if prof.static_batch else None, run_shapes=shapes, safe_mode=safe_mode,
                     sign_key=sign_key, layer_precision=None if layers is None else layers.get_config(),
-                    max_abs_error=None if max_abs_error is None else float(max_abs_error))
+                    max_abs_error=max_abs_error)
         return build_package(source, plan, Path(out), overwrite=overwrite)
 
 

@@ -20,8 +20,8 @@ Mixed graphs run int8 and float kernels side by side: only CPU/GPU profiles with
 Those quantize with LiteRT's quantizer, so there a layer may also keep int8 weights with int16 activations
 instead of going to float: a fallback entry is a layer's tensor name (float), or ``int16x8:`` and the name::
 
-    layers = quantizer_layers(float32_blob)                     # weight-bearing ops' output tensors
-    blob = mixed_int8(float32_blob, calibration, ["int16x8:" + layers[0], layers[-1]])
+    names = [r.name for r in rank_layers(model, calibration)]   # the same tensor names the recipes match
+    blob = mixed_int8(float32_blob, calibration, ["int16x8:" + names[0], names[-1]], "image")
 """
 
 from __future__ import annotations
@@ -153,29 +153,11 @@ def selective_int8(model: Any, calibration: np.ndarray, denylist: list[str] | tu
 
 
 INT16 = "int16x8:"
-WEIGHT_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
 
 
 def split_entry(entry: str) -> tuple[str, str]:
     """(precision, tensor name) of a fallback entry: ``int16x8:NAME`` or a plain name (float)."""
     return ("int16x8", entry[len(INT16):]) if entry.startswith(INT16) else ("float", entry)
-
-
-def quantizer_layers(float_model: bytes) -> list[str]:
-    """The output tensor names of the weight-bearing ops of a float32 flatbuffer, in graph order: the names
-    LiteRT's quantizer's recipes match (they carry the Keras layer names)."""
-    import tflite
-
-    from modelpress.tflite_graph import read_graph
-
-    ops = read_graph(float_model).ops
-    model = tflite.Model.GetRootAsModel(float_model, 0)
-    graph = model.Subgraphs(0)
-    names = []
-    for i in range(graph.OperatorsLength()):
-        if i < len(ops) and ops[i] in WEIGHT_OPS:
-            names.append(graph.Tensors(graph.Operators(i).Outputs(0)).Name().decode())
-    return names
 
 
 def mixed_int8(float_model: bytes, calibration: np.ndarray, fallback: list[str] | tuple[str, ...],
