@@ -7,14 +7,18 @@
 
 Two levels: fine-tuned models are keyed by (source model, data, compression settings), so every profile and
 quantization reuses them; measured artifacts by (fine-tuned model, profile, quantization, held-out data).
-Every file is written atomically; a damaged entry counts as a miss.
+Every file is written atomically; a damaged entry counts as a miss. Every key also holds the versions of the
+code that made the entry (modelpress and the tools that train, convert and run it: :func:`code_versions`), so an
+upgrade never answers a trial from a cache written by older code.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,24 @@ import numpy as np
 from modelpress.atomic import atomic_write_bytes
 
 CACHE_ENV = "MODELPRESS_CACHE"
+# the distributions whose code decides what a trial makes and measures
+CODE_DISTRIBUTIONS = ("modelpress", "tensorflow", "tf_keras", "keras", "tensorflow-model-optimization",
+                      "ai-edge-litert", "litert-quantizer", "tflite-runtime", "numpy")
+
+
+@functools.lru_cache(maxsize=1)
+def code_versions() -> str:
+    """The installed versions of the code behind a trial, one string (a missing distribution counts as such)::
+
+        code_versions()      # 'modelpress=0.9.0 tensorflow=2.21.0 tf_keras=2.21.0 keras=3.12.0 ...'
+    """
+    found = []
+    for name in CODE_DISTRIBUTIONS:
+        try:
+            found.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name}=-")
+    return " ".join(found)
 
 
 def default_cache_dir() -> Path:
@@ -74,7 +96,8 @@ class TrialCache:
 
     @staticmethod
     def key(*parts: str) -> str:
-        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+        """A cache key from ``parts`` and :func:`code_versions` (entries of other code never match)."""
+        return hashlib.sha256("\x00".join((code_versions(), *parts)).encode()).hexdigest()[:32]
 
     def _path(self, kind: str, key: str, suffix: str) -> Path:
         return self.folder / kind / f"{key}{suffix}"

@@ -211,6 +211,39 @@ def test_a_candidate_fitting_only_without_the_margin_is_refused(pressed, mlp_pat
     assert verdict(first.drop_points + first.margin_points * 1.01).passed
 
 
+def test_an_upgrade_does_not_answer_from_a_cache_older_code_wrote(pressed, data_dir, mlp_path, monkeypatch):
+    """Every cache key holds the code's versions: the same trial after a modelpress upgrade runs again."""
+    from modelpress.compressor.data import load_data
+    from modelpress.device_profiles import load_profile
+    from modelpress.model_io import load_model
+    from modelpress.search import Search, SearchOptions, Settings
+    from modelpress.search import cache as cache_module
+    from modelpress.search.space import prune_steps
+
+    _, folder = pressed
+    model, data = load_model(mlp_path).model, load_data(data_dir / "data.npz")
+    profile = load_profile("cortex-m")
+    settings = Settings("prune", prune_steps(0.5), epochs=1)
+
+    def trial():
+        search = Search(model, "keras3", data, [profile], SearchOptions(max_drop=100.0, progress=False),
+                        cache_module.TrialCache(folder / "upgrade-cache"))
+        return search.trial(profile, search.measurer(profile), settings)
+
+    assert not trial().cached
+    assert trial().cached                                  # same code: the cache answers
+    real_version = cache_module.metadata.version
+    monkeypatch.setattr(cache_module.metadata, "version",
+                        lambda name: "99.0" if name == "modelpress" else real_version(name))
+    cache_module.code_versions.cache_clear()
+    try:
+        assert "modelpress=99.0" in cache_module.code_versions()
+        assert not trial().cached                          # an upgrade: made and measured again
+    finally:
+        monkeypatch.undo()
+        cache_module.code_versions.cache_clear()
+
+
 def test_press_json_records_the_margin_per_trial(pressed):
     result, _ = pressed
     doc = json.loads(result.press_json.read_text())
