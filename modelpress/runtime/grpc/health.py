@@ -94,9 +94,13 @@ class HealthService(HealthServicer):
         return health_pb2.HealthCheckResponse(status=status)
 
     def Watch(self, request, context, send_response_callback=None):  # noqa: N802
-        self._refresh(request.service)
         if send_response_callback is not None:
             send_response_callback = _EndsOnce(send_response_callback)
+            if self._stopped.is_set():  # the door is closing: say so and end, rather than hold the close
+                send_response_callback(health_pb2.HealthCheckResponse(status=NOT_SERVING))
+                send_response_callback(None)
+                return None
+        self._refresh(request.service)
         return super().Watch(request, context, send_response_callback)
 
     # --- drain and close -------------------------------------------------------------------------------------
