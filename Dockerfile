@@ -1,9 +1,10 @@
-# The modelpress runtime as a container: TFLite (LiteRT) serving over TF Serving REST v1 and Open Inference v2,
+# The modelpress runtime as a container: TFLite (LiteRT) serving over TF Serving REST v1 and Open Inference v2 on
+# 8080 and Open Inference over gRPC on 8081 (KServe's ports; MODELPRESS_GRPC_PORT= empty turns gRPC off),
 # no TensorFlow. Used as a KServe serving runtime (deploy/kubernetes/kserve/) or a plain Deployment
 # (deploy/kubernetes/plain/).
 #
 #   docker build -t modelpress-runtime .          (or: make image, which builds it with podman)
-#   docker run --rm -p 8080:8080 -v "$PWD/models:/mnt/models:ro" modelpress-runtime
+#   docker run --rm -p 8080:8080 -p 8081:8081 -v "$PWD/models:/mnt/models:ro" modelpress-runtime
 #
 # /mnt/models may hold <model>/<version>/ folders, one model package, or <version>/ packages of one model
 # (name it with MODELPRESS_MODEL_NAME). Every setting of `modelpress serve` is a MODELPRESS_* variable
@@ -36,11 +37,12 @@ COPY --from=build /opt/modelpress /opt/modelpress
 ENV PATH=/opt/modelpress/bin:$PATH \
     MODELPRESS_HOST=0.0.0.0 \
     MODELPRESS_PORT=8080 \
+    MODELPRESS_GRPC_PORT=8081 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=2
 USER 1000
-EXPOSE 8080
+EXPOSE 8080 8081
 # `modelpress serve` drains in-flight requests on SIGTERM (Kubernetes' stop signal) before it exits
 STOPSIGNAL SIGTERM
 # liveness over HTTP, or HTTPS when MODELPRESS_TLS_CERT is set (its own certificate: not verified here)

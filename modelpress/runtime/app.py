@@ -144,5 +144,6 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
         record_request(runtime, protocol=g.get("protocol", "other"), method=request.method, path=request.path,
                        remote=request.remote_addr, model=g.get("model", ""), version=str(g.get("version", "")),
                        status=response.status_code, seconds=seconds, bytes_in=request.content_length or 0,
-                       bytes_out=response.calculate_content_length())
+                       bytes_out=response.calculate_content_length(),
+                       traceparent=request.environ.get("HTTP_TRACEPARENT"))
         return response

@@ -67,7 +67,7 @@ class FastInference:
         headers: dict[str, str] = {}
         content_type = JSON
         raw = None
-        with tracing.request_span("POST /v2/models/{model}/infer", _trace_headers(environ), "v2"):
+        with tracing.request_span("POST /v2/models/{model}/infer", _trace_headers(environ), "v2") as span:
             try:
                 raw = self._body(environ, model, version)
                 header = environ.get(_HEADER_LENGTH)
@@ -86,7 +86,8 @@ class FastInference:
         record_request(self.runtime, protocol="v2", method="POST", path=environ.get("PATH_INFO", ""),
                        remote=environ.get("REMOTE_ADDR"), model=model, version=served[0] if served else (version or ""),
                        status=status, seconds=time.perf_counter() - started,
-                       bytes_in=int(length) if length.isdigit() else 0, bytes_out=len(body))
+                       bytes_in=int(length) if length.isdigit() else 0, bytes_out=len(body), span=span,
+                       traceparent=environ.get("HTTP_TRACEPARENT"))
         if raw is None:  # answered before the body was read
             return _then_drain([body], environ, 0)
         return [body]

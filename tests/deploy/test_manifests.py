@@ -83,6 +83,18 @@ def test_the_validation_catches_mistakes(mistake):
         kubernetes_validate.validate(deployment, VERSIONS[-1], strict=True)
 
 
+def test_the_grpc_probe_is_checked_too():
+    """The plain Deployment's readiness asks the gRPC health service; a grpc probe takes a port number, not
+    a port's name as httpGet does, and the validation says so."""
+    deployment = copy.deepcopy(next(doc for name, doc in KUBERNETES
+                                    if name.startswith("plain/modelpress.yaml") and doc["kind"] == "Deployment"))
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["grpc"]["port"] == 8081
+    container["readinessProbe"]["grpc"]["port"] = "grpc"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, VERSIONS[-1], strict=True)
+
+
 def _env(container: dict) -> dict[str, str]:
     return {item["name"]: item.get("value") for item in container.get("env", [])}
 

@@ -67,7 +67,7 @@ def test_the_fast_path_answers_inference_and_flask_everything_else(doors, sample
     assert records[0] == records[1] == {
         "remote": "10.1.2.3", "method": "POST", "path": "/v2/models/digits/infer", "status": 200,
         "bytes_in": len(_body(x)), "bytes_out": records[0]["bytes_out"], "protocol": "v2", "model": "digits",
-        "version": "2"}  # the version that answered, though the route named none
+        "version": "2", "trace_id": None}  # the version that answered, though the route named none
     assert records[2] == records[3] and records[2]["status"] == 401 and records[2]["version"] is None
 
 

@@ -112,6 +112,34 @@ def test_grpc_spans_continue_the_callers_trace_from_metadata(traced, make_app, r
     assert failed.status.status_code == trace.StatusCode.ERROR and "needs inputs" in failed.status.description
 
 
+def test_the_access_log_names_the_trace_the_span_started(traced, make_app, repo, samples, caplog):
+    """A caller that sends no traceparent gets a new trace: its id is in the access-log line of each door."""
+    import json
+    import logging
+
+    x, _ = samples
+    app = make_app(repo, access_log=True)
+    door = GrpcDoor.start(app.modelpress, "127.0.0.1", 0, threads=2)
+    try:
+        with caplog.at_level(logging.INFO, logger="modelpress.access"):
+            assert app.test_client().post("/v2/models/digits/infer", json=_v2_body(x[:1])).status_code == 200
+            request = messages.ModelInferRequest(model_name="digits")
+            request.inputs.add(name="image", datatype="FP32", shape=[1, 8, 8, 1]).contents.fp32_contents.extend(
+                x[:1].ravel().tolist())
+            with grpc.insecure_channel(f"127.0.0.1:{door.port}") as channel:
+                channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                    request_serializer=messages.ModelInferRequest.SerializeToString,
+                                    response_deserializer=messages.ModelInferResponse.FromString)(request)
+    finally:
+        door.stop(grace=1)
+    logged = {line["protocol"]: line["trace_id"] for line in
+              (json.loads(r.getMessage()) for r in caplog.records if r.name == "modelpress.access")}
+    spans = {span.name: format(span.context.trace_id, "032x") for span in traced.get_finished_spans()
+             if span.parent is None}
+    assert logged == {"v2": spans["POST /v2/models/{model}/infer"], "grpc": spans["ModelInfer"]}
+    assert len(set(logged.values())) == 2
+
+
 def test_no_span_when_tracing_is_off(exporter, make_app, repo, samples):
     x, _ = samples
     tracing.configure(False)

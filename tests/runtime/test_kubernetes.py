@@ -124,8 +124,9 @@ def test_serving_runtimes_follow_the_kserve_contract():
         assert container["args"] == ["serve", "/mnt/models"]
         env = {e["name"]: e["value"] for e in container["env"]}
         assert env["MODELPRESS_PORT"] == "8080" and env["MODELPRESS_HOST"] == "0.0.0.0"
+        assert env["MODELPRESS_GRPC_PORT"] == "8081"  # the gRPC door runs too, on KServe's gRPC port
         assert env["MODELPRESS_MODEL_NAME"] == "{{.Name}}"  # served under the InferenceService's name
-        assert [p["containerPort"] for p in container["ports"]] == [8080]
+        assert [p["containerPort"] for p in container["ports"]] == [8080]  # KServe routes one port: HTTP by default
         assert container["securityContext"]["runAsNonRoot"] is True
 
 
@@ -139,6 +140,21 @@ def test_inference_service_names_a_runtime_and_format_it_serves():
         assert model["modelFormat"]["name"] in {f["name"] for f in runtime["spec"]["supportedModelFormats"]}
         assert model["protocolVersion"] in runtime["spec"]["protocolVersions"]
         assert re.match(r"^(s3|gs|https?|pvc|oci|hdfs|webhdfs)://", model["storageUri"])
+
+
+def test_an_inference_service_asks_for_grpc_with_the_h2c_port_the_runtime_serves_it_on():
+    """KServe routes one port per predictor; the one named h2c (Knative's name for gRPC in clear) on 8081,
+    where the runtime's gRPC door listens."""
+    runtimes = {doc["metadata"]["name"]: doc for _, doc in kserve_docs() if doc["kind"] == "ClusterServingRuntime"}
+    grpc_services = [doc for _, doc in kserve_docs()
+                     if doc["kind"] == "InferenceService" and doc["spec"]["predictor"]["model"].get("ports")]
+    assert grpc_services, "no InferenceService asks for the gRPC port"
+    for doc in grpc_services:
+        model = doc["spec"]["predictor"]["model"]
+        assert model["ports"] == [{"name": "h2c", "protocol": "TCP", "containerPort": 8081}]
+        (container,) = runtimes[model["runtime"]]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert int(env["MODELPRESS_GRPC_PORT"]) == 8081
 
 
 def test_plain_objects_have_their_apis_required_fields_and_point_at_each_other():
@@ -165,30 +181,54 @@ def test_plain_objects_have_their_apis_required_fields_and_point_at_each_other()
     assert claims == [plain("PersistentVolumeClaim")["metadata"]["name"]]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert int(env["MODELPRESS_PORT"]) == ports["http"] == 8080
+    assert int(env["MODELPRESS_GRPC_PORT"]) == ports["grpc"] == 8081
+    (grpc_port,) = [p for p in service["spec"]["ports"] if p["targetPort"] == "grpc"]
+    assert grpc_port["port"] == 8081 and grpc_port["appProtocol"] == "kubernetes.io/h2c"
     assert spec["template"]["spec"]["terminationGracePeriodSeconds"] > 5  # room for the preStop pause + drain
 
 
 def _probes() -> list[tuple[str, dict, int]]:
+    """(kind, probe, port) of every probe: an httpGet probe's port by name or number, a grpc probe's number."""
     found = []
     for _, doc in kserve_docs():
         if doc["kind"] == "ClusterServingRuntime":
             for c in doc["spec"]["containers"]:
-                found += [(kind, c[kind], 8080) for kind in ("livenessProbe", "readinessProbe") if kind in c]
+                found += [(kind, c[kind], {}) for kind in ("livenessProbe", "readinessProbe") if kind in c]
     container = plain("Deployment")["spec"]["template"]["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    found += [(kind, container[kind], 8080) for kind in ("livenessProbe", "readinessProbe", "startupProbe")]
-    return [(kind, probe, ports.get(probe["httpGet"]["port"], probe["httpGet"]["port"])) for kind, probe, _ in found]
+    found += [(kind, container[kind], ports) for kind in ("livenessProbe", "readinessProbe", "startupProbe")]
+    return [(kind, probe, named.get(port, port)) for kind, probe, named in found
+            for port in [(probe.get("httpGet") or probe["grpc"])["port"]]]
 
 
 def test_every_probe_asks_a_health_route_the_service_answers(make_app, repo):
+    """httpGet probes ask a /v2/health/ route of the HTTP port; grpc probes the gRPC health service of the
+    gRPC port, through a real channel to the gRPC door over the same runtime."""
     probes = _probes()
     assert {kind for kind, _, _ in probes} >= {"livenessProbe", "readinessProbe"}
-    client = make_app(repo).test_client()
-    for kind, probe, port in probes:
+    assert any("grpc" in probe for _, probe, _ in probes), "no probe uses the gRPC health service"
+    app = make_app(repo)
+    client = app.test_client()
+    for kind, probe, port in [p for p in probes if "httpGet" in p[1]]:
         assert port == 8080, kind
         path = probe["httpGet"]["path"]
         assert path.startswith("/v2/health/"), kind
         assert client.get(path).status_code == 200, f"{kind} {path}"
+    grpc = pytest.importorskip("grpc")
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from modelpress.runtime.grpc.server import GrpcDoor
+
+    door = GrpcDoor.start(app.modelpress, "127.0.0.1", 0, threads=2)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{door.port}") as channel:
+            for kind, probe, port in [p for p in probes if "grpc" in p[1]]:
+                assert port == 8081, kind
+                asked = health_pb2.HealthCheckRequest(service=probe["grpc"].get("service", ""))
+                answer = health_pb2_grpc.HealthStub(channel).Check(asked, timeout=30)
+                assert answer.status == health_pb2.HealthCheckResponse.SERVING, kind
+    finally:
+        door.stop(grace=1)
 
 
 def _dockerfile() -> tuple[dict, list[str], str]:
@@ -207,10 +247,13 @@ def _dockerfile() -> tuple[dict, list[str], str]:
     return env, command, user
 
 
-def test_dockerfile_runs_serve_on_8080_as_a_user_with_only_the_runtime_extra():
+def test_dockerfile_runs_serve_on_8080_and_grpc_on_8081_as_a_user_with_only_the_runtime_extra():
     env, command, user = _dockerfile()
     assert command == ["modelpress", "serve", "/mnt/models"]
     assert env["MODELPRESS_PORT"] == "8080" and env["MODELPRESS_HOST"] == "0.0.0.0"
+    assert env["MODELPRESS_GRPC_PORT"] == "8081"
+    exposed = [line.split()[1:] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("EXPOSE")]
+    assert exposed == [["8080", "8081"]]
     assert user and user not in ("0", "root")
     text = (ROOT / "Dockerfile").read_text()
     assert "ARG EXTRAS=runtime" in text and "tensorflow" not in text.split("ARG EXTRAS=runtime")[1].lower()
@@ -226,25 +269,28 @@ def _kserve_container() -> dict:
     return runtime["spec"]["containers"][0]
 
 
-def _launch(models: Path, isvc_name: str) -> tuple[subprocess.Popen, str]:
+def _launch(models: Path, isvc_name: str) -> tuple[subprocess.Popen, str, str]:
     """The image's command line with the image's environment and the one KServe gives the container
     (``{{.Name}}`` filled in as KServe does), ``/mnt/models`` replaced by ``models``; only the host is
-    pinned to loopback and the port to a free one, as tests must."""
+    pinned to loopback and the ports to free ones, as tests must. Returns the HTTP and gRPC host:port."""
     image_env, command, _ = _dockerfile()
     container = _kserve_container()
     args = container.get("args") or command[1:]
     argv = [sys.executable, "-m", "modelpress.cli.main", *[str(models) if a == "/mnt/models" else a for a in args]]
     env = {**os.environ, **image_env,
            **{e["name"]: e["value"].replace("{{.Name}}", isvc_name) for e in container.get("env", [])}}
-    port = free_port()
-    env.update(MODELPRESS_HOST="127.0.0.1", MODELPRESS_PORT=str(port))
+    port, grpc_port = free_port(), free_port()
+    while grpc_port == port:
+        grpc_port = free_port()
+    assert env["MODELPRESS_GRPC_PORT"] == "8081"  # the image starts the gRPC door; moved to a free port here
+    env.update(MODELPRESS_HOST="127.0.0.1", MODELPRESS_PORT=str(port), MODELPRESS_GRPC_PORT=str(grpc_port))
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         with contextlib.suppress(OSError):
             if http_json("GET", url + "/v2/health/ready", timeout=2)[0] == 200:
-                return proc, f"127.0.0.1:{port}"
+                return proc, f"127.0.0.1:{port}", f"127.0.0.1:{grpc_port}"
         time.sleep(0.2)
     proc.kill()
     raise AssertionError("the entrypoint did not become ready:\n" + (proc.communicate()[0] or ""))
@@ -269,7 +315,7 @@ def test_the_image_entrypoint_serves_a_mnt_models_folder(tmp_path, samples, kind
     from modelpress.tflite_interpreter import TFLiteModel
 
     models = _layout(tmp_path, kind)
-    proc, hostport = _launch(models, isvc_name="digits")
+    proc, hostport, grpc_hostport = _launch(models, isvc_name="digits")
     try:
         client = tritonclient.InferenceServerClient(url=hostport)
         assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("digits")
@@ -282,6 +328,9 @@ def test_the_image_entrypoint_serves_a_mnt_models_folder(tmp_path, samples, kind
         (want,) = TFLiteModel(PACKAGES / "float32" / "model.tflite").predict([x[:8]])
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
         client.close()
+        grpcclient = pytest.importorskip("tritonclient.grpc")
+        with grpcclient.InferenceServerClient(url=grpc_hostport) as over_grpc:  # the gRPC door runs too
+            assert over_grpc.is_server_ready() and over_grpc.is_model_ready("digits")
     finally:
         proc.send_signal(signal.SIGTERM)  # what Kubernetes sends: a clean exit, not a kill
         output = proc.communicate(timeout=30)[0]

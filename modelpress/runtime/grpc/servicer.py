@@ -13,7 +13,6 @@ checked before the message is parsed, as HTTP checks it before reading the body.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -39,15 +38,15 @@ from modelpress.runtime.grpc import messages
 from modelpress.runtime.grpc.status import grpc_code, trailers
 from modelpress.runtime.grpc.tensors import add_outputs, answer_is_raw, grpc_inputs, requested_outputs
 from modelpress.runtime.http import load_timing
+from modelpress.runtime.requestlog import record_request
 
 log = logging.getLogger("modelpress.runtime")
-access_log = logging.getLogger("modelpress.access")
 EXTENSIONS = ["model_repository"]
 _OK = grpc.StatusCode.OK
 
 
 class _Call:
-    """What one RPC names, for its metrics and access-log record."""
+    """What one RPC names, for its record (:func:`~modelpress.runtime.requestlog.record_request`)."""
     __slots__ = ("model", "version")
 
     def __init__(self):
@@ -95,8 +94,8 @@ class InferenceServicer:
             with self._lock:
                 self.in_flight += 1
                 self.last_call = time.monotonic()
-            carrier = dict(context.invocation_metadata()) if tracing.enabled() else None
-            with tracing.request_span(name, carrier, "grpc"):
+            metadata = dict(context.invocation_metadata())
+            with tracing.request_span(name, metadata if tracing.enabled() else None, "grpc") as span:
                 try:
                     if self.draining:
                         raise UnavailableError("the server is shutting down (SIGTERM); send the call to another "
@@ -116,7 +115,10 @@ class InferenceServicer:
             waited = self.runtime.registry.control.take_wait()
             if waited is not None:  # the request waited for its model to load (memory budget): say so, and how long
                 trailing = (*trailing, ("server-timing", load_timing(waited)))
-            self._record(context, path, call, code, started, len(data), len(answer))
+            record_request(self.runtime, protocol="grpc", method="gRPC", path=path, remote=context.peer(),
+                           model=call.model, version=call.version, status=code.name,
+                           seconds=time.perf_counter() - started, bytes_in=len(data), bytes_out=len(answer),
+                           span=span, traceparent=metadata.get("traceparent"))
             if trailing:
                 context.set_trailing_metadata(trailing)
             if code is not _OK:
@@ -129,18 +131,6 @@ class InferenceServicer:
         header = next((value for key, value in context.invocation_metadata() if key == "authorization"), None)
         if not self.runtime.authorized(header):
             raise UnauthorizedError("this call needs a bearer token: send the metadata 'authorization: Bearer <token>'")
-
-    def _record(self, context, path: str, call: _Call, code: grpc.StatusCode, started: float, size_in: int,
-                size_out: int) -> None:
-        seconds = time.perf_counter() - started
-        runtime = self.runtime
-        runtime.metrics.request(*runtime.metric_labels(call.model, call.version), "grpc", code.name, seconds)
-        if runtime.config.access_log and access_log.isEnabledFor(logging.INFO):
-            access_log.info(json.dumps({
-                "ts": round(time.time(), 3), "remote": context.peer(), "method": "gRPC", "path": path,
-                "status": code.name, "ms": round(seconds * 1000, 3), "bytes_in": size_in, "bytes_out": size_out,
-                "protocol": "grpc", "model": call.model or None, "version": call.version or None,
-            }, separators=(",", ":")))
 
     # --- health and metadata --------------------------------------------------------------------------------
     def server_live(self, request, call: _Call):
