@@ -30,7 +30,6 @@ import multiprocessing
 import re
 import resource
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -44,27 +43,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from modelpress.testing.grpc import frame, infer_body, infer_outputs  # noqa: E402
+
 INFER = "/inference.GRPCInferenceService/ModelInfer"
 OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 GENERATORS = ("h2load", "python")
 
 
-def infer_request(model: str, input_name: str, x: np.ndarray, raw: bool) -> bytes:
-    """A serialized ``ModelInferRequest`` for one FP32 input: raw bytes or typed ``fp32_contents``."""
-    from modelpress.runtime.grpc import messages
-
-    request = messages.ModelInferRequest(model_name=model)
-    tensor = request.inputs.add(name=input_name, datatype="FP32", shape=list(x.shape))
-    if raw:
-        request.raw_input_contents.append(x.astype("<f4").tobytes())
-    else:
-        tensor.contents.fp32_contents.extend(x.ravel().tolist())
-    return request.SerializeToString()
-
-
-def framed(message: bytes) -> bytes:
-    """A gRPC length-prefixed message: not compressed (flag 0), 4-byte big-endian length, the bytes."""
-    return b"\0" + struct.pack(">I", len(message)) + message
+infer_request = infer_body  # (model, input name, x, raw) -> a serialized ModelInferRequest
 
 
 def probe(target: str, body: bytes) -> tuple[np.ndarray, int]:
@@ -72,16 +58,10 @@ def probe(target: str, body: bytes) -> tuple[np.ndarray, int]:
     length of the framed answer on the wire, to check h2load's answers by size."""
     import grpc
 
-    from modelpress.runtime.grpc import messages
-
     with grpc.insecure_channel(target, options=OPTIONS) as channel:
         raw = channel.unary_unary(INFER)(body, timeout=30)
-    answer = messages.ModelInferResponse.FromString(raw)
-    if answer.raw_output_contents:
-        output = np.frombuffer(answer.raw_output_contents[0], dtype="<f4")
-    else:
-        output = np.asarray(answer.outputs[0].contents.fp32_contents, dtype=np.float32)
-    return output, len(framed(raw))
+    output = next(iter(infer_outputs(raw)[1].values())).ravel()
+    return output, len(frame(raw))
 
 
 def first_output(target: str, body: bytes) -> np.ndarray:
@@ -126,7 +106,7 @@ def run_h2load(target: str, body: bytes, concurrency: int, seconds: float, answe
     connections = max(c for c in range(1, max(1, connections) + 1) if concurrency % c == 0)
     with tempfile.TemporaryDirectory(prefix="grpc-load-") as tmp:
         request, log = Path(tmp) / "request.bin", Path(tmp) / "calls.tsv"
-        request.write_bytes(framed(body))
+        request.write_bytes(frame(body))
         command = ["h2load", "-t", "1", "-c", str(connections), "-m", str(concurrency // connections),
                    "-D", str(max(1, round(seconds))), "-H", "content-type: application/grpc", "-H", "te: trailers",
                    "-d", str(request), "--log-file", str(log), f"http://{target}{INFER}"]

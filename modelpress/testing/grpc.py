@@ -196,3 +196,40 @@ def grpc_alive(send: GrpcSender, token: str | None, model: str = "digits", input
     elif list(messages.ModelInferResponse.FromString(answer.body).outputs[0].shape)[:1] != [1]:
         found.append("a correct ModelInfer answered without its one row of outputs")
     return found
+
+
+# --- well-formed calls -----------------------------------------------------------------------------
+
+def infer_body(model: str, input_name: str, x, raw: bool) -> bytes:
+    """A serialized ``ModelInferRequest`` for one FP32 input ``x``: raw bytes or typed ``fp32_contents``."""
+    import numpy as np
+
+    request = _messages().ModelInferRequest(model_name=model)
+    tensor = request.inputs.add(name=input_name, datatype="FP32", shape=list(x.shape))
+    if raw:
+        request.raw_input_contents.append(np.asarray(x, dtype="<f4").tobytes())
+    else:
+        tensor.contents.fp32_contents.extend(np.asarray(x, dtype=np.float32).ravel().tolist())
+    return request.SerializeToString()
+
+
+_FLOATS = {"FP32": ("<f4", "fp32_contents"), "FP64": ("<f8", "fp64_contents")}
+
+
+def infer_outputs(data: bytes) -> tuple[str, dict]:
+    """The version that answered and the FP32 / FP64 outputs (name -> array in its shape) of a serialized
+    ``ModelInferResponse``, raw or typed."""
+    import numpy as np
+
+    answer = _messages().ModelInferResponse.FromString(data)
+    outputs = {}
+    for index, tensor in enumerate(answer.outputs):
+        layout, field = _FLOATS.get(tensor.datatype, (None, None))
+        if layout is None:
+            raise ValueError(f"output {tensor.name} is {tensor.datatype}; expected FP32 or FP64")
+        if answer.raw_output_contents:
+            values = np.frombuffer(answer.raw_output_contents[index], dtype=layout)
+        else:
+            values = np.asarray(getattr(tensor.contents, field), dtype=layout)
+        outputs[tensor.name] = values.reshape(list(tensor.shape))
+    return answer.model_version, outputs
