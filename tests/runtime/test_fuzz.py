@@ -84,6 +84,11 @@ def test_the_checks_catch_what_they_should():
     assert problems(request, Answer(400, {"content-type": "application/json"}, b'{"error": ""}'))
     assert problems(request, Answer(404, {"Content-Type": "application/json"}, b'{"message": "x"}'))
     assert not problems(request, Answer(404, {"content-type": "application/json"}, b'{"error": "no model x"}'))
+    # readiness says 503 while nothing is served (a campaign's own unloads can get there); elsewhere a 503 is a fault
+    ready = Hostile(Route("GET", "/v2/health/ready", False), "v2", "GET", "/v2/health/ready")
+    not_ready = Answer(503, {"Content-Type": "application/json"}, b'{"ready": false, "error": "nothing served"}')
+    assert not problems(ready, not_ready)
+    assert problems(request, not_ready)
 
 
 @pytest.mark.slow

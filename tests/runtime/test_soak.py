@@ -22,6 +22,8 @@ def test_soak_with_a_publish_mid_run_loses_no_request(tmp_path):
     assert totals["stopped_by"] == "count", (f"hung: {totals['requests']} of {SMALL.requests} requests answered "
                                              f"in {HUNG} s")
     assert totals["errors"] == 0, (totals["errors_by_reason"], totals["error_examples"])
+    grpc = result["by_protocol"]["grpc"]  # a third of the mix goes through the gRPC door, the swap included
+    assert grpc["requests"] > 0 and grpc["errors"] == 0 and grpc["requests_during_swap"] > 0
     assert totals["warmup_errors"] == 0
     assert totals["requests"] >= SMALL.requests
     assert swap["error"] is None
