@@ -90,7 +90,20 @@ class DataPlane:
             return None  # models load on request (the repository API, or on demand): none loaded is expected
         if any(state == ModelState.AVAILABLE for _, _, state in registry.states()):
             return None
+        unloaded = [name for name in registry.model_names() if self._unloaded_by_client(name)]
+        if unloaded and len(unloaded) == len(registry.model_names()):
+            return ("no model version is being served: every model was unloaded through the repository API; load "
+                    "one again (POST /v2/repository/models/<model>/load)")
+        if unloaded:
+            return (f"no model version is being served: {', '.join(sorted(unloaded))} unloaded through the "
+                    "repository API, the other models' versions failed to load (see /status)")
         return "no model version is being served: every version failed to load (see /status or /v2/repository/index)"
+
+    def _unloaded_by_client(self, name: str) -> bool:
+        try:
+            return self.registry.unloaded_by_client(self.registry.lookup_model(name))
+        except NotFoundError:  # removed from the repository since it was listed
+            return False
 
     def model_ready(self, model: str, version: str | None = None) -> Readiness:
         """Readiness of a model's newest available version, or of one version; a version the repository does

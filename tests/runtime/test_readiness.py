@@ -47,3 +47,17 @@ def test_every_version_failing_is_not_ready(make_app, tmp_path):
 def test_explicit_model_control_with_nothing_loaded_is_ready(make_app, repo):
     """Models load on request there (Triton's explicit mode is ready with none loaded)."""
     assert make_app(repo, model_control="explicit").test_client().get("/v2/health/ready").status_code == 200
+
+
+def test_a_repository_whose_models_were_all_unloaded_says_so(make_app, repo):
+    """Readiness names the cause: models a client unloaded through the repository API did not fail to load."""
+    client = make_app(repo).test_client()
+    names = [row["name"] for row in client.post("/v2/repository/index").json]
+    for name in sorted(set(names))[:-1]:
+        assert client.post(f"/v2/repository/models/{name}/unload").status_code == 200
+    assert client.get("/v2/health/ready").status_code == 200          # one model still serves
+    assert client.post(f"/v2/repository/models/{sorted(set(names))[-1]}/unload").status_code == 200
+    answer = client.get("/v2/health/ready")
+    assert answer.status_code == 503
+    assert "unloaded through the repository API" in answer.json["error"]
+    assert "failed to load" not in answer.json["error"]
