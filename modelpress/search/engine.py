@@ -30,6 +30,7 @@ from modelpress.search.cache import TrialCache, array_hash, model_hash
 from modelpress.search.executor import InProcess
 from modelpress.search.launch import make_executor
 from modelpress.search.measure import Measurer, correct
+from modelpress.search.progress import Progress
 from modelpress.search.space import Settings
 from modelpress.search.trial import MARGIN_FORMULA, Trial, drop_margin
 
@@ -133,7 +134,7 @@ class Search:
                                               "what": "the source model as given (Keras, float32) on the held-out "
                                                       "split", "epochs": self.epochs,
                                               "margin": MARGIN_FORMULA})
-        self.bar: Any = None
+        self.progress = Progress(options.progress)
         self.slice_end: float | None = None
         self.executor: Any = InProcess()
 
@@ -197,9 +198,11 @@ class Search:
         from modelpress.compressor.pipeline import run_recipe
 
         started = time.perf_counter()
-        # fine-tuning picks its best epoch on training samples it sets aside, never on x_val (which scores it)
+        self.progress.phase(_training_text(settings))
+        # fine-tuning picks its best epoch on training samples it sets aside, never on x_val (which scores it);
+        # with progress on, its own bar counts the epochs and steps under the search's line
         model, steps, notes = run_recipe(self.model, self.flavor, settings.recipe(), selection_split(self.data),
-                                         quiet=True)
+                                         quiet=not self.options.progress)
         seconds = time.perf_counter() - started
         epochs = sum(s.get("epochs") or 0 for s in steps)
         if epochs:
@@ -231,6 +234,9 @@ class Search:
         if len(runnable) == 1 and self.executor.workers == 1:
             done = [self.measure_trial(profile, measurer, runnable[0])]
         else:
+            if runnable:
+                self.progress.phase(f"{len(runnable)} trial(s) on {self.executor.workers} worker(s): "
+                                    + "; ".join(s.describe() for s in runnable))
             done = self.executor.run(self, profile, measurer, runnable) if runnable else []
         recorded: list[Trial | None] = [self._finish(trial, None) for trial in done]
         return recorded + [None] * (len(batch) - len(recorded))
@@ -257,7 +263,7 @@ class Search:
             blob = None
             try:
                 blob, row = measurer.measure(model, settings.quantization, settings.fallback,
-                                             self.outputs_for(model_key, model))
+                                             self.outputs_for(model_key, model), phase=self.progress.phase)
                 trial.accuracy, trial.bytes, trial.gzip_bytes = row["accuracy"], row["bytes"], row["gzip_bytes"]
                 trial.p50_ms, trial.problems, trial.ops = row["p50_ms"], row["problems"], row["ops"]
                 trial.p50_spread_ms = row.get("p50_spread_ms")
@@ -282,12 +288,9 @@ class Search:
             trial.within_budget = trial.drop_points + trial.margin_points <= self.options.max_drop + 1e-9
         trial.id = len(self.result.trials) + 1
         self.result.trials.append(trial)
-        if self.bar is not None:
-            self.bar.update(1)
-            best = self.best(trial.profile)
-            if best is not None:
-                self.bar.set_postfix_str(f"best {best.gzip_bytes / 1024:.1f} KB gzip, {best.p50_ms:.3f} ms, "
-                                         f"drop {best.drop_points:+.2f} pt")
+        best = self.best(trial.profile)
+        self.progress.trial_done(f"best {best.gzip_bytes / 1024:.1f} KB gzip, {best.p50_ms:.3f} ms, drop "
+                                 f"{best.drop_points:+.2f} pt" if best is not None else None)
         return trial
 
     # -- choice -------------------------------------------------------------------------------------------
@@ -328,6 +331,7 @@ class Search:
         if len(contenders) < 2 or any(b is None for b in blobs):
             return
         started = time.perf_counter()
+        self.progress.phase(f"re-timing the {len(contenders)} fastest passing candidates, interleaved")
         threads = self.measurer(profile).threads
         for trial, (p50, spread) in zip(contenders, interleaved_latency(blobs, self.data.x_val[:1], threads,
                                                                          runs=4 * self.options.latency_runs,
@@ -348,14 +352,12 @@ class Search:
                         source_correct=self.source_correct)
 
     def run(self) -> SearchResult:
-        from tqdm.auto import tqdm
-
         from modelpress.search.strategy import Strategy
 
         self.start = time.perf_counter()
         self.executor = make_executor(self)
         try:
-            self._run_profiles(Strategy, tqdm)
+            self._run_profiles(Strategy)
             self.result.execution = self.executor.describe()
         finally:
             self.executor.close()
@@ -363,7 +365,7 @@ class Search:
         self.result.cache = {"folder": str(self.cache.folder), "hits": self.cache.hits, "misses": self.cache.misses}
         return self.result
 
-    def _run_profiles(self, Strategy: Any, tqdm: Any) -> None:  # noqa: N803 - classes imported late by run()
+    def _run_profiles(self, Strategy: Any) -> None:  # noqa: N803 - a class, imported late by run()
         for index, profile in enumerate(self.profiles):
             if self.options.time_budget is not None:
                 # an equal share of what is left: a profile that finishes early leaves its time to the next ones,
@@ -374,14 +376,12 @@ class Search:
                 self.slice_end = now + share
                 self.result.slices[profile.name] = round(share, 1)
             measurer = self.measurer(profile)
-            self.bar = tqdm(desc=f"press {profile.name}", unit="trial", disable=not self.options.progress,
-                            leave=True)
+            self.progress.start(profile.name)
             try:
                 Strategy(self, profile, measurer).run()
+                self._choose(profile)
             finally:
-                self.bar.close()
-                self.bar = None
-            self._choose(profile)
+                self.progress.close()
 
     def _choose(self, profile: DeviceProfile) -> None:
         name = profile.name
@@ -415,6 +415,13 @@ class Search:
             f"{self.reference_accuracy:.2%} on {len(self.data.x_val)} held-out samples. The closest was "
             f"'{closest.describe()}' ({closest.accuracy:.2%}, drop {closest.drop_points:.2f} pt, "
             f"{(closest.gzip_bytes or 0) / 1024:.1f} KB gzip): {fix}.{stopped}")
+
+
+def _training_text(settings: Settings) -> str:
+    """What the progress line says while ``settings``'s model trains (QAT named as such)."""
+    epochs = sum(s.get("epochs", settings.epochs) for s in settings.steps if s["type"] != "int8")
+    what = "quantization-aware training" if any(s["type"] == "qat" for s in settings.steps) else "fine-tuning"
+    return f"{what} {settings.describe()}: {epochs} epoch(s)"
 
 
 def _why_not(trial: Trial, chosen: Trial | None, options: SearchOptions) -> str:
