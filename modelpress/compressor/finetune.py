@@ -329,6 +329,7 @@ def finetune(model: Any, data: Dataset, config: FineTune, flavor: str, *, hooks:
     step = 0
     with _progress(total, quiet, desc) as bar:
         for epoch in range(epochs):
+            bar.set_postfix_str(f"epoch {epoch + 1}/{epochs}", refresh=False)
             order = rng.permutation(n)
             losses = []
             for start in range(0, n, config.batch_size):

@@ -11,7 +11,8 @@ split (``x_val`` / ``y_val``, never used for fine-tuning or calibration); the dr
 source model as given, and a candidate passes the budget only if its drop plus a safety margin of one
 standard error of that drop fits (:func:`modelpress.search.trial.drop_margin`): a candidate that fits on the
 validation samples by less than their noise would likely miss on other data.
-Which candidates are tried, in which order, is in :mod:`modelpress.search.strategy`.
+Which candidates are tried, in which order, is in :mod:`modelpress.search.strategy`; which one is chosen per
+profile once they are in, in :mod:`modelpress.search.choice`.
 """
 
 from __future__ import annotations
@@ -27,24 +28,15 @@ from modelpress.compressor.report import accuracy
 from modelpress.device_profiles import DeviceProfile
 from modelpress.errors import ModelpressError, UsageError
 from modelpress.search.cache import TrialCache, array_hash, model_hash
+from modelpress.search.choice import best_trial, choose, fastest
 from modelpress.search.executor import InProcess
 from modelpress.search.launch import make_executor
 from modelpress.search.measure import Measurer, correct
+from modelpress.search.progress import Progress
 from modelpress.search.space import Settings
 from modelpress.search.trial import MARGIN_FORMULA, Trial, drop_margin
 
 OBJECTIVES = ("size", "latency")
-RETIME_WITHIN = 0.3      # passing candidates this much slower than the fastest are re-timed beside it
-RETIME_AT_MOST = 6
-#: latencies closer than this share of the faster one are a tie even when the spreads are narrower
-TIE_FLOOR = 0.05
-
-
-def latency_tied(trial: Trial, lead: Trial) -> bool:
-    """Whether ``trial``'s latency is within the noise of ``lead``'s (their spreads overlap, or within 5%)."""
-    a, b = trial.p50_ms or 0.0, lead.p50_ms or 0.0
-    noise = (trial.p50_spread_ms or 0.0) + (lead.p50_spread_ms or 0.0)
-    return a - b <= max(noise, TIE_FLOOR * b)
 CALIBRATION_SAMPLES = 300
 
 
@@ -133,7 +125,7 @@ class Search:
                                               "what": "the source model as given (Keras, float32) on the held-out "
                                                       "split", "epochs": self.epochs,
                                               "margin": MARGIN_FORMULA})
-        self.bar: Any = None
+        self.progress = Progress(options.progress)
         self.slice_end: float | None = None
         self.executor: Any = InProcess()
 
@@ -197,9 +189,11 @@ class Search:
         from modelpress.compressor.pipeline import run_recipe
 
         started = time.perf_counter()
-        # fine-tuning picks its best epoch on training samples it sets aside, never on x_val (which scores it)
+        self.progress.phase(_training_text(settings))
+        # fine-tuning picks its best epoch on training samples it sets aside, never on x_val (which scores it);
+        # with progress on, its own bar counts the epochs and steps under the search's line
         model, steps, notes = run_recipe(self.model, self.flavor, settings.recipe(), selection_split(self.data),
-                                         quiet=True)
+                                         quiet=not self.options.progress)
         seconds = time.perf_counter() - started
         epochs = sum(s.get("epochs") or 0 for s in steps)
         if epochs:
@@ -231,6 +225,9 @@ class Search:
         if len(runnable) == 1 and self.executor.workers == 1:
             done = [self.measure_trial(profile, measurer, runnable[0])]
         else:
+            if runnable:
+                self.progress.phase(f"{len(runnable)} trial(s) on {self.executor.workers} worker(s): "
+                                    + "; ".join(s.describe() for s in runnable))
             done = self.executor.run(self, profile, measurer, runnable) if runnable else []
         recorded: list[Trial | None] = [self._finish(trial, None) for trial in done]
         return recorded + [None] * (len(batch) - len(recorded))
@@ -257,7 +254,7 @@ class Search:
             blob = None
             try:
                 blob, row = measurer.measure(model, settings.quantization, settings.fallback,
-                                             self.outputs_for(model_key, model))
+                                             self.outputs_for(model_key, model), phase=self.progress.phase)
                 trial.accuracy, trial.bytes, trial.gzip_bytes = row["accuracy"], row["bytes"], row["gzip_bytes"]
                 trial.p50_ms, trial.problems, trial.ops = row["p50_ms"], row["problems"], row["ops"]
                 trial.p50_spread_ms = row.get("p50_spread_ms")
@@ -282,61 +279,16 @@ class Search:
             trial.within_budget = trial.drop_points + trial.margin_points <= self.options.max_drop + 1e-9
         trial.id = len(self.result.trials) + 1
         self.result.trials.append(trial)
-        if self.bar is not None:
-            self.bar.update(1)
-            best = self.best(trial.profile)
-            if best is not None:
-                self.bar.set_postfix_str(f"best {best.gzip_bytes / 1024:.1f} KB gzip, {best.p50_ms:.3f} ms, "
-                                         f"drop {best.drop_points:+.2f} pt")
+        best = self.best(trial.profile)
+        self.progress.trial_done(f"best {best.gzip_bytes / 1024:.1f} KB gzip, {best.p50_ms:.3f} ms, drop "
+                                 f"{best.drop_points:+.2f} pt" if best is not None else None)
         return trial
 
-    # -- choice -------------------------------------------------------------------------------------------
-    def rank_key(self, trial: Trial) -> tuple:
-        size, latency = trial.gzip_bytes or 0, trial.p50_ms or 0.0
-        if self.options.objective == "latency":
-            return (latency, size, -(trial.accuracy or 0))
-        return (size, latency, -(trial.accuracy or 0))
-
+    # -- choice (modelpress.search.choice) -------------------------------------------------------------------
     def best(self, profile: str) -> Trial | None:
-        passers = [t for t in self.result.trials if t.profile == profile and t.passed]
-        if not passers:
-            return None
-        if self.options.objective == "latency":
-            return self.fastest(passers)
-        return min(passers, key=self.rank_key)
+        return best_trial(self.result.trials, profile, self.options.objective)
 
-    @staticmethod
-    def fastest(trials: list[Trial]) -> Trial:
-        """The fastest trial, where latencies that overlap within their noise count as a tie broken by accuracy,
-        then size: a 2% faster model is not worth a point of accuracy when two timings of one model differ by 15%.
-        """
-        lead = min(trials, key=lambda t: t.p50_ms or 0.0)
-        tied = [t for t in trials if latency_tied(t, lead)]
-        return min(tied, key=lambda t: (-(t.accuracy or 0.0), t.gzip_bytes or 0, t.p50_ms or 0.0))
-
-    def retime_contenders(self, profile: DeviceProfile) -> None:
-        """Re-time the passing candidates within reach of the fastest, interleaved, before the latency choice."""
-        from modelpress.search.measure import interleaved_latency
-
-        passers = [t for t in self.result.trials if t.profile == profile.name and t.passed and t.p50_ms]
-        if len(passers) < 2:
-            return
-        lead = min(t.p50_ms for t in passers)
-        contenders = sorted((t for t in passers if t.p50_ms <= lead * (1 + RETIME_WITHIN)), key=lambda t: t.p50_ms)
-        contenders = contenders[:RETIME_AT_MOST]
-        blobs = [self.cache.artifact(t.artifact_key) for t in contenders]
-        if len(contenders) < 2 or any(b is None for b in blobs):
-            return
-        started = time.perf_counter()
-        threads = self.measurer(profile).threads
-        for trial, (p50, spread) in zip(contenders, interleaved_latency(blobs, self.data.x_val[:1], threads,
-                                                                         runs=4 * self.options.latency_runs,
-                                                                         rounds=8)):
-            trial.p50_ms, trial.p50_spread_ms = p50, spread
-        self.record_phase(f"{profile.name}: interleaved re-timing", time.perf_counter() - started)
-        self.result.notes.append(
-            f"{profile.name}: the {len(contenders)} fastest passing candidates re-timed interleaved (8 rounds): "
-            + ", ".join(f"#{t.id} {t.p50_ms:.4f} ± {t.p50_spread_ms:.4f} ms" for t in contenders))
+    fastest = staticmethod(fastest)
 
     def passed(self, profile: str, family: str | None = None) -> list[Trial]:
         return [t for t in self.result.trials
@@ -348,14 +300,12 @@ class Search:
                         source_correct=self.source_correct)
 
     def run(self) -> SearchResult:
-        from tqdm.auto import tqdm
-
         from modelpress.search.strategy import Strategy
 
         self.start = time.perf_counter()
         self.executor = make_executor(self)
         try:
-            self._run_profiles(Strategy, tqdm)
+            self._run_profiles(Strategy)
             self.result.execution = self.executor.describe()
         finally:
             self.executor.close()
@@ -363,7 +313,7 @@ class Search:
         self.result.cache = {"folder": str(self.cache.folder), "hits": self.cache.hits, "misses": self.cache.misses}
         return self.result
 
-    def _run_profiles(self, Strategy: Any, tqdm: Any) -> None:  # noqa: N803 - classes imported late by run()
+    def _run_profiles(self, Strategy: Any) -> None:  # noqa: N803 - a class, imported late by run()
         for index, profile in enumerate(self.profiles):
             if self.options.time_budget is not None:
                 # an equal share of what is left: a profile that finishes early leaves its time to the next ones,
@@ -374,63 +324,15 @@ class Search:
                 self.slice_end = now + share
                 self.result.slices[profile.name] = round(share, 1)
             measurer = self.measurer(profile)
-            self.bar = tqdm(desc=f"press {profile.name}", unit="trial", disable=not self.options.progress,
-                            leave=True)
+            self.progress.start(profile.name)
             try:
                 Strategy(self, profile, measurer).run()
+                choose(self, profile)
             finally:
-                self.bar.close()
-                self.bar = None
-            self._choose(profile)
+                self.progress.close()
 
-    def _choose(self, profile: DeviceProfile) -> None:
-        name = profile.name
-        if self.options.objective == "latency":
-            self.retime_contenders(profile)
-        chosen = self.best(name)
-        self.result.chosen[name] = chosen
-        mine = [t for t in self.result.trials if t.profile == name]
-        for trial in mine:
-            trial.why_not = _why_not(trial, chosen, self.options)
-        if chosen is not None:
-            self.result.closest[name] = chosen
-            return
-        measured = [t for t in mine if t.drop_points is not None]
-        clean = [t for t in measured if not t.problems] or measured
-        closest = min(clean, key=lambda t: (t.drop_points, t.gzip_bytes or 0)) if clean else None
-        self.result.closest[name] = closest
-        budget = f"a drop of at most {self.options.max_drop:g} point(s)"
-        if closest is None:
-            self.result.messages.append(f"{name}: no candidate could be built and measured ({len(mine)} tried); "
-                                        "see the errors in press.json")
-            return
-        needed = closest.drop_points + (closest.margin_points or 0.0)
-        fix = (f"loosen --max-drop to {needed:.2f} or more (its drop plus a margin of "
-               f"{closest.margin_points or 0.0:.2f} pt, one standard error)" if not closest.problems else
-               f"it breaks the profile's constraints ({'; '.join(closest.problems)}); pick a larger device profile")
-        stopped = " The time budget ended the search early; a larger --time-budget may find more." \
-            if self.result.stopped else ""
-        self.result.messages.append(
-            f"{name}: none of {len(mine)} candidates kept {budget} against the source's "
-            f"{self.reference_accuracy:.2%} on {len(self.data.x_val)} held-out samples. The closest was "
-            f"'{closest.describe()}' ({closest.accuracy:.2%}, drop {closest.drop_points:.2f} pt, "
-            f"{(closest.gzip_bytes or 0) / 1024:.1f} KB gzip): {fix}.{stopped}")
-
-
-def _why_not(trial: Trial, chosen: Trial | None, options: SearchOptions) -> str:
-    if trial is chosen:
-        return "chosen"
-    if trial.error is not None:
-        return trial.error
-    if trial.problems:
-        return "breaks the profile: " + "; ".join(trial.problems)
-    if not trial.within_budget:
-        return (f"over budget: drop {trial.drop_points:.2f} + margin {trial.margin_points or 0.0:.2f} pt > "
-                f"{options.max_drop:g} pt")
-    if chosen is None:
-        return ""
-    if options.objective == "latency":
-        return f"slower: {trial.p50_ms:.3f} ms vs {chosen.p50_ms:.3f} ms p50"
-    if (trial.gzip_bytes or 0) > (chosen.gzip_bytes or 0):
-        return f"larger: {trial.gzip_bytes / 1024:.1f} KB vs {chosen.gzip_bytes / 1024:.1f} KB gzip"
-    return f"same size, slower: {trial.p50_ms:.3f} ms vs {chosen.p50_ms:.3f} ms p50"
+def _training_text(settings: Settings) -> str:
+    """What the progress line says while ``settings``'s model trains (QAT named as such)."""
+    epochs = sum(s.get("epochs", settings.epochs) for s in settings.steps if s["type"] != "int8")
+    what = "quantization-aware training" if any(s["type"] == "qat" for s in settings.steps) else "fine-tuning"
+    return f"{what} {settings.describe()}: {epochs} epoch(s)"

@@ -157,6 +157,16 @@ def _call_trial(payload: tuple) -> Any:
     return run_trial(*payload)
 
 
+def startup_summary(startups: list[dict[str, Any]]) -> dict[str, Any]:
+    """Worker start-up figures for press.json: each worker's, the median and the longest (seconds)."""
+    seconds = sorted(s["seconds"] for s in startups)
+    if not seconds:
+        return {}
+    return {"worker_startup_s": {"median": seconds[len(seconds) // 2], "max": seconds[-1], "workers": startups,
+                                 "what": "from the worker process's creation to ready: interpreter, imports, "
+                                         "TensorFlow, the source model loaded and its search built"}}
+
+
 class LocalWorkers(Batches):
     """Trials in ``workers`` local processes, each with its share of the cores (and one GPU when there are GPUs)."""
 
@@ -174,15 +184,18 @@ class LocalWorkers(Batches):
             shutil.rmtree(self.folder, ignore_errors=True)
             raise
         self.pool = ProcessPool(workers, _call_trial, initializer=start, initargs=(self.context,))
+        self.startups: list[dict[str, Any]] = []
 
     def run(self, search: Any, profile: Any, measurer: Any, batch: list) -> list:
         self.count(batch)
         replies = self.pool.map([(self.context, profile.get_config(), settings) for settings in batch])
+        self.startups += [r["startup"] for r in replies if isinstance(r, dict) and r.get("startup")]
         return [died_trial(profile, s, r) if isinstance(r, WorkerDied) else r["trial"] for s, r in zip(batch, replies)]
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "processes", "workers": self.workers, "threads_per_worker": self.threads,
-                "gpus": self.gpus, "worker_restarts": self.pool.restarts, **self.offered()}
+                "gpus": self.gpus, "worker_restarts": self.pool.restarts, **self.offered(),
+                **startup_summary(self.startups)}
 
     def close(self) -> None:
         self.pool.close()

@@ -18,6 +18,7 @@ moment falls on all of them alike: press does that for the contenders before it 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -112,8 +113,12 @@ class Measurer:
         return interleaved_latency([blob], self.x_val[:1], self.threads, self.latency_runs)[0]
 
     def measure(self, model: Any, quantization: str, fallback: tuple[str, ...] = (),
-                reference_outputs: np.ndarray | None = None) -> tuple[bytes, dict[str, Any]]:
-        """Convert ``model`` and measure it; ConversionError when the converter refuses."""
+                reference_outputs: np.ndarray | None = None,
+                phase: Callable[[str], None] | None = None) -> tuple[bytes, dict[str, Any]]:
+        """Convert ``model`` and measure it; ConversionError when the converter refuses. ``phase`` is told each
+        step as it starts (converting, scoring, timing)."""
+        phase = phase or (lambda text: None)
+        phase(f"converting to {quantization}" + (f" ({len(fallback)} layer(s) kept wider)" if fallback else ""))
         blob = self.convert(model, quantization, fallback)
         graph = read_graph(blob)
         interpreter = TFLiteModel(blob, threads=1)
@@ -122,6 +127,7 @@ class Measurer:
                                      interpreter.output_specs(), want)
         if fallback and self.profile.hardware in ("edgetpu", "mcu"):
             problems.append(f"{len(fallback)} layer(s) in float: {self.profile.hardware} runs full-integer models only")
+        phase(f"scoring on {len(self.x_val)} held-out samples")
         outputs = self.outputs(blob, self.x_val)
         if reference_outputs is not None and reference_outputs.ndim == 2 and reference_outputs.shape[1] > 1:
             agreement = float(np.mean(reference_outputs.argmax(1) == outputs.argmax(1)))
@@ -131,6 +137,7 @@ class Measurer:
         row = {"accuracy": top1(self.y_val, outputs), "bytes": len(blob),
                "gzip_bytes": gzip_bytes(blob),
                "problems": problems, "ops": list(dict.fromkeys(graph.ops))}
+        phase(f"timing latency ({self.threads} thread(s))")
         row["p50_ms"], row["p50_spread_ms"] = self.latency_ms(blob)
         if self.source_correct is not None:
             mine = correct(self.y_val, outputs)

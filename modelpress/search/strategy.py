@@ -157,8 +157,7 @@ class Strategy:
         from modelpress.search.fallback import rank_layers
 
         search = self.search
-        if self.search.bar is not None:
-            self.search.bar.set_postfix_str(f"{self.profile.name}: ranking int8 layers (one debug pass)")
+        search.progress.phase("ranking int8 layers for the float fallback (one debug pass)")
         started = time.perf_counter()
         try:
             ranked = rank_layers(search.model, search.calibration)

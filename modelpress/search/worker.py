@@ -5,6 +5,7 @@
     reply = run_trial(context, profile.get_config(), settings)
     reply["trial"]                                           # a Trial measured here, not yet recorded
     reply["files"]                                           # its cache entries as bytes, when asked to ship them
+    reply["startup"]                                         # on a process's first trial: what its start-up cost
 
 The worker loads the source model from its saved file and memory-maps the data (nothing large is pickled per
 trial); it runs :meth:`modelpress.search.engine.Search.measure_trial`, the same trial function the driver runs
@@ -18,6 +19,7 @@ import dataclasses
 import os
 import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import numpy as np
 
 ARRAYS = ("x_train", "y_train", "x_val", "y_val")
 _STATE: dict[str, Any] = {}   # per process: the context's id -> its Search (built once, reused by every trial)
+_STARTUP: dict[str, Any] = {}  # per process: its start-up figures, until the first trial's reply carries them
 
 
 def write_context(search: Any, folder: Path, threads: int, gpus: list[str] | None = None) -> dict[str, Any]:
@@ -74,8 +77,20 @@ def start(context: dict[str, Any], slot: Any = None) -> None:
         with slot.get_lock():
             index, slot.value = slot.value, slot.value + 1
         gpu = context["gpus"][index % len(context["gpus"])]
+    began = time.perf_counter()
     limit_threads(context["threads"], gpu)
     _search(context)
+    _STARTUP.update(startup_figures(time.perf_counter() - began))
+
+
+def startup_figures(search_seconds: float) -> dict[str, Any]:
+    """What this worker process's start-up cost: seconds from the process's creation to ready (interpreter,
+    imports, TensorFlow, the source model loaded and its search built), of which ``search_seconds`` in
+    :func:`start` itself."""
+    import psutil
+
+    return {"worker": where(), "seconds": round(time.time() - psutil.Process().create_time(), 2),
+            "search_s": round(search_seconds, 2)}
 
 
 def _search(context: dict[str, Any]) -> Any:
@@ -157,4 +172,6 @@ def run_trial(context: dict[str, Any], profile_config: dict[str, Any], settings:
     trial = search.measure_trial(profile, measurer, settings)
     trial.worker, trial.epoch_seconds = where(), search.epoch_seconds
     files = search.cache.entry_files(trial.artifact_key, trial.model_key) if ship else None
-    return {"trial": trial, "files": files}
+    startup = dict(_STARTUP) or None
+    _STARTUP.clear()
+    return {"trial": trial, "files": files, "startup": startup}

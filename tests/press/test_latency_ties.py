@@ -7,7 +7,8 @@ import json
 import pytest
 
 import modelpress
-from modelpress.search.engine import Search, latency_tied
+from modelpress.search.choice import latency_tied
+from modelpress.search.engine import Search
 from modelpress.search.space import Settings
 from modelpress.search.trial import Trial
 
