@@ -91,6 +91,7 @@ def free_port() -> int:
 class Container:
     id: str
     url: str
+    grpc: str = ""        # host:port of the image's gRPC door (container port 8081)
 
     def exec(self, *command: str) -> str:
         return podman("exec", self.id, *command, timeout=60).stdout.strip()
@@ -113,16 +114,18 @@ class Container:
 def running(tag: str, models: Path, env: dict[str, str] | None = None, mounts: dict[Path, str] | None = None,
             scheme: str = "http") -> Iterator[Container]:
     """The image serving ``models`` mounted read-only at /mnt/models (as KServe's storage initializer leaves
-    it), and ``mounts`` (host folder -> container path) read-only, published on a free port of 127.0.0.1;
+    it), and ``mounts`` (host folder -> container path) read-only, its HTTP and gRPC ports published on free ports of
+    127.0.0.1;
     removed however the block ends."""
-    port = free_port()
-    args = ["run", "-d", "-p", f"127.0.0.1:{port}:8080", "-v", f"{models}:/mnt/models:ro"]
+    port, grpc_port = free_port(), free_port()
+    args = ["run", "-d", "-p", f"127.0.0.1:{port}:8080", "-p", f"127.0.0.1:{grpc_port}:8081",
+            "-v", f"{models}:/mnt/models:ro"]
     for source, target in (mounts or {}).items():
         args += ["-v", f"{source}:{target}:ro"]
     for key, value in (env or {}).items():
         args += ["-e", f"{key}={value}"]
     cid = podman(*args, tag, timeout=120).stdout.strip().splitlines()[-1]
     try:
-        yield Container(cid, f"{scheme}://127.0.0.1:{port}")
+        yield Container(cid, f"{scheme}://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}")
     finally:
         podman("rm", "-f", "-t", "5", cid, check=False, timeout=120)

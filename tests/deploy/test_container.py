@@ -91,7 +91,9 @@ def test_container_serves_v2_as_non_root_healthy_and_drains_on_sigterm(image, mo
         health = box.healthcheck()
         assert health.returncode == 0, health.stdout + health.stderr
         checks["health check"] = (health.stdout.strip() or "healthy")
-        # 4. SIGTERM under load: every request the server received is answered
+        # 4. the gRPC door the image starts (MODELPRESS_GRPC_PORT=8081): health SERVING, ModelInfer right
+        checks["gRPC door"] = _grpc_checks(box.grpc, x, y)
+        # 5. SIGTERM under load: every request the server received is answered
         rows = np.tile(x, (40, 1, 1, 1))  # 4,000 rows a request: each takes the server a while
         big = json.dumps(_v2_body(rows)).encode()
         results: list = []
@@ -159,3 +161,27 @@ def test_container_serves_https_and_only_signed_models(image, tmp_path):
         assert health.returncode == 0, health.stdout + health.stderr + box.logs()[-2000:]
     print("\ncontainer with TLS and a trust key: HTTPS v2 answers, health check passes over HTTPS, the unsigned "
           f"model is not ready ({refused.json()['error'][:80]}...)")
+
+
+def _grpc_checks(target: str, x: np.ndarray, y: np.ndarray) -> str:
+    """The published gRPC port: the standard health service says SERVING and ModelInfer answers right."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from modelpress.testing.grpc import GrpcCase, GrpcSender, infer_body, infer_outputs
+
+    with grpc.insecure_channel(target) as channel:
+        grpc.channel_ready_future(channel).result(timeout=60)
+        status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=30)
+    assert status.status == health_pb2.HealthCheckResponse.SERVING
+    send = GrpcSender(target, timeout=60)
+    try:
+        answer = send(GrpcCase("container", "ModelInfer", infer_body("digits", "image", x, raw=True)))
+    finally:
+        send.close()
+    assert answer.code == "OK", answer
+    _, outputs = infer_outputs(answer.body)
+    scores = next(iter(outputs.values())).reshape(len(x), -1)
+    accuracy = float((scores.argmax(axis=1) == y).mean())
+    assert accuracy >= 0.9
+    return f"health SERVING, ModelInfer {accuracy:.0%} of {len(x)} real digits right"
