@@ -34,10 +34,15 @@ from modelpress.search.launch import make_executor
 from modelpress.search.measure import Measurer, correct
 from modelpress.search.progress import Progress
 from modelpress.search.space import Settings
-from modelpress.search.trial import MARGIN_FORMULA, Trial, drop_margin
+from modelpress.search.trial import MARGIN_FORMULA, Trial, drop_margin, is_floor
 
 OBJECTIVES = ("size", "latency")
 CALIBRATION_SAMPLES = 300
+#: before the search has timed a fine-tuning, an epoch is priced at this many inference passes over the training
+#: data (forward, backward and update, plus the epoch's scoring on the samples set aside): a first fine-tuning
+#: of a ResNet that took 256 s was otherwise started with 104 s of its profile's share left, and the next
+#: profile got none
+TRAINING_COST_FACTOR = 4
 
 
 @dataclass
@@ -114,7 +119,9 @@ class Search:
         self.source_hash = model_hash(model)
         self.data_hash = array_hash(data.x_train, data.y_train)
         self.eval_hash = array_hash(data.x_val, data.y_val)
+        started = time.perf_counter()
         reference_outputs = self._keras_outputs(model)
+        self.inference_seconds = (time.perf_counter() - started) / max(len(data.x_val), 1)  # per sample
         self.reference_accuracy = accuracy(data.y_val, reference_outputs)
         self.source_correct = correct(data.y_val, reference_outputs)
         self.models: dict[str, Any] = {}
@@ -142,13 +149,17 @@ class Search:
         """Add ``seconds`` to a named phase's cost (written to press.json)."""
         self.result.phases[name] = round(self.result.phases.get(name, 0.0) + seconds, 3)
 
+    def epoch_cost(self) -> float:
+        """Seconds one fine-tuning epoch likely takes: as timed in this search, else priced from inference."""
+        return self.epoch_seconds or TRAINING_COST_FACTOR * self.inference_seconds * len(self.data.x_train)
+
     def affordable(self, settings: Settings) -> bool:
         """False (and the search marked stopped) when the trial would likely end past the time budget."""
         left = self.time_left()
         cost = 0.0
-        if settings.compressed and self.epoch_seconds and not self._compressed_cached(settings):
+        if settings.compressed and not self._compressed_cached(settings):
             epochs = sum(s.get("epochs", settings.epochs) for s in settings.steps if s["type"] != "int8")
-            cost = self.epoch_seconds * epochs
+            cost = self.epoch_cost() * epochs
         if left <= 0 or cost > left:
             elapsed = time.perf_counter() - self.start
             if self.options.time_budget - elapsed > max(cost, 0.0) and len(self.profiles) > 1:
@@ -216,12 +227,14 @@ class Search:
 
     def trials(self, profile: DeviceProfile, measurer: Measurer, batch: list[Settings]) -> list[Trial | None]:
         """Run candidates at once on the executor's workers, recorded in the order given; None for each one the
-        time budget does not allow (from the first such one on: they would run side by side, so each must fit)."""
-        runnable: list[Settings] = []
+        time budget does not allow (from the first such one on: they would run side by side, so each must fit),
+        except the profile's post-training int8 candidate: every profile gets that one, even past the budget
+        (a conversion; a profile left with no candidate at all is worse than a budget overrun by one)."""
+        allowed: list[bool] = []
         for settings in batch:
-            if not self.affordable(settings):
-                break
-            runnable.append(settings)
+            allowed.append((not allowed or allowed[-1]) and self.affordable(settings))
+        allowed = [ok or is_floor(settings) for ok, settings in zip(allowed, batch)]
+        runnable = [settings for ok, settings in zip(allowed, batch) if ok]
         if len(runnable) == 1 and self.executor.workers == 1:
             done = [self.measure_trial(profile, measurer, runnable[0])]
         else:
@@ -229,8 +242,8 @@ class Search:
                 self.progress.phase(f"{len(runnable)} trial(s) on {self.executor.workers} worker(s): "
                                     + "; ".join(s.describe() for s in runnable))
             done = self.executor.run(self, profile, measurer, runnable) if runnable else []
-        recorded: list[Trial | None] = [self._finish(trial, None) for trial in done]
-        return recorded + [None] * (len(batch) - len(recorded))
+        finished = iter([self._finish(trial, None) for trial in done])
+        return [next(finished) if ok else None for ok in allowed]
 
     def measure_trial(self, profile: DeviceProfile, measurer: Measurer, settings: Settings) -> Trial:
         """Build (fine-tune), convert and measure one candidate, or read it from the cache; not yet recorded.

@@ -44,7 +44,7 @@ from modelpress.errors import ModelpressError
 from modelpress.search import space
 from modelpress.search.measure import Measurer
 from modelpress.search.space import Settings
-from modelpress.search.trial import Trial
+from modelpress.search.trial import Trial, is_floor
 
 L0_LOG10 = (-0.5, 2.5, 1.0)  # log10 of the L0 strength λ: lowest, highest, first tried
 HOPELESS = 4.0  # a trial this many budgets (plus 2 points) over ends its branch's way down
@@ -66,7 +66,7 @@ class Strategy:
         return not self.stopped and (self.options.families is None or family in self.options.families)
 
     def trial(self, settings: Settings) -> Trial | None:
-        if self.stopped:
+        if self.stopped and not is_floor(settings):  # post-training int8 runs for every profile (Search.trials)
             return None
         result = self.search.trial(self.profile, self.m, settings)
         if result is None:
@@ -120,6 +120,8 @@ class Strategy:
         base = self._pick_quantization()
         if base is None:
             self.search.result.notes.append(
+                f"{self.profile.name}: the time budget ended before a quantization within the budget was found; "
+                "compression was not tried" if self.stopped else
                 f"{self.profile.name}: the source model already misses the budget under every quantization the "
                 "device runs; compression was skipped (it only loses accuracy from there)")
             return

@@ -44,6 +44,11 @@ def drop_margin(n: int, worse: int | None = None, better: int | None = None, p_s
     return round(100 * math.sqrt(max(variance, 0.0) / n), 4)
 
 
+
+def is_floor(settings: Settings) -> bool:
+    """The candidate every profile gets whatever the time budget says: post-training int8 (a conversion)."""
+    return settings.family == "quantize" and settings.quantization == "int8" and not settings.compressed
+
 @dataclass
 class Trial:
     profile: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -25,3 +26,43 @@ def test_every_profile_gets_a_share_of_the_time_budget(mlp_path, data_dir, tmp_p
     assert set(slices) == {"raspberry-pi-4", "cortex-m"}
     assert slices["raspberry-pi-4"] == pytest.approx(15, abs=2)  # half of the budget, given at the start
     assert slices["cortex-m"] > 0  # whatever the first profile left: all of it goes to the last one
+
+
+def test_a_profile_after_an_overrun_still_gets_its_post_training_int8(mlp_path, data_dir, tmp_path):
+    """A 1-second budget is spent by the first profile's first conversion: the second profile's share is
+    nothing, yet it still gets its post-training int8 candidate (the floor), and nothing that trains runs."""
+    result = modelpress.press(mlp_path, ["raspberry-pi-4", "cortex-m"], data_dir / "data.npz", out=tmp_path / "out",
+                              max_drop=5.0, epochs=1, families=["prune"], time_budget=1,
+                              use_cache=False, progress=False)
+    trials = result.search.trials
+    for profile in ("raspberry-pi-4", "cortex-m"):
+        assert [t.settings.quantization for t in trials if t.profile == profile and t.settings.family == "quantize"
+                and t.settings.quantization == "int8"] == ["int8"], profile
+    assert not [t for t in trials if t.settings.compressed]
+    assert result.chosen["cortex-m"] is not None and result.packages["cortex-m"].is_dir()
+    assert "time budget" in result.search.stopped
+
+
+def test_a_fine_tuning_is_priced_before_the_search_has_timed_one(mlp_path, data_dir):
+    """The first fine-tuning is not started blind: until one is timed, an epoch costs TRAINING_COST_FACTOR
+    inference passes over the training data, so a first trial that cannot fit its share is not started."""
+    from modelpress.compressor.data import load_data
+    from modelpress.model_io import load_model
+    from modelpress.search.engine import TRAINING_COST_FACTOR, Search, SearchOptions
+    from modelpress.search.space import Settings
+
+    source = load_model(mlp_path)
+    data = load_data(data_dir / "data.npz")
+    search = Search(source.model, source.flavor, data, [modelpress.load_profile("cortex-m")],
+                    SearchOptions(time_budget=10**7, progress=False))
+    assert search.epoch_seconds is None
+    per_epoch = search.epoch_cost()
+    assert per_epoch == pytest.approx(TRAINING_COST_FACTOR * search.inference_seconds * len(data.x_train))
+    assert per_epoch > 0
+    search.inference_seconds = 1.0  # a slow model: an epoch priced in hours, so the check below has room to spare
+    per_epoch = search.epoch_cost()
+    search.start = time.perf_counter()
+    search.slice_end = search.start + per_epoch * 1.5  # room for one epoch, not for two
+    prune = Settings("prune", ({"type": "prune", "sparsity": 0.5},), epochs=2)
+    assert not search.affordable(prune) and search.result.stopped
+    assert search.affordable(Settings("prune", ({"type": "prune", "sparsity": 0.5},), epochs=1))
