@@ -17,7 +17,7 @@ What each mode asks of the quantizer:
   fully-connected kernels (XNNPACK) run, so GPU profiles keep those channelwise too. Blockwise needs every
   fully connected layer's input width to be a multiple of 32 and costs a scale per block, which a sparse
   (pruned) layer pays for mostly empty blocks; where either holds, fully connected layers stay channelwise
-  too (LeNet-300-100's 784 inputs; a 95%-sparse layer is ~3x larger in gzip with per-block scales).
+  too (LeNet-300-100's 784 inputs; a pruned layer whose blocks are mostly empty).
 - ``mixed``: a :class:`~modelpress.converters.mixed_precision.LayerPrecision` recipe.
 
 Calibration keeps each tensor's overall min and max. The quantizer's own default averages the ranges of
