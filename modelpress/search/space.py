@@ -27,6 +27,7 @@ L0_EPOCH_FACTOR = 3  # L0 gate training runs at least this many times a pruning 
 # ... and at least this many training samples: on LeNet-300-100 (18k images) gates need ~30 epochs to close
 # (λ=60: 98.5% exact zeros after 30 epochs; λ=15.4: 92.7% after 18)
 L0_SAMPLES = 540_000
+L0_MAX_FACTOR = 10  # ... and at most this many times (a small data set would otherwise train for hundreds)
 
 
 def quantizations_for(hardware: str, litert: bool = False) -> tuple[str, ...]:
@@ -61,10 +62,11 @@ class Settings:
         """A short human label: ``prune 90% + int8`` or the explicit ``label``."""
         if self.label:
             return self.label
-        parts = [_step_text(s) for s in self.steps]
-        if parts:
-            last = self.steps[-1]
-            parts[-1] += f" ({last.get('epochs', self.epochs) if last['type'] == 'l0' else self.epochs} ep)"
+        # a step that trains for its own length says so; the last one always names its length
+        parts = [_step_text(s) + (f" ({s['epochs']} ep)" if "epochs" in s and s["type"] in ("l0", "qat") else "")
+                 for s in self.steps]
+        if parts and not (self.steps[-1]["type"] in ("l0", "qat") and "epochs" in self.steps[-1]):
+            parts[-1] += f" ({self.epochs} ep)"
         int16 = sum(f.startswith("int16x8:") for f in self.fallback)
         kept = [f"{len(self.fallback) - int16} layer(s) float"] if len(self.fallback) > int16 else []
         kept += [f"{int16} layer(s) int16 activations"] if int16 else []
@@ -143,6 +145,9 @@ def cluster_step(clusters: int, epochs: int) -> dict[str, Any]:
 QAT_STEP: dict[str, Any] = {"type": "qat"}
 
 
+COMPACT_FAMILIES = ("prune", "prune-layerwise", "l0")  # their candidates end on the int4 grid where int4 runs
+
+
 def runs_int4(hardware: str, litert: bool) -> bool:
     """Whether a device runs int4 weights: LiteRT's quantizer makes them for CPU and GPU profiles."""
     return litert and hardware not in INTEGER_ONLY
@@ -163,12 +168,13 @@ def slim_steps(ratio: float) -> tuple[dict[str, Any], ...]:
 
 def l0_steps(strength: float, epochs: int, train_samples: int | None = None) -> tuple[dict[str, Any], ...]:
     """Hard-concrete gates under an L0 penalty of ``strength`` (λ), trained three times as long as pruning
-    fine-tunes and over at least ``L0_SAMPLES`` samples of ``train_samples``: the gates need the steps to close::
+    fine-tunes and over at least ``L0_SAMPLES`` samples of ``train_samples`` (at most ten times as long): the gates
+    need the steps to close::
 
         l0_steps(10.0, 3)              # ({'type': 'l0', 'strength': 10.0, 'epochs': 9},)
         l0_steps(10.0, 3, 18000)       # 30 epochs
     """
     count = L0_EPOCH_FACTOR * int(epochs)
     if train_samples:
-        count = max(count, math.ceil(L0_SAMPLES / train_samples))
+        count = min(max(count, math.ceil(L0_SAMPLES / train_samples)), L0_MAX_FACTOR * int(epochs))
     return ({"type": "l0", "strength": round(float(strength), 4), "epochs": count},)
