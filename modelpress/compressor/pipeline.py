@@ -146,6 +146,15 @@ class _Runner:
                       "centroid fine-tuning", info
 
     def qat(self, model, step: Step):
+        if step.params.get("bits", 8) == 4:  # weight sharing on the int4 grid: the native hook, both flavours
+            from modelpress.compressor.fake_quant import WeightFakeQuant
+
+            hook = WeightFakeQuant(model, bits=4)
+            info = self.tune(model, step, [hook, pruning.KeepZeros(model)])
+            hook.strip()
+            zeros = _kernel_sparsity(model)
+            return model, f"qat: weights trained on the int4 grid (15 shared values per output channel, " \
+                          f"straight-through), {info['epochs']} epoch(s); {zeros:.1%} of the kernels zero", info
         if self.flavor != "tf_keras":
             from modelpress.compressor.fake_quant import WeightFakeQuant
 

@@ -79,6 +79,12 @@ def _names(value):
     return value
 
 
+def _bits(value):
+    if value not in (8, 4) or isinstance(value, bool):
+        raise RecipeError(f"qat bits {value!r} must be 8 (int8) or 4 (weights on the int4 grid)")
+    return int(value)
+
+
 _EPOCHS = ("epochs", lambda v: _positive_int("epochs", 0)(v), None)
 # step type -> {parameter: (validator, default)}; "required" when the default is ...
 STEP_TYPES: dict[str, dict[str, tuple[Any, Any]]] = {
@@ -92,7 +98,7 @@ STEP_TYPES: dict[str, dict[str, tuple[Any, Any]]] = {
     "slim": {"ratio": (_fraction("ratio"), ...), "criterion": (_choice("criterion", ("l2", "bn")), "l2")},
     "cluster": {"clusters": (_positive_int("clusters", 2), ...), "preserve_sparsity": (bool, False),
                 "layers": (_names, None)},
-    "qat": {},
+    "qat": {"bits": (_bits, 8)},
     "int8": {},
 }
 STEP_HELP = {
@@ -102,7 +108,7 @@ STEP_HELP = {
     "l0": "train hard-concrete gates under an L0 penalty (strength λ, layers): exact zeros where gates close",
     "slim": "remove channels physically (ratio, criterion l2|bn)",
     "cluster": "k-means weight sharing (clusters, preserve_sparsity)",
-    "qat": "quantization-aware training (tfmot, tf_keras models)",
+    "qat": "quantization-aware training (bits 8: int8, tfmot for tf_keras models; bits 4: weights on the int4 grid)",
     "int8": "full-integer int8 at conversion (reported sizes and accuracy use it)",
 }
 

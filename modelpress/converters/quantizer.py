@@ -14,7 +14,10 @@ What each mode asks of the quantizer:
 - ``int4``: int4 weights, float activations. Convolutions and other ops keep channelwise int4 weights
   dequantized before a float op (weight-only: what the GPU delegate and every CPU kernel run); on CPU,
   fully connected layers get blockwise int4 (blocks of 32), which only LiteRT's dynamically quantized
-  fully-connected kernels (XNNPACK) run, so GPU profiles keep those channelwise too.
+  fully-connected kernels (XNNPACK) run, so GPU profiles keep those channelwise too. Blockwise needs every
+  fully connected layer's input width to be a multiple of 32 and costs a scale per block, which a sparse
+  (pruned) layer pays for mostly empty blocks; where either holds, fully connected layers stay channelwise
+  too (LeNet-300-100's 784 inputs; a pruned layer whose blocks are mostly empty).
 - ``mixed``: a :class:`~modelpress.converters.mixed_precision.LayerPrecision` recipe.
 
 Calibration keeps each tensor's overall min and max. The quantizer's own default averages the ranges of
@@ -61,7 +64,7 @@ def _modules():
     return calibrator, qtyping, quantizer, recipe_manager, qsv_utils
 
 
-def _add(manager, qtyping, precision: str, regex: str, hardware: str) -> None:
+def _add(manager, qtyping, precision: str, regex: str, hardware: str, blockwise: bool = True) -> None:
     """Add ``precision`` for the layers ``regex`` matches to a RecipeManager."""
     ops = qtyping.TFLOperationName
     if precision == "float":
@@ -72,14 +75,43 @@ def _add(manager, qtyping, precision: str, regex: str, hardware: str) -> None:
         manager.add_dynamic_config(regex, ops.ALL_SUPPORTED, 8)
     elif precision == "int4":
         manager.add_weight_only_config(regex, ops.ALL_SUPPORTED, 4)
-        if hardware == "cpu":
+        if hardware == "cpu" and blockwise:
             manager.add_dynamic_config(regex, ops.FULLY_CONNECTED, 4, qtyping.QuantGranularity[BLOCK])
     else:
         raise ConversionError(f"unknown precision {precision!r} for LiteRT's quantizer")
 
 
-def build_recipe(mode: str, hardware: str = "cpu", layers: LayerPrecision | None = None) -> list[dict[str, Any]]:
-    """The quantizer's recipe (a list of JSON-ready dicts) for a mode, or for a per-layer recipe."""
+def blockwise_fits(float_model: bytes, block: int = 32, dense: float = 0.5) -> bool:
+    """Whether every fully connected weight of ``float_model`` takes blockwise int4: an input width that is a
+    multiple of ``block``, and more than ``dense`` of its weights non-zero (a pruned layer's mostly empty
+    blocks would each still store a scale)."""
+    import tflite
+
+    model = tflite.Model.GetRootAsModel(float_model, 0)
+    codes = [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+             for i in range(model.OperatorCodesLength())]
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            if codes[op.OpcodeIndex()] != tflite.BuiltinOperator.FULLY_CONNECTED or op.InputsLength() < 2:
+                continue
+            weight = graph.Tensors(op.Inputs(1))
+            shape = weight.ShapeAsNumpy() if weight.ShapeLength() else np.array([0])
+            if int(shape[-1]) % block:
+                return False
+            data = model.Buffers(weight.Buffer()).DataAsNumpy()
+            if weight.Type() == tflite.TensorType.FLOAT32 and not isinstance(data, int) and len(data):
+                values = np.frombuffer(data.tobytes(), dtype=np.float32)
+                if np.count_nonzero(values) <= dense * values.size:
+                    return False
+    return True
+
+
+def build_recipe(mode: str, hardware: str = "cpu", layers: LayerPrecision | None = None,
+                 blockwise: bool = True) -> list[dict[str, Any]]:
+    """The quantizer's recipe (a list of JSON-ready dicts) for a mode, or for a per-layer recipe;
+    ``blockwise=False`` keeps int4 fully connected weights channelwise on CPU too."""
     _, qtyping, _, recipe_manager, _ = _modules()
     if mode not in MODES:
         raise ConversionError(f"LiteRT's quantizer has no mode {mode!r}; modes: {', '.join(MODES)}")
@@ -87,9 +119,9 @@ def build_recipe(mode: str, hardware: str = "cpu", layers: LayerPrecision | None
         raise ConversionError("quantization 'mixed' needs a layer precision recipe (layer_precision=...)")
     manager = recipe_manager.RecipeManager()
     plan = layers if mode == "mixed" else LayerPrecision(default=mode)
-    _add(manager, qtyping, plan.default, ".*", hardware)
+    _add(manager, qtyping, plan.default, ".*", hardware, blockwise)
     for pattern, precision in plan.layers:
-        _add(manager, qtyping, precision, pattern, hardware)
+        _add(manager, qtyping, precision, pattern, hardware, blockwise)
     # the device takes and returns float32: a scope of its own, added last, so that it wins
     for op in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
         manager.add_quantization_config("^", op, None, "no_quantize")
@@ -117,7 +149,7 @@ def quantize_flatbuffer(float_model: bytes, mode: str, calibration: dict[str, np
                         layers: LayerPrecision | None = None, hardware: str = "cpu", threads: int = 1) -> bytes:
     """Quantize a float32 flatbuffer; ConversionError with the quantizer's reason when it refuses."""
     _, _, quantizer, _, _ = _modules()
-    recipe = build_recipe(mode, hardware, layers)
+    recipe = build_recipe(mode, hardware, layers, blockwise=hardware != "cpu" or blockwise_fits(float_model))
     captured = io.StringIO()  # its progress bars and reports
     try:
         with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):

@@ -16,6 +16,11 @@
 5. ``l0``: hard-concrete gates trained under an L0 penalty (exact zeros during training), bisection on
    log10 of the penalty strength λ (larger λ, more zeros).
 6. ``cluster``: the smallest passing pruned (or gated) model plus 16 (then 8) shared values per layer.
+
+Compact storage: where the device runs int4 weights (LiteRT's quantizer, CPU / GPU, and the source's int4 trial broke
+none of the profile's constraints), every pruned or gated candidate ends with its weights trained onto the int4 grid
+(15 shared values per output channel, zeros kept) and is stored as int4: 4 bits a weight where int8 codes take 8, so
+the bisections judge the artifact that would ship. Its shared values need no clustering after it.
 7. ``prune-mn``: 2:4 sparsity.  8. ``slim``: structured channel removal, bisection on the ratio.
 
 With more than one worker (local processes or a Ray cluster), the strategy submits what can run at once: every
@@ -46,7 +51,10 @@ from modelpress.search.measure import Measurer
 from modelpress.search.space import Settings
 from modelpress.search.trial import Trial, is_floor
 
-L0_LOG10 = (-0.5, 2.5, 1.0)  # log10 of the L0 strength λ: lowest, highest, first tried
+# log10 of the L0 strength λ: lowest, highest, first tried. Each point costs a full gate training, so the first
+# (λ≈18) sits near where LeNet-300-100 (18k images, 30 epochs) crossed a 0.5 pt budget: λ=31.6 left 97.1% zeros at
+# -0.5 pt on validation, λ=60 98.5% at -1.0, λ=200 99.5% at -3.4; λ=15.4 (18 epochs, + cluster 16) 92.7% at +0.1.
+L0_LOG10 = (0.0, 2.5, 1.25)
 HOPELESS = 4.0  # a trial this many budgets (plus 2 points) over ends its branch's way down
 
 
@@ -61,6 +69,7 @@ class Strategy:
         self.width = search.executor.workers  # trials that can run at once
         self.ahead: dict[tuple, Trial] = {}  # measured ahead of need (free workers), by candidate
         self.riders: list[Settings] = []  # candidates of independent branches the search will surely run later
+        self.compact = False  # pruned / gated candidates end on the int4 grid, stored as int4 (after step 1)
 
     def wanted(self, family: str) -> bool:
         return not self.stopped and (self.options.families is None or family in self.options.families)
@@ -103,10 +112,21 @@ class Strategy:
         return results[0]
 
     def settings(self, family: str, steps: tuple, epochs: int | None = None) -> Settings:
+        if self.compact and family in space.COMPACT_FAMILIES:
+            steps = (*steps, space.int4_grid_step(epochs or self.search.epochs))
+            return Settings(family, steps, epochs or self.search.epochs, "int4", batch_size=self.search.batch_size)
         if self.qat_tail:
             steps = (*steps, dict(space.QAT_STEP))
         return Settings(family, steps, epochs or self.search.epochs, self.quant, self.fallback,
                         batch_size=self.search.batch_size)
+
+    def _compact_storage(self) -> bool:
+        """The device runs int4 weights and the source's int4 trial broke none of its constraints."""
+        if not space.runs_int4(self.profile.hardware, self.profile.quantizes_with == "litert"):
+            return False
+        int4 = next((t for t in self.search.result.trials if t.profile == self.profile.name
+                     and t.settings.family == "quantize" and t.settings.quantization == "int4"), None)
+        return int4 is not None and int4.error is None and all(p.startswith("top-1 agreement") for p in int4.problems)
 
     def hopeless(self, trial: Trial) -> bool:
         return trial.drop_points is not None and trial.drop_points > HOPELESS * self.options.max_drop + 2.0
@@ -118,6 +138,7 @@ class Strategy:
         if self.wanted("qat"):
             self.qat_search()
         base = self._pick_quantization()
+        self.compact = self._compact_storage()
         if base is None:
             self.search.result.notes.append(
                 f"{self.profile.name}: the time budget ended before a quantization within the budget was found; "
@@ -312,8 +333,12 @@ class Strategy:
         self.bisect(make, 0, len(configs) - 1, (len(configs) - 1) // 2, 1.0, discrete=True)
 
     def l0(self) -> None:
-        self.bisect(lambda x, e: self.settings("l0", space.l0_steps(10 ** x, e or self.search.epochs), e),
-                    L0_LOG10[0], L0_LOG10[1], L0_LOG10[2], 0.25)
+        n, base = len(self.search.data.x_train), self.search.epochs
+
+        def make(x: float, e: int | None) -> Settings:  # a retry (twice the epochs) trains the gates twice as long
+            return self.settings("l0", space.l0_steps(10 ** x, e or base, max(1, n * base // (e or base))), e)
+
+        self.bisect(make, L0_LOG10[0], L0_LOG10[1], L0_LOG10[2], 0.25)
 
     def _best_pruned(self) -> Trial | None:
         pruned = [t for f in ("prune-layerwise", "prune", "l0") for t in self.search.passed(self.profile.name, f)]
@@ -323,6 +348,8 @@ class Strategy:
         base = self._best_pruned()
         if base is None:
             return
+        if base.settings.quantization == "int4":
+            return  # already shared values (the int4 grid), stored at 4 bits
         for clusters in (16, 8):
             steps = (*base.settings.steps, space.cluster_step(clusters, base.settings.epochs))
             trial = self.trial(self.settings("cluster", steps, base.settings.epochs))

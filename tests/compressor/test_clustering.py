@@ -60,7 +60,8 @@ def test_deep_compression_tf_keras_path(mlp_tf_keras, data):
     assert summary["gzip_ratio_int8_vs_source"] > 10
     assert report.sizes_after["int8_tflite_gzip_bytes"] < report.sizes_before["int8_tflite_gzip_bytes"] / 2
     # a 6k-parameter MLP left with 10% of its weights after 135 steps of fine-tuning whose rate decays once the
-    # pruning ramp ends: stated bound 25 points; int8 within 2 points of float
+    # pruning ramp ends. Measured on the 359 held-out digits for sources trained from seeds 0/1/2: 21.7, 17.0 and
+    # 18.1 points lost (this test's source is seed 0), so the bound is 25 points; int8 within 2 points of float
     assert report.accuracy_after >= report.accuracy_before - 0.25
     assert summary["int8_accuracy_after"] >= report.accuracy_after - 0.02
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from modelpress.compressor.pruning import magnitude_mask, mn_mask
-from tests.compressor.conftest import kernels, train_mlp, val_accuracy
+from tests.compressor.conftest import build_mlp, kernels, train_mlp, val_accuracy
 
 pytest.importorskip("tensorflow")
 
@@ -73,10 +73,12 @@ def test_two_four_leaves_layers_it_cannot_split_dense_and_says_so(cnn_keras3, da
 
 @pytest.mark.integration
 def test_tfmot_and_native_paths_agree_at_80_percent(digits, data):
-    """Parity: the same MLP trained from the same seed, pruned to 80% by tfmot and by the native path."""
+    """Parity: the same MLP (one set of trained weights in both flavours), pruned to 80% by tfmot and natively."""
+    trained = train_mlp(digits, "keras3")
     results = {}
     for flavor in ("tf_keras", "keras3"):
-        model = train_mlp(digits, flavor)
+        model = build_mlp(flavor)
+        model.set_weights(trained.get_weights())
         recipe = {"name": "parity", "finetune": {"epochs": 4},
                   "steps": [{"type": "prune", "sparsity": 0.8}]}
         before = os.environ.get("TF_USE_LEGACY_KERAS")
@@ -92,5 +94,7 @@ def test_tfmot_and_native_paths_agree_at_80_percent(digits, data):
     assert results["tf_keras"]["report"].steps[0]["tfmot_sparsity"] == pytest.approx(0.8, abs=0.01)
     assert "native" in results["keras3"]["report"].steps[0]["summary"]
     assert results["tf_keras"]["sparsity"] == pytest.approx(results["keras3"]["sparsity"], abs=1e-3)
-    # two implementations of one schedule, not one computation: within 5 of the 359 held-out digits
+    # two implementations of one schedule (tfmot updates its masks on its own step grid, batches differ), not one
+    # computation. Measured from identical weights, seeds 0/1/2 of the source: 4, 0 and 4 of the 359 digits apart
+    # (1.1, 0.0, 1.1 pt; trained per flavour the starts themselves differed by up to 0.6 pt). Bound: 5 digits
     assert abs(results["tf_keras"]["accuracy"] - results["keras3"]["accuracy"]) <= 0.015

@@ -18,10 +18,13 @@ def test_press_finds_a_gated_model_with_exact_zeros_within_the_budget(mlp_path, 
                               max_drop=2.0, epochs=2, families=["l0"], cache=tmp_path / "cache", progress=False)
     gated = [t for t in result.search.trials if t.settings.family == "l0"]
     strengths = [t.settings.steps[0]["strength"] for t in gated]
-    assert strengths[0] == pytest.approx(10.0) and len(set(strengths)) >= 3  # a bisection on log10 λ
+    assert strengths[0] == pytest.approx(10 ** 1.25, rel=1e-3) and len(set(strengths)) >= 3  # bisection on log10 λ
     runs = [(t.settings.steps[0]["strength"], t.settings.steps[0]["epochs"]) for t in gated]
     assert len(set(runs)) == len(runs)  # a strength tried twice is the near miss's one longer retry
-    assert {epochs for _, epochs in runs} <= {6, 12}  # three times the fine-tuning epochs (doubled on retry)
+    # gates train over ~540k samples, at most ten times the fine-tuning epochs (1.3k digits: the cap), doubled on retry
+    assert {epochs for _, epochs in runs} <= {20, 40}
+    # no int4 trial of the source (families=["l0"]): the candidates stay int8, with no int4 grid step
+    assert all(t.settings.quantization == "int8" and len(t.settings.steps) == 1 for t in gated)
     passed = [t for t in gated if t.passed]
     assert passed, [(t.describe(), t.drop_points) for t in gated]
     chosen = result.chosen["raspberry-pi-4"]
