@@ -26,7 +26,6 @@ CONTENTS = {
     "UINT32": ("uint_contents", np.uint32), "UINT64": ("uint64_contents", np.uint64),
     "FP32": ("fp32_contents", np.float32), "FP64": ("fp64_contents", np.float64),
 }
-_FIELDS = sorted({field for field, _ in CONTENTS.values()} | {"bytes_contents"})
 #: each datatype's numpy dtype, and the little-endian dtype its raw bytes are read as (built once, not per call)
 _DTYPES = {name: np.dtype(V2_DATATYPES[name]) for name in V2_DATATYPES}
 _LITTLE = {name: dtype.newbyteorder("<") for name, dtype in _DTYPES.items()}
@@ -60,9 +59,9 @@ def grpc_inputs(request) -> list[tuple[str, np.ndarray]]:
                                   f"{MAX_VALUES} (2**40) values, counting zero dimensions as 1")
         dtype = _DTYPES[datatype]
         count = math.prod(shape)
-        # a request that never set contents has no typed values to look for (raw requests, the usual case)
-        typed = [field for field in _FIELDS if len(getattr(tensor.contents, field))] if tensor.HasField(
-            "contents") else []
+        # the typed fields holding values, by name (ListFields lists the non-empty ones in one call); a request
+        # that never set contents has none to look for (raw requests, the usual case)
+        typed = sorted(field.name for field, _ in tensor.contents.ListFields()) if tensor.HasField("contents") else []
         if raw:
             if typed:
                 raise BadRequestError(f"{where} has contents.{typed[0]} while the request uses raw_input_contents; "
