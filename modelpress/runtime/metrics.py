@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import defaultdict, deque
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -60,34 +61,48 @@ class Metrics:
             self.registry.register(StateCollector(state_source))
         self._recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=200))
         self._lock = threading.Lock()
+        # each labelled series once looked up (prometheus_client's labels() checks and locks on every call,
+        # several microseconds a request); looked up and emptied under one lock, so that a series removed by
+        # forget() is never kept and counted into again
+        self._series: dict[tuple, Any] = {}
+        self._series_lock = threading.Lock()
+
+    def _labelled(self, metric, *labels: str):
+        series = self._series.get((metric, labels))
+        if series is None:
+            with self._series_lock:
+                series = self._series[(metric, labels)] = metric.labels(*labels)
+        return series
 
     def request(self, model: str, version: str, protocol: str, status: int, seconds: float) -> None:
-        self.requests.labels(model or "-", version or "-", protocol, str(status)).inc()
+        self._labelled(self.requests, model or "-", version or "-", protocol, str(status)).inc()
         if model:
-            self.request_seconds.labels(model, protocol).observe(seconds)
+            self._labelled(self.request_seconds, model, protocol).observe(seconds)
             with self._lock:
                 self._recent[model].append(seconds)
 
     def batch(self, model: str, version: str, rows: int, waits: list[float]) -> None:
-        self.batch_size.labels(model, version).observe(rows)
+        self._labelled(self.batch_size, model, version).observe(rows)
         for wait in waits:
-            self.queue_seconds.labels(model, version).observe(wait)
+            self._labelled(self.queue_seconds, model, version).observe(wait)
 
     def compute(self, model: str, version: str, seconds: float) -> None:
-        self.compute_seconds.labels(model, version).observe(seconds)
+        self._labelled(self.compute_seconds, model, version).observe(seconds)
 
     def forget(self, model: str, version: str) -> None:
         """Drop the series of a version that is no longer served, so that hot reloads do not grow the
         metrics (and the process) without bound."""
-        for histogram in (self.queue_seconds, self.compute_seconds, self.batch_size):
-            with contextlib.suppress(KeyError):
-                histogram.remove(model, version)
-        stale = {tuple(s.labels[n] for n in ("model", "version", "protocol", "status"))
-                 for family in self.requests.collect() for s in family.samples
-                 if s.labels.get("model") == model and s.labels.get("version") == version}
-        for labels in stale:
-            with contextlib.suppress(KeyError):
-                self.requests.remove(*labels)
+        with self._series_lock:
+            self._series.clear()
+            for histogram in (self.queue_seconds, self.compute_seconds, self.batch_size):
+                with contextlib.suppress(KeyError):
+                    histogram.remove(model, version)
+            stale = {tuple(s.labels[n] for n in ("model", "version", "protocol", "status"))
+                     for family in self.requests.collect() for s in family.samples
+                     if s.labels.get("model") == model and s.labels.get("version") == version}
+            for labels in stale:
+                with contextlib.suppress(KeyError):
+                    self.requests.remove(*labels)
 
     def recent_latency(self, model: str) -> dict[str, float | int | None]:
         """p50 / p95 of the last 200 requests to ``model``, in milliseconds."""

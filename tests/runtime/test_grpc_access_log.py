@@ -71,5 +71,6 @@ def test_grpc_and_http_calls_log_the_same_fields(start_server, repo, samples):
     assert (flask["protocol"], flask["status"], flask["path"]) == ("v2", 200, "/v2/models/digits/ready")
     assert (called["protocol"], called["status"], called["model"], called["version"]) == ("grpc", "OK", "digits", "2")
     assert called["path"] == "/inference.GRPCInferenceService/ModelInfer" and called["bytes_in"] > 512
+    assert "127.0.0.1" in called["remote"] and "127.0.0.1" in missing["remote"]  # the peer, read when logged
     assert (missing["status"], missing["model"], missing["version"]) == ("NOT_FOUND", "no-such-model", None)
     assert all(line["ms"] >= 0 for line in lines.values())

@@ -183,3 +183,45 @@ def test_typed_contents_round_trip_exactly(datatype, count):
     out = messages.ModelInferResponse.FromString(answer.SerializeToString()).outputs[0]
     assert out.datatype == datatype and list(out.shape) == [count]
     assert np.array_equal(np.array(getattr(out.contents, field)).astype(dtype), values)
+
+
+def test_raw_and_typed_inputs_are_told_apart_as_sent():
+    """Raw requests skip looking for typed values only when no contents were sent: typed values beside raw
+    ones are still refused, an empty contents message beside raw bytes is not a mix."""
+    from modelpress.errors import BadRequestError
+    from modelpress.runtime.grpc import messages
+    from modelpress.runtime.grpc.tensors import grpc_inputs
+
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+
+    def parsed(request):
+        return grpc_inputs(messages.ModelInferRequest.FromString(request.SerializeToString()))
+
+    request = messages.ModelInferRequest(model_name="m", raw_input_contents=[x.astype("<f4").tobytes()])
+    tensor = request.inputs.add(name="x", datatype="FP32", shape=[2, 3])
+    tensor.contents.SetInParent()  # present on the wire, with no values
+    (name, array), = parsed(request)
+    assert name == "x" and array.dtype == np.float32 and np.array_equal(array, x)
+    tensor.contents.int64_contents.append(1)
+    with pytest.raises(BadRequestError, match="has contents.int64_contents while the request uses raw_input_contents"):
+        parsed(request)
+
+
+@pytest.mark.parametrize("dtype", [">f4", "<f4", ">i8", "u1", "?", "<f2"])
+def test_raw_outputs_are_little_endian_whatever_the_array_order(dtype):
+    """Raw output bytes are little-endian (the protocol's order) for arrays in either byte order, and the
+    datatype is named from the dtype (FP16, which has no typed field, goes raw even when typed is asked)."""
+    from modelpress.runtime.codecs.arrays import v2_datatype
+    from modelpress.runtime.grpc import messages
+    from modelpress.runtime.grpc.tensors import add_outputs
+
+    values = (np.arange(12) % 2).astype(dtype).reshape(3, 4)
+    answer = messages.ModelInferResponse()
+    add_outputs(answer, {"y": values}, ["y"], raw=np.dtype(dtype).kind != "b" or dtype == "<f2")
+    out = messages.ModelInferResponse.FromString(answer.SerializeToString())
+    assert out.outputs[0].datatype == v2_datatype(values.dtype) and list(out.outputs[0].shape) == [3, 4]
+    if out.raw_output_contents:
+        got = np.frombuffer(out.raw_output_contents[0], np.dtype(dtype).newbyteorder("<")).reshape(3, 4)
+    else:
+        got = np.array(out.outputs[0].contents.bool_contents).reshape(3, 4)
+    assert np.array_equal(got, values)

@@ -182,3 +182,24 @@ def test_hot_reloads_do_not_grow_status_or_metrics(make_app, tmp_path, samples):
     metrics = client.get("/metrics").text
     assert 'version="2"' not in metrics
     assert 'modelpress_compute_duration_seconds_count{model="digits",version="12"}' in metrics
+
+
+def test_a_version_served_again_after_its_series_were_forgotten_is_counted_again():
+    """Metrics keep each labelled series once looked up; forgetting a retired version drops them, so that
+    the same version number served again (a package replaced in place) shows in /metrics from 0 again."""
+    from modelpress.runtime.metrics import Metrics
+
+    metrics = Metrics()
+    for _ in range(3):
+        metrics.request("digits", "1", "grpc", "OK", 0.001)
+        metrics.compute("digits", "1", 0.0005)
+        metrics.batch("digits", "1", 1, [0.0])
+    metrics.forget("digits", "1")
+    assert 'version="1"' not in metrics.render()[0].decode()
+    metrics.request("digits", "1", "grpc", "OK", 0.001)
+    metrics.compute("digits", "1", 0.0005)
+    metrics.batch("digits", "1", 2, [0.0])
+    text = metrics.render()[0].decode()
+    assert 'modelpress_requests_total{model="digits",protocol="grpc",status="OK",version="1"} 1.0' in text
+    assert 'modelpress_compute_duration_seconds_count{model="digits",version="1"} 1.0' in text
+    assert 'modelpress_batch_size_sum{model="digits",version="1"} 2.0' in text

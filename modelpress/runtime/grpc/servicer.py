@@ -13,6 +13,7 @@ checked before the message is parsed, as HTTP checks it before reading the body.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -43,6 +44,8 @@ from modelpress.runtime.requestlog import record_request
 log = logging.getLogger("modelpress.runtime")
 EXTENSIONS = ["model_repository"]
 _OK = grpc.StatusCode.OK
+_NO_METADATA: dict[str, str] = {}
+_UNTRACED = contextlib.nullcontext()  # the request span with tracing off: no span (None)
 
 
 class _Call:
@@ -94,13 +97,16 @@ class InferenceServicer:
             with self._lock:
                 self.in_flight += 1
                 self.last_call = time.monotonic()
-            metadata = dict(context.invocation_metadata())
-            with tracing.request_span(name, metadata if tracing.enabled() else None, "grpc") as span:
+            # the metadata and the peer are read only for what uses them (a span, an access-log line, a
+            # token): a call without tokens, tracing or access log is answered without copying them
+            traced, logged = tracing.enabled(), self.runtime.config.access_log
+            metadata = dict(context.invocation_metadata()) if traced or logged else _NO_METADATA
+            with tracing.request_span(name, metadata, "grpc") if traced else _UNTRACED as span:
                 try:
                     if self.draining:
                         raise UnavailableError("the server is shutting down (SIGTERM); send the call to another "
                                                "replica or retry shortly", retry_after=1)
-                    if protected:
+                    if protected and self.runtime.tokens:
                         self._authorize(context)
                     answer = method(_parse(request_class, data), call).SerializeToString()
                 except ModelpressError as err:
@@ -115,10 +121,10 @@ class InferenceServicer:
             waited = self.runtime.registry.control.take_wait()
             if waited is not None:  # the request waited for its model to load (memory budget): say so, and how long
                 trailing = (*trailing, ("server-timing", load_timing(waited)))
-            record_request(self.runtime, protocol="grpc", method="gRPC", path=path, remote=context.peer(),
-                           model=call.model, version=call.version, status=code.name,
-                           seconds=time.perf_counter() - started, bytes_in=len(data), bytes_out=len(answer),
-                           span=span, traceparent=metadata.get("traceparent"))
+            record_request(self.runtime, protocol="grpc", method="gRPC", path=path,
+                           remote=context.peer() if logged else None, model=call.model, version=call.version,
+                           status=code.name, seconds=time.perf_counter() - started, bytes_in=len(data),
+                           bytes_out=len(answer), span=span, traceparent=metadata.get("traceparent"))
             if trailing:
                 context.set_trailing_metadata(trailing)
             if code is not _OK:

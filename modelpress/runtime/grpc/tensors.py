@@ -10,6 +10,7 @@ checks and messages as the HTTP codec (:mod:`modelpress.runtime.codecs.v2`)::
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -25,7 +26,9 @@ CONTENTS = {
     "UINT32": ("uint_contents", np.uint32), "UINT64": ("uint64_contents", np.uint64),
     "FP32": ("fp32_contents", np.float32), "FP64": ("fp64_contents", np.float64),
 }
-_FIELDS = sorted({field for field, _ in CONTENTS.values()} | {"bytes_contents"})
+#: each datatype's numpy dtype, and the little-endian dtype its raw bytes are read as (built once, not per call)
+_DTYPES = {name: np.dtype(V2_DATATYPES[name]) for name in V2_DATATYPES}
+_LITTLE = {name: dtype.newbyteorder("<") for name, dtype in _DTYPES.items()}
 
 
 def grpc_inputs(request) -> list[tuple[str, np.ndarray]]:
@@ -54,14 +57,16 @@ def grpc_inputs(request) -> list[tuple[str, np.ndarray]]:
         if math.prod(d or 1 for d in shape) > MAX_VALUES:
             raise BadRequestError(f"{where}: shape {show(shape)} is too large: a tensor may have at most "
                                   f"{MAX_VALUES} (2**40) values, counting zero dimensions as 1")
-        dtype = np.dtype(V2_DATATYPES[datatype])
+        dtype = _DTYPES[datatype]
         count = math.prod(shape)
-        typed = [field for field in _FIELDS if len(getattr(tensor.contents, field))]
+        # the typed fields holding values, by name (ListFields lists the non-empty ones in one call); a request
+        # that never set contents has none to look for (raw requests, the usual case)
+        typed = sorted(field.name for field, _ in tensor.contents.ListFields()) if tensor.HasField("contents") else []
         if raw:
             if typed:
                 raise BadRequestError(f"{where} has contents.{typed[0]} while the request uses raw_input_contents; "
                                       "send every input one way: all raw, or all typed")
-            array = _raw(raw[index], dtype, shape, count, where, "raw_input_contents")
+            array = _raw(raw[index], dtype, _LITTLE[datatype], shape, count, where, "raw_input_contents")
         else:
             array = _typed(tensor.contents, typed, datatype, dtype, count, where)
         if array.size != count:
@@ -70,11 +75,12 @@ def grpc_inputs(request) -> list[tuple[str, np.ndarray]]:
     return tensors
 
 
-def _raw(data: bytes, dtype: np.dtype, shape: list[int], count: int, where: str, field: str) -> np.ndarray:
+def _raw(data: bytes, dtype: np.dtype, little: np.dtype, shape: list[int], count: int, where: str,
+         field: str) -> np.ndarray:
     if len(data) != count * dtype.itemsize:
         raise BadRequestError(f"{where}: {len(data)} bytes of {field} do not fill shape {show(shape)} of "
                               f"{v2_datatype(dtype)} ({count * dtype.itemsize} bytes)")
-    return np.frombuffer(data, dtype=dtype.newbyteorder("<"), count=count).astype(dtype, copy=False)
+    return np.frombuffer(data, dtype=little, count=count).astype(dtype, copy=False)
 
 
 def _typed(contents, typed: list[str], datatype: str, dtype: np.dtype, count: int, where: str) -> np.ndarray:
@@ -167,13 +173,30 @@ def add_outputs(answer, outputs: dict[str, np.ndarray], names: list[str], raw: b
     """Fill a ``ModelInferResponse`` with ``names`` of ``outputs``, as raw bytes or typed contents (raw for
     all when an output's datatype has no typed field, FP16)."""
     arrays = [np.ascontiguousarray(outputs[name]) for name in names]
-    raw = raw or any(v2_datatype(a.dtype) not in CONTENTS for a in arrays)
-    for name, array in zip(names, arrays):
-        datatype = v2_datatype(array.dtype)
+    datatypes = [_datatype(a.dtype) for a in arrays]
+    raw = raw or any(datatype not in CONTENTS for datatype in datatypes)
+    for name, array, datatype in zip(names, arrays, datatypes):
         tensor = answer.outputs.add(name=name, datatype=datatype, shape=array.shape)
         if raw:
-            answer.raw_output_contents.append(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+            answer.raw_output_contents.append(_little_endian(array).tobytes())
         else:
             field, container = CONTENTS[datatype]
             if array.size and not _write_packed(tensor.contents, field, array.reshape(-1)):
                 getattr(tensor.contents, field).extend(array.reshape(-1).astype(container, copy=False).tolist())
+
+
+#: the datatype of the dtypes outputs come in (numpy's own name lookup costs microseconds a call)
+_DATATYPE_OF = {dtype: name for name, dtype in _DTYPES.items()}
+_NATIVE_IS_LITTLE = sys.byteorder == "little"
+
+
+def _datatype(dtype: np.dtype) -> str:
+    found = _DATATYPE_OF.get(dtype)
+    return found if found is not None else v2_datatype(dtype)
+
+
+def _little_endian(array: np.ndarray) -> np.ndarray:
+    order = array.dtype.byteorder
+    if order == "<" or order == "|" or (order == "=" and _NATIVE_IS_LITTLE):
+        return array
+    return array.astype(array.dtype.newbyteorder("<"))
