@@ -13,8 +13,6 @@ protocols never read registry records::
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +21,7 @@ from modelpress.errors import BadRequestError, NotFoundError, UnavailableError
 from modelpress.layout import parse_version
 from modelpress.manifest import TensorSpec, shape_text
 from modelpress.runtime.codecs.arrays import v2_datatype
-from modelpress.runtime.registry import ModelRegistry
+from modelpress.runtime.registry import Checkout, ModelRegistry
 from modelpress.runtime.served import ServedVersion
 from modelpress.runtime.state import ModelState
 
@@ -146,10 +144,9 @@ class DataPlane:
             raise NotFoundError(f"version {version} of model {model!r} is not in the repository")
         return {model: picked}
 
-    @contextlib.contextmanager
-    def model(self, model: str, version: str | None = None, label: str | None = None) -> Iterator[ServedVersion]:
-        with self.registry.acquire(model, version, label) as served:
-            yield served
+    def model(self, model: str, version: str | None = None, label: str | None = None) -> Checkout:
+        """The version a request names, held in flight for a ``with`` block (the registry's checkout)."""
+        return self.registry.acquire(model, version, label)
 
     def validate(self, served: ServedVersion, named: dict[str, np.ndarray]) -> tuple[list[np.ndarray], bool]:
         """Inputs in the model's order, checked against names, shapes and dtypes; and whether the client
