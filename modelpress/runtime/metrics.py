@@ -89,6 +89,20 @@ class Metrics:
     def compute(self, model: str, version: str, seconds: float) -> None:
         self._labelled(self.compute_seconds, model, version).observe(seconds)
 
+    def ran(self, model: str, version: str, seconds: float, rows: int) -> None:
+        """A request run on its own (no batcher): its compute time, and a batch of its ``rows`` that waited
+        for nothing; the same series as :meth:`compute` and :meth:`batch`, looked up together."""
+        series = self._series.get((model, version))
+        if series is None:
+            with self._series_lock:
+                series = self._series[(model, version)] = (self.compute_seconds.labels(model, version),
+                                                           self.batch_size.labels(model, version),
+                                                           self.queue_seconds.labels(model, version))
+        compute, batch, waited = series
+        compute.observe(seconds)
+        batch.observe(rows)
+        waited.observe(0.0)
+
     def forget(self, model: str, version: str) -> None:
         """Drop the series of a version that is no longer served, so that hot reloads do not grow the
         metrics (and the process) without bound."""

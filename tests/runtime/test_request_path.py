@@ -106,3 +106,74 @@ def test_an_unload_waits_for_a_checkout_released_out_of_order(make_app, repo, sa
         assert served.predict([x[:1]])[0].shape == (1, 10)
     retired.join(5)
     assert not retired.is_alive() and served.state == "END" and served.inflight == 0
+
+
+def _error(call) -> str:
+    from modelpress.errors import BadRequestError
+
+    with pytest.raises(BadRequestError) as caught:
+        call()
+    return str(caught.value)
+
+
+def test_inputs_checked_once_are_still_checked_for_every_new_shape_and_dtype(app, samples):
+    """A request like one already accepted reuses its validation; any other name, shape or dtype is
+    checked again and refused with the same words as the first time."""
+    from modelpress.runtime.inference import run_inference
+
+    x, _ = samples
+    runtime = app.modelpress
+    first = run_inference(runtime, "digits", None, [("image", x[:3])]).outputs["output_0"]
+    again = run_inference(runtime, "digits", None, [("image", x[:3])]).outputs["output_0"]
+    assert np.array_equal(first, again)
+    widened = run_inference(runtime, "digits", None, [("image", x[:3].astype(np.float64))]).outputs["output_0"]
+    assert widened.dtype == np.float32 and np.allclose(widened, first, atol=1e-6)
+    for _ in range(2):  # refused alike whether or not a valid request came first
+        assert "expects shape [None, 8, 8, 1], got [3, 8, 8, 2]" in _error(
+            lambda: run_inference(runtime, "digits", None, [("image", np.zeros((3, 8, 8, 2), np.float32))]))
+        assert "expects FP32, got INT32" in _error(
+            lambda: run_inference(runtime, "digits", None, [("image", x[:3].astype(np.int32))]))
+        assert "unknown input(s) picture" in _error(
+            lambda: run_inference(runtime, "digits", None, [("picture", x[:3])]))
+    with runtime.registry.acquire("digits") as served:
+        plans = len(served.input_plans)
+    assert plans == 2  # float32 and float64 rows of three: the refused requests left no plan behind
+
+
+def test_quantized_and_real_inputs_keep_their_own_plans(app, samples):
+    from modelpress.runtime.inference import run_inference
+
+    x, _ = samples
+    runtime = app.modelpress
+    for _ in range(2):
+        real = run_inference(runtime, "edgetpu", None, [("image", x[:1])]).outputs
+        raw = run_inference(runtime, "edgetpu", None, [("image", np.round(x[:1] * 255).astype(np.uint8))]).outputs
+        (real,), (raw,) = real.values(), raw.values()
+        assert real.dtype == np.float32 and raw.dtype == np.uint8   # integers in, integers out
+
+
+def test_input_plans_stay_bounded_when_every_request_has_a_new_shape(app, samples):
+    from modelpress.runtime.dataplane import INPUT_PLANS
+    from modelpress.runtime.inference import run_inference
+
+    x, _ = samples
+    runtime = app.modelpress
+    for rows in range(1, INPUT_PLANS + 10):
+        batch = np.resize(x, (rows, 8, 8, 1)).astype(np.float32)
+        assert run_inference(runtime, "digits", None, [("image", batch)]).outputs["output_0"].shape == (rows, 10)
+    with runtime.registry.acquire("digits") as served:
+        assert 0 < len(served.input_plans) <= INPUT_PLANS
+
+
+def test_a_request_without_batching_counts_its_compute_rows_and_no_queue(client, samples):
+    x, _ = samples
+    for rows in (1, 3):
+        body = {"inputs": [{"name": "image", "shape": [rows, 8, 8, 1], "datatype": "FP32",
+                            "data": x[:rows].ravel().tolist()}]}
+        assert client.post("/v2/models/digits/infer", json=body).status_code == 200
+    text = client.get("/metrics").get_data(as_text=True)
+    series = '{model="digits",version="2"}'
+    assert f"modelpress_compute_duration_seconds_count{series} 2.0" in text
+    assert f"modelpress_batch_size_count{series} 2.0" in text and f"modelpress_batch_size_sum{series} 4.0" in text
+    assert f"modelpress_queue_duration_seconds_count{series} 2.0" in text
+    assert f"modelpress_queue_duration_seconds_sum{series} 0.0" in text
