@@ -13,8 +13,6 @@ protocols never read registry records::
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,9 +21,14 @@ from modelpress.errors import BadRequestError, NotFoundError, UnavailableError
 from modelpress.layout import parse_version
 from modelpress.manifest import TensorSpec, shape_text
 from modelpress.runtime.codecs.arrays import v2_datatype
-from modelpress.runtime.registry import ModelRegistry
+from modelpress.runtime.registry import Checkout, ModelRegistry
 from modelpress.runtime.served import ServedVersion
 from modelpress.runtime.state import ModelState
+
+#: input plans (see ``DataPlane.validate``) kept per served version before starting over
+INPUT_PLANS = 64
+#: each input's name in the model's order with the dtype it is converted to (None: as sent); raw or not
+InputPlan = tuple[list[tuple[str, 'np.dtype | None']], bool]
 
 
 def accepted_types(spec: TensorSpec) -> str:
@@ -146,14 +149,29 @@ class DataPlane:
             raise NotFoundError(f"version {version} of model {model!r} is not in the repository")
         return {model: picked}
 
-    @contextlib.contextmanager
-    def model(self, model: str, version: str | None = None, label: str | None = None) -> Iterator[ServedVersion]:
-        with self.registry.acquire(model, version, label) as served:
-            yield served
+    def model(self, model: str, version: str | None = None, label: str | None = None) -> Checkout:
+        """The version a request names, held in flight for a ``with`` block (the registry's checkout)."""
+        return self.registry.acquire(model, version, label)
 
     def validate(self, served: ServedVersion, named: dict[str, np.ndarray]) -> tuple[list[np.ndarray], bool]:
         """Inputs in the model's order, checked against names, shapes and dtypes; and whether the client
-        sent quantized integers (then outputs stay integers too)."""
+        sent quantized integers (then outputs stay integers too). The outcome of the checks depends only on
+        the names, shapes and dtypes sent, so a request like one already accepted by this version reuses its
+        plan (which array goes where, which is converted to what) instead of checking again."""
+        key = tuple([(name, array.shape, array.dtype) for name, array in named.items()])
+        plan = served.input_plans.get(key)
+        if plan is None:
+            plan = self._plan(served, named)
+            if len(served.input_plans) >= INPUT_PLANS:  # clients sending ever new shapes: start over
+                served.input_plans.clear()
+            served.input_plans[key] = plan
+        order, raw = plan
+        return [named[name] if cast is None else named[name].astype(cast, copy=False) for name, cast in order], raw
+
+    def _plan(self, served: ServedVersion, named: dict[str, np.ndarray]) -> InputPlan:
+        """Check ``named`` against the signature (a 400 naming what is wrong) and say, for each input in the
+        model's order, its name and the dtype it is converted to (None: taken as sent); and whether the client
+        sent quantized integers."""
         specs = served.manifest.inputs
         names = [s.name for s in specs]
         unknown = sorted(set(named) - set(names))
@@ -163,13 +181,13 @@ class DataPlane:
             parts += [f"missing input(s) {', '.join(missing)}"] if missing else []
             raise BadRequestError(f"{'; '.join(parts)}; model {served.model!r} takes "
                                   + ", ".join(f"{s.name} {shape_text(s.shape)} {accepted_types(s)}" for s in specs))
-        arrays, raw_flags, rows = [], [], set()
+        order, raw_flags, rows = [], [], set()
         for spec in specs:
             array = named[spec.name]
             self._check_shape(spec, array)
             rows.add(array.shape[0])
-            array, raw = self._check_dtype(spec, array)
-            arrays.append(array)
+            cast, raw = self._check_dtype(spec, array)
+            order.append((spec.name, cast))
             if spec.quantized:
                 raw_flags.append(raw)
         if len(rows) > 1:
@@ -180,7 +198,7 @@ class DataPlane:
         if fixed is not None and rows and next(iter(rows)) % fixed:
             raise BadRequestError(f"model {served.model!r} runs batches of exactly {fixed} (static shapes); "
                                   f"send a multiple of {fixed} rows")
-        return arrays, bool(raw_flags) and all(raw_flags)
+        return order, bool(raw_flags) and all(raw_flags)
 
     @staticmethod
     def _check_shape(spec: TensorSpec, array: np.ndarray) -> None:
@@ -190,12 +208,13 @@ class DataPlane:
             raise BadRequestError(f"input {spec.name!r} expects shape {shape_text(want)}, got {list(array.shape)}")
 
     @staticmethod
-    def _check_dtype(spec: TensorSpec, array: np.ndarray) -> tuple[np.ndarray, bool]:
+    def _check_dtype(spec: TensorSpec, array: np.ndarray) -> tuple[np.dtype | None, bool]:
+        """The dtype ``array`` is converted to (None: none needed) and whether it holds quantized values."""
         own = np.dtype(spec.dtype)
         if array.dtype == own:
-            return array, spec.quantized
+            return None, spec.quantized
         if array.dtype.kind == "f" and (spec.quantized or own.kind == "f"):
-            return (array.astype(np.float32 if spec.quantized else own, copy=False)), False
+            return np.dtype(np.float32) if spec.quantized else own, False
         raise BadRequestError(f"input {spec.name!r} expects {accepted_types(spec)}, got {v2_datatype(array.dtype)}")
 
     def predict(self, served: ServedVersion, named: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

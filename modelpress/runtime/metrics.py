@@ -74,12 +74,21 @@ class Metrics:
                 series = self._series[(metric, labels)] = metric.labels(*labels)
         return series
 
-    def request(self, model: str, version: str, protocol: str, status: int, seconds: float) -> None:
-        self._labelled(self.requests, model or "-", version or "-", protocol, str(status)).inc()
-        if model:
-            self._labelled(self.request_seconds, model, protocol).observe(seconds)
+    def request(self, model: str, version: str, protocol: str, status: int | str, seconds: float) -> None:
+        key = (model, version, protocol, status)
+        series = self._series.get(key)
+        if series is None:
+            with self._series_lock:
+                series = self._series[key] = (
+                    self.requests.labels(model or "-", version or "-", protocol, str(status)),
+                    self.request_seconds.labels(model, protocol) if model else None,
+                    self._recent[model] if model else None)
+        count, duration, recent = series
+        count.inc()
+        if duration is not None:
+            duration.observe(seconds)
             with self._lock:
-                self._recent[model].append(seconds)
+                recent.append(seconds)
 
     def batch(self, model: str, version: str, rows: int, waits: list[float]) -> None:
         self._labelled(self.batch_size, model, version).observe(rows)
@@ -88,6 +97,20 @@ class Metrics:
 
     def compute(self, model: str, version: str, seconds: float) -> None:
         self._labelled(self.compute_seconds, model, version).observe(seconds)
+
+    def ran(self, model: str, version: str, seconds: float, rows: int) -> None:
+        """A request run on its own (no batcher): its compute time, and a batch of its ``rows`` that waited
+        for nothing; the same series as :meth:`compute` and :meth:`batch`, looked up together."""
+        series = self._series.get((model, version))
+        if series is None:
+            with self._series_lock:
+                series = self._series[(model, version)] = (self.compute_seconds.labels(model, version),
+                                                           self.batch_size.labels(model, version),
+                                                           self.queue_seconds.labels(model, version))
+        compute, batch, waited = series
+        compute.observe(seconds)
+        batch.observe(rows)
+        waited.observe(0.0)
 
     def forget(self, model: str, version: str) -> None:
         """Drop the series of a version that is no longer served, so that hot reloads do not grow the

@@ -19,6 +19,9 @@ from modelpress.errors import NotFoundError
 from modelpress.runtime.repository import check_name
 from modelpress.runtime.served import ModelRecord
 
+#: model names remembered as valid (checked once) at most: clients naming ever new models are checked each time
+VALID_NAMES = 1024
+
 
 class RecordTable:
     """Model name -> :class:`ModelRecord`, with the locks every part of the runtime shares."""
@@ -27,6 +30,7 @@ class RecordTable:
         self.models: dict[str, ModelRecord] = {}
         self.lock = threading.RLock()
         self.change_lock = threading.Lock()
+        self._valid_names: set[str] = set()
 
     def get(self, name: str) -> ModelRecord | None:
         """The record of ``name``, or None: ``table.get("digits")``."""
@@ -38,7 +42,13 @@ class RecordTable:
 
             table.lookup("nope")     # NotFoundError: model 'nope' is not in the repository; models served: digits
         """
-        check_name("model", name)
+        if name not in self._valid_names:  # the name's check, once per name (a bounded set)
+            check_name("model", name)
+            if len(self._valid_names) < VALID_NAMES:
+                self._valid_names.add(name)
+        record = self.models.get(name)  # one dictionary read: atomic, no lock needed for it
+        if record is not None:
+            return record
         with self.lock:
             record = self.models.get(name)
             if record is None:

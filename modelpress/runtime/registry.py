@@ -14,11 +14,9 @@ out to requests.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from modelpress.errors import ModelpressError, NotFoundError, UnavailableError
@@ -104,18 +102,21 @@ class ModelRegistry:
         self.table.put(record)
 
     # --- lookup ---------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def acquire(self, model: str, version: str | int | None = None,
-                label: str | None = None) -> Iterator[ServedVersion]:
-        """The served version a request asked for, counted in flight until the block ends."""
-        served = self._checkout(model, version, label)
-        try:
-            yield served
-        finally:
-            with served.cond:
-                served.inflight -= 1
+    def acquire(self, model: str, version: str | int | None = None, label: str | None = None) -> Checkout:
+        """The served version a request asked for, counted in flight until the block ends::
+
+            with registry.acquire("digits") as served: ...
+        """
+        return Checkout(self, self._checkout(model, version, label))
+
+    def release(self, served: ServedVersion) -> None:
+        """End one checkout of ``served`` (``acquire``'s block does): wake a retire waiting for its last
+        request, and a load waiting for room under the memory budget."""
+        with served.cond:
+            served.inflight -= 1
+            if not served.inflight:  # a retire waits for none in flight: nothing to wake before that
                 served.cond.notify_all()
-            self.budget.notify_idle()
+        self.budget.notify_idle()
 
     def lookup_model(self, model: str) -> ModelRecord:
         """The record of a model in the repository, or a 404 naming the models there."""
@@ -133,7 +134,13 @@ class ModelRegistry:
         """The served version asked for, already counted in flight (``acquire`` releases it); a model the
         memory budget unloaded is loaded again first."""
         record = self.lookup_model(model)
-        with self.budget.reserve(record), self.table.lock:
+        if self.budget.limit is None:  # nothing is evicted: no reservation to hold (as budget.reserve does)
+            return self._pick(record, model, version, label)
+        with self.budget.reserve(record):
+            return self._pick(record, model, version, label)
+
+    def _pick(self, record: ModelRecord, model: str, version: str | int | None, label: str | None) -> ServedVersion:
+        with self.table.lock:
             record.last_used = time.monotonic()
             if label is not None:
                 number = self.label_version(model, label)
@@ -204,3 +211,18 @@ class ModelRegistry:
 
     def model_names(self) -> list[str]:
         return self.table.names()
+
+
+class Checkout:
+    """One request's hold on a served version (``with registry.acquire(...) as served``): a plain class, not
+    a generator context manager, since every inference enters one."""
+    __slots__ = ("registry", "served")
+
+    def __init__(self, registry: ModelRegistry, served: ServedVersion):
+        self.registry, self.served = registry, served
+
+    def __enter__(self) -> ServedVersion:
+        return self.served
+
+    def __exit__(self, *exc) -> None:
+        self.registry.release(self.served)

@@ -34,17 +34,19 @@ class ServedVersion:
     def __init__(self, model: str, version: int, folder: Path, fingerprint: tuple, manifest: Manifest,
                  backend: Backend, metrics):
         self.model, self.version, self.folder, self.fingerprint = model, version, folder, fingerprint
+        self.version_text = str(version)  # the metrics' label
         self.manifest, self.backend, self.metrics = manifest, backend, metrics
         self.state = ModelState.LOADING
         self.error: str | None = None
         self.batcher: Batcher | None = None
         self.inflight = 0
         self.cond = threading.Condition()
+        #: (name, shape, dtype) of each input sent -> how the data plane orders and converts them (validated)
+        self.input_plans: dict[tuple, tuple[list, bool]] = {}
 
-    def _timed_predict(self, inputs: list[np.ndarray], raw: bool) -> list[np.ndarray]:
-        started = time.perf_counter()
+    def _run(self, inputs: list[np.ndarray], raw: bool) -> list[np.ndarray]:
         try:
-            outputs = self.backend.predict(inputs, raw)
+            return self.backend.predict(inputs, raw)
         except ModelpressError:
             raise
         except Exception as err:  # the backend broke on a valid request: a 500 that says which model, not a crash
@@ -52,14 +54,18 @@ class ServedVersion:
             raise ServingError(f"model {self.model!r} version {self.version} failed to run the request "
                                f"({type(err).__name__}: {str(err)[:300]}); the server keeps serving, and its "
                                "log has the details") from None
+
+    def _timed_predict(self, inputs: list[np.ndarray], raw: bool) -> list[np.ndarray]:
+        started = time.perf_counter()
+        outputs = self._run(inputs, raw)
         if self.metrics is not None:
-            self.metrics.compute(self.model, str(self.version), time.perf_counter() - started)
+            self.metrics.compute(self.model, self.version_text, time.perf_counter() - started)
         return outputs
 
     def enable_batching(self, max_batch_size: int, max_queue_delay_ms: float, max_queue_size: int) -> None:
         on_batch = None
         if self.metrics is not None:
-            on_batch = lambda rows, waits: self.metrics.batch(self.model, str(self.version), rows, waits)  # noqa: E731
+            on_batch = lambda rows, waits: self.metrics.batch(self.model, self.version_text, rows, waits)  # noqa: E731
         self.batcher = Batcher(self._timed_predict, max_batch_size=max_batch_size,
                                max_queue_delay=max_queue_delay_ms / 1000.0, max_queue_size=max_queue_size,
                                workers=self.backend.pool_size, on_batch=on_batch, name=f"{self.model}:{self.version}",
@@ -70,9 +76,11 @@ class ServedVersion:
         if self.batcher is not None:
             with tracing.stage("batch"):  # queued, merged with other requests and run on the batcher's thread
                 return self.batcher.submit(inputs, raw)
-        outputs = self._timed_predict(inputs, raw)
-        if self.metrics is not None:
-            self.metrics.batch(self.model, str(self.version), len(inputs[0]) if inputs[0].ndim else 1, [0.0])
+        started = time.perf_counter()
+        outputs = self._run(inputs, raw)
+        if self.metrics is not None:  # compute time, and a batch of the request's own rows that did not queue
+            self.metrics.ran(self.model, self.version_text, time.perf_counter() - started,
+                             len(inputs[0]) if inputs[0].ndim else 1)
         return outputs
 
     def retire(self, timeout: float) -> None:

@@ -9,10 +9,12 @@ request; an interpreter is not thread-safe), LiteRT first, then tflite_runtime, 
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import sys
 import threading
+import time
 
 import numpy as np
 
@@ -41,6 +43,54 @@ def resolve_delegate(delegate: str | None) -> str | None:
             finally:
                 sys.unraisablehook = hook
     return delegate if _DELEGATES[delegate] else None
+
+
+class InterpreterPool:
+    """The free interpreters of one version, last returned first (its caches are the warmest): a request
+    takes one for itself alone (an interpreter is not thread-safe) and gives it back. Taking a free one is a
+    ``deque.pop`` (atomic under the GIL) without a lock; only a request that finds none waits, on a condition
+    that a return signals when someone waits::
+
+        pool = InterpreterPool([a, b]); model = pool.get(timeout=30); ...; pool.put(model)
+    """
+
+    def __init__(self, items=()):
+        self._free = collections.deque(items)
+        self._cond = threading.Condition(threading.Lock())
+        self._waiting = 0
+
+    def get(self, timeout: float) -> object:
+        """A free interpreter, waiting up to ``timeout`` seconds for one; ``queue.Empty`` when none came."""
+        try:
+            return self._free.pop()
+        except IndexError:
+            pass
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._waiting += 1  # counted before looking again, so a put after this look sees it and signals
+            try:
+                while True:
+                    try:
+                        return self._free.pop()
+                    except IndexError:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise queue.Empty from None
+                        self._cond.wait(left)
+            finally:
+                self._waiting -= 1
+
+    def put(self, item: object) -> None:
+        self._free.append(item)
+        if self._waiting:
+            with self._cond:
+                self._cond.notify()
+
+    def qsize(self) -> int:
+        return len(self._free)
+
+    def clear(self) -> None:
+        self._free.clear()
 
 
 def fit_threads(wanted: int, pool: int, model: str = "", cores: int | None = None) -> int:
@@ -75,7 +125,7 @@ class TFLiteBackend(Backend):
         if asked and self.delegate is None:
             log.warning("%s asks for the %s delegate, which is not available here (its library is not "
                         "installed); running on the CPU", self.folder, asked)
-        self._pool: queue.LifoQueue = queue.LifoQueue()
+        self._pool = InterpreterPool()
         signature = self.manifest.signature
         first = TFLiteModel(path, threads=self.threads or 1, delegate=self.delegate, signature=signature)
         self.interpreter = first.backend
@@ -103,6 +153,6 @@ class TFLiteBackend(Backend):
 
     def unload(self) -> None:
         pool = getattr(self, "_pool", None)
-        while pool is not None and not pool.empty():
-            pool.get_nowait()
-        self._pool = queue.LifoQueue()
+        if pool is not None:
+            pool.clear()
+        self._pool = InterpreterPool()
