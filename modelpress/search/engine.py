@@ -162,7 +162,11 @@ class Search:
             cost = self.epoch_cost() * epochs
         if left <= 0 or cost > left:
             elapsed = time.perf_counter() - self.start
-            if self.options.time_budget - elapsed > max(cost, 0.0) and len(self.profiles) > 1:
+            if left > 0:
+                self.result.stopped = (f"stopped after {elapsed:.0f} s of the {self.options.time_budget:.0f} s time "
+                                       f"budget: the next candidate ({settings.describe()}) would fine-tune for about "
+                                       f"{cost:.0f} s and {left:.0f} s were left for its profile")
+            elif self.options.time_budget - elapsed > max(cost, 0.0) and len(self.profiles) > 1:
                 self.result.stopped = (f"a profile's share of the {self.options.time_budget:.0f} s time budget "
                                        f"ended after {elapsed:.0f} s; the next profile got what was left")
             else:
