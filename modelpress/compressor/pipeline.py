@@ -107,14 +107,15 @@ class _Runner:
 
     def l0(self, model, step: Step):
         p = step.params
-        gates = L0Gates(model, p["strength"], p["layers"])
+        gates = L0Gates(model, p["strength"], p["layers"], groups=p["groups"])
         info = self.tune(model, step, gates=gates)
         info["zeros"] = gates.strip()  # apply the test-time gates: exact zeros, nothing left wrapped
+        info["removed"] = gates.removed()
         share = gates.count and sum(info["zeros"][layer.name] * variable_value(var).size
                                     for layer, var in zip(gates.layers, gates.targets)) / gates.count
         return model, f"l0: hard-concrete gates under an L0 penalty, lambda={p['strength']:g}, on " \
                       f"{len(gates.layers)} layer(s), {info['epochs']} epoch(s): {share:.1%} of their weights " \
-                      "exactly zero", info
+                      "exactly zero" + "".join(f", {n} {k} removed" for k, n in info["removed"].items()), info
 
     def slim(self, model, step: Step):
         p = step.params
@@ -193,7 +194,7 @@ def run_recipe(model: Any, flavor: str, recipe: Recipe, data: Dataset, *, quiet:
                         "seconds": round(time.perf_counter() - start, 2),
                         **{k: v for k, v in info.items()
                            if k in ("epochs", "loss", "val_epoch", "val_accuracy", "best_epoch", "removed_channels",
-                                   "zeros", "skipped", "tfmot_sparsity")}})
+                                   "zeros", "removed", "skipped", "tfmot_sparsity")}})
     best = "; the best epoch on the validation split kept" if settings.restore_best else ""
     runner.notes.append(f"fine-tuning: {settings.optimizer} from learning rate {settings.learning_rate:.3g}, "
                         f"{settings.schedule} schedule{best}")

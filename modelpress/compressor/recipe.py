@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from modelpress.compressor.finetune import FineTune
+from modelpress.compressor.gates import parse_groups
 from modelpress.compressor.schedules import SCHEDULES, check_sparsity
 from modelpress.errors import RecipeError
 
@@ -94,7 +95,8 @@ STEP_TYPES: dict[str, dict[str, tuple[Any, Any]]] = {
     "prune_mn": {"pattern": (_pattern, "2:4"), "layers": (_names, None)},
     "regularize": {"penalty": (_choice("penalty", ("l1", "l2", "group_lasso")), "group_lasso"),
                    "strength": (_non_negative("strength"), 1e-4), "layers": (_names, None)},
-    "l0": {"strength": (_non_negative("strength"), 10.0), "layers": (_names, None)},
+    "l0": {"strength": (_non_negative("strength"), 10.0), "layers": (_names, None),
+           "groups": (lambda v: "+".join(parse_groups(v)), "weights")},
     "slim": {"ratio": (_fraction("ratio"), ...), "criterion": (_choice("criterion", ("l2", "bn")), "l2")},
     "cluster": {"clusters": (_positive_int("clusters", 2), ...), "preserve_sparsity": (bool, False),
                 "layers": (_names, None)},
@@ -105,7 +107,8 @@ STEP_HELP = {
     "prune": "unstructured magnitude pruning (sparsity, schedule constant|polynomial)",
     "prune_mn": "m:n structured sparsity (pattern 2:4)",
     "regularize": "fine-tuning with L(w) + λR(w) (penalty l1|l2|group_lasso, strength λ, layers)",
-    "l0": "train hard-concrete gates under an L0 penalty (strength λ, layers): exact zeros where gates close",
+    "l0": "train hard-concrete gates under an L0 penalty (strength λ, layers, groups weights|units|inputs "
+          "joined by +): exact zeros where gates close, whole hidden units and input features with units/inputs",
     "slim": "remove channels physically (ratio, criterion l2|bn)",
     "cluster": "k-means weight sharing (clusters, preserve_sparsity)",
     "qat": "quantization-aware training (bits 8: int8, tfmot for tf_keras models; bits 4: weights on the int4 grid)",
