@@ -1,7 +1,7 @@
 """Closed-loop gRPC load for the Open Inference ``ModelInfer`` call, the same pre-serialized request over and
 over for ``seconds`` with ``concurrency`` calls in flight; two generators behind one call::
 
-    body = infer_request("digits", "image", x[:1], raw=True)          # serialized ModelInferRequest
+    body = infer_body("digits", "image", x[:1], raw=True)             # serialized ModelInferRequest
     figures = run_grpc_load("127.0.0.1:8081", body, concurrency=16, seconds=5)   # h2load when on PATH
     figures   # {"requests": 41234, "errors": 0, "rps": 8246.8, "p50_ms": 1.9, "p99_ms": 4.1,
               #  "generator": "h2load", "client_cpu_ms": 0.02}
@@ -49,8 +49,6 @@ INFER = "/inference.GRPCInferenceService/ModelInfer"
 OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 GENERATORS = ("h2load", "python")
 
-
-infer_request = infer_body  # (model, input name, x, raw) -> a serialized ModelInferRequest
 
 
 def probe(target: str, body: bytes) -> tuple[np.ndarray, int]:
@@ -223,7 +221,7 @@ def main() -> None:
                         help="h2load (default when on PATH) or the Python grpcio client")
     args = parser.parse_args()
     x = np.random.default_rng(0).random(args.shape, dtype=np.float32)
-    body = infer_request(args.model, args.input, x, raw=not args.typed)
+    body = infer_body(args.model, args.input, x, raw=not args.typed)
     print(json.dumps(run_grpc_load(args.target, body, args.concurrency, args.seconds, args.processes,
                                    args.generator)))
 

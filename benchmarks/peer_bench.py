@@ -47,13 +47,13 @@ sys.path.insert(0, str(ROOT))
 
 from modelpress.atomic import atomic_write_bytes  # noqa: E402
 from modelpress.tables import text_table  # noqa: E402
-from modelpress.testing.grpc import grpc_target  # noqa: E402
+from modelpress.testing.grpc import grpc_target, infer_body  # noqa: E402
 from modelpress.testing.repository import add_version  # noqa: E402
 from modelpress.testing.server import served, stop_process  # noqa: E402
 from modelpress.tflite_interpreter import TFLiteModel  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from grpc_load import GENERATORS, default_generator, first_output, infer_request, run_grpc_load  # noqa: E402
+from grpc_load import GENERATORS, default_generator, first_output, run_grpc_load  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 PEERS = ROOT / ".venv-peers"
@@ -283,7 +283,7 @@ def main() -> None:
             binary, head = v2_binary(x, read_input_name(package))
             bodies[name] = {"json": (v2_json(x, read_input_name(package)), {"Content-Type": "application/json"}),
                             "binary": (binary, {HEADER_LENGTH: str(head), "Content-Type": "application/octet-stream"}),
-                            **{payload: (infer_request(name, read_input_name(package), x, raw=payload == "grpc raw"),
+                            **{payload: (infer_body(name, read_input_name(package), x, raw=payload == "grpc raw"),
                                          {}) for payload in GRPC_PAYLOADS}}
         # every server is up at once (an idle one costs nothing) and each cell runs on all of them back to
         # back, so a change in the machine's background load falls on both sides of every ratio

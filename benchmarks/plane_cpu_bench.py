@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from modelpress.atomic import atomic_write_bytes  # noqa: E402
 from modelpress.latency import machine_info  # noqa: E402
 from modelpress.tables import text_table  # noqa: E402
+from modelpress.testing.grpc import infer_body, model_infer_in_process  # noqa: E402
 from modelpress.testing.repository import build_repository  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -44,37 +45,12 @@ COLUMNS = [("case", "case"), ("model", "model"), ("us/call (best run)", "best_us
            ("us/call (worst run)", "worst_us", "{:.1f}")]
 
 
-class _Details:
-    """What grpcio hands a generic handler to find the method."""
-    method = "/inference.GRPCInferenceService/ModelInfer"
-    invocation_metadata = ()
-
-
-class _Context:
-    """The part of a grpc.ServicerContext the servicer uses on a successful call."""
-
-    def invocation_metadata(self):
-        return ()
-
-    def peer(self) -> str:
-        return "ipv4:127.0.0.1:1"
-
-    def set_trailing_metadata(self, trailing) -> None:
-        pass
-
-    def abort(self, code, message):
-        raise RuntimeError(f"{code}: {message}")
-
-
 def cases(app) -> dict[tuple[str, str], Callable[[], object]]:
     """(case, model) -> a call answering one single-row request, each checked once before it is timed."""
-    from modelpress.runtime.grpc import messages
-    from modelpress.runtime.grpc.servicer import InferenceServicer
     from modelpress.runtime.inference import run_inference
 
     runtime = app.modelpress
-    model_infer = InferenceServicer(runtime).handler().service(_Details()).unary_unary
-    context = _Context()
+    model_infer = model_infer_in_process(runtime)
     rng = np.random.default_rng(0)
     found: dict[tuple[str, str], Callable[[], object]] = {}
     for model in ("digits", "int8", "fer"):
@@ -84,10 +60,7 @@ def cases(app) -> dict[tuple[str, str], Callable[[], object]]:
         spec = record.versions[max(record.versions)].manifest.inputs[0]
         shape = [1] + [d if d and d > 0 else 1 for d in spec.shape[1:]]
         x = rng.random(shape, dtype=np.float32)
-        request = messages.ModelInferRequest(model_name=model)
-        request.inputs.add(name=spec.name, datatype="FP32", shape=shape)
-        request.raw_input_contents.append(x.tobytes())
-        grpc_body = request.SerializeToString()
+        grpc_body = infer_body(model, spec.name, x, raw=True)
         http_body = json.dumps({"inputs": [{"name": spec.name, "shape": shape, "datatype": "FP32",
                                             "data": x.ravel().tolist()}]}).encode()
 
@@ -102,7 +75,7 @@ def cases(app) -> dict[tuple[str, str], Callable[[], object]]:
                 raise RuntimeError(f"HTTP {status}: {answer[:300]!r}")
             return answer
 
-        found[("grpc", model)] = lambda body=grpc_body: model_infer(body, context)
+        found[("grpc", model)] = lambda body=grpc_body: model_infer(body)
         found[("http", model)] = http
         found[("plane", model)] = lambda m=model, name=spec.name, x=x: run_inference(runtime, m, None, [(name, x)])
         for case in ("grpc", "http", "plane"):

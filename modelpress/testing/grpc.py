@@ -188,9 +188,10 @@ def grpc_alive(send: GrpcSender, token: str | None, model: str = "digits", input
     live = send(GrpcCase("liveness", "ServerLive", b""))
     if live.code != "OK" or not messages.ServerLiveResponse.FromString(live.body).live:
         found.append(f"ServerLive answered {live.code} {live.message[:200]}")
-    request = messages.ModelInferRequest(model_name=model)
-    request.inputs.add(name=input_name, datatype="FP32", shape=[1, 8, 8, 1]).contents.fp32_contents.extend([0.5] * 64)
-    answer = send(GrpcCase("liveness", "ModelInfer", request.SerializeToString(), token))
+    import numpy as np
+
+    body = infer_body(model, input_name, np.full((1, 8, 8, 1), 0.5, dtype=np.float32), raw=False)
+    answer = send(GrpcCase("liveness", "ModelInfer", body, token))
     if answer.code != "OK":
         found.append(f"a correct ModelInfer answered {answer.code} {answer.message[:200]}")
     elif list(messages.ModelInferResponse.FromString(answer.body).outputs[0].shape)[:1] != [1]:
@@ -233,3 +234,40 @@ def infer_outputs(data: bytes) -> tuple[str, dict]:
             values = np.asarray(getattr(tensor.contents, field), dtype=layout)
         outputs[tensor.name] = values.reshape(list(tensor.shape))
     return answer.model_version, outputs
+
+
+class _InProcessDetails:
+    """What grpcio hands a generic handler to find the method."""
+    method = f"/{SERVICE}/ModelInfer"
+    invocation_metadata = ()
+
+
+class _InProcessContext:
+    """The part of a ``grpc.ServicerContext`` the servicer uses on a successful call."""
+
+    def invocation_metadata(self):
+        return ()
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
+    def set_trailing_metadata(self, trailing) -> None:
+        pass
+
+    def abort(self, code, message):
+        raise RuntimeError(f"{code}: {message}")
+
+
+def model_infer_in_process(runtime):
+    """The servicer's whole ModelInfer handler over ``runtime`` (``app.modelpress``) as grpcio calls it, with
+    no transport: ``call(body) -> answer bytes``, for measuring what the door itself costs a call; a call the
+    servicer refuses raises ``RuntimeError`` with its status and message::
+
+        call = model_infer_in_process(app.modelpress)
+        version, outputs = infer_outputs(call(infer_body("digits", "image", x, raw=True)))
+    """
+    from modelpress.runtime.grpc.servicer import InferenceServicer
+
+    handler = InferenceServicer(runtime).handler().service(_InProcessDetails()).unary_unary
+    context = _InProcessContext()
+    return lambda body: handler(body, context)

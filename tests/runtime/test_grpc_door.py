@@ -225,3 +225,18 @@ def test_raw_outputs_are_little_endian_whatever_the_array_order(dtype):
     else:
         got = np.array(out.outputs[0].contents.bool_contents).reshape(3, 4)
     assert np.array_equal(got, values)
+
+
+def test_the_in_process_handler_answers_as_the_door_does(app, samples):
+    """The ModelInfer handler without a transport (what plane_cpu_bench times) gives the HTTP door's answer
+    for real digits, and a refused call says why."""
+    from modelpress.testing.grpc import infer_body, infer_outputs, model_infer_in_process
+    x = samples[0][:1]
+    call = model_infer_in_process(app.modelpress)
+    version, outputs = infer_outputs(call(infer_body("digits", "image", x, raw=True)))
+    http = app.test_client().post("/v2/models/digits/infer", json={"inputs": [
+        {"name": "image", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}).get_json()
+    assert version == http["model_version"]
+    np.testing.assert_allclose(next(iter(outputs.values())).ravel(), http["outputs"][0]["data"], rtol=1e-6)
+    with pytest.raises(RuntimeError, match="INVALID_ARGUMENT.*expects shape"):
+        call(infer_body("digits", "image", x[:, :4], raw=True))
