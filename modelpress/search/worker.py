@@ -15,8 +15,10 @@ process, so a worker that dies (out of memory, a crash in a converter) takes dow
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -128,6 +130,7 @@ def _local_files(context: dict[str, Any]) -> dict[str, str]:
     import ray
 
     folder = Path(tempfile.mkdtemp(prefix="modelpress-worker-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the copies live as long as this worker process
     local = {}
     for name, path in wanted.items():
         target = folder / Path(path).name
