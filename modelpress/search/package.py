@@ -44,8 +44,11 @@ def _tensor_errors(blob: bytes, model: Any, profile: DeviceProfile, trial: Trial
 def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile, out: str | Path, *,
                   verify_x: np.ndarray, name: str, calibration: dict[str, Any], source: dict[str, Any],
                   version: str = "1", labels: list[str] | None = None,
-                  sign_key: str | Path | None = None) -> Artifact:
-    """Finish ``blob`` (the trial's TFLite model) as a package at ``out``, written atomically."""
+                  sign_key: str | Path | None = None, shipped: Any = None) -> Artifact:
+    """Finish ``blob`` (the trial's TFLite model) as a package at ``out``, written atomically. The package is
+    verified against ``model``; ``shipped`` is the model ``blob`` was converted from where that is another one
+    (the narrowed copy, :meth:`modelpress.search.engine.Search.shipped_model`): quantized tensors are compared
+    with its float32 conversion, whose tensors have the same shapes."""
     from modelpress.tflite_interpreter import TFLiteModel
 
     keras = load_model(model)
@@ -58,11 +61,15 @@ def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile,
         interpreter = TFLiteModel(blob, threads=1)
         outputs = interpreter.predict([x])
         return Made(path, {d["name"]: out for d, out in zip(interpreter.output_details, outputs)},
-                    tensor_errors=_tensor_errors(blob, model, profile, trial, x))
+                    tensor_errors=_tensor_errors(blob, model if shipped is None else shipped, profile, trial, x))
 
     settings = trial.settings
     notes = [f"chosen by modelpress press: {trial.describe()} ({settings.family}); accuracy {trial.accuracy:.2%} on "
              f"held-out data, drop {trial.drop_points:+.2f} pt against the source"]
+    if trial.narrowed:
+        notes.append("units and filters left dead by the compression removed before conversion (each one's constant "
+                     "output folded into the next layer's bias; same answers): " +
+                     ", ".join(f"{layer} keeps {units}" for layer, units in trial.narrowed.items()))
     if settings.fallback:
         notes.append(f"int8 with {len(settings.fallback)} layer(s) kept in float or int16 activations (per-layer "
                      "fallback; int16x8: marks int16): " + ", ".join(settings.fallback))
