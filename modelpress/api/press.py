@@ -200,7 +200,6 @@ def _finisher(search: Any, trial: Any, profile: Any, default_name: str, source: 
 
     blob = search.cache.artifact(trial.artifact_key)
     model, _, _ = search.model_for(trial.settings)
-    shipped = search.shipped_model(model, trial.settings, trial)  # what the blob was converted from
     x_val = search.data.x_val
     calibration = {"source": "first samples of x_train", "samples": int(len(search.calibration)), "random": False}
     described = {"path": str(source.path) if source.path else None, "sha256": source.sha256,
@@ -211,7 +210,7 @@ def _finisher(search: Any, trial: Any, profile: Any, default_name: str, source: 
                sign_key: str | Path | None = None):
         return write_package(trial, blob, model, profile, out, verify_x=x_val, name=name or default_name,
                              calibration=calibration, source=described, version=version, labels=labels,
-                             sign_key=sign_key, shipped=shipped)
+                             sign_key=sign_key)
 
     return finish
 

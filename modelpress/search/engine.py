@@ -39,9 +39,10 @@ from modelpress.search.trial import MARGIN_FORMULA, Trial, drop_margin, is_floor
 OBJECTIVES = ("size", "latency")
 CALIBRATION_SAMPLES = 300
 NARROWING_CHECK_SAMPLES = 64
-#: how a compressed candidate's model becomes the model converted (part of every trial's cache key): "narrowed"
-#: since dead units and filters are removed before conversion; a change here must not answer from older entries
-SHIPPED_FORM = "narrowed"
+#: how a compressed candidate becomes the file shipped (part of every trial's cache key): dead units and filters
+#: removed before conversion, the strings a deployed file does not need removed after; a change here must not
+#: answer from older entries
+SHIPPED_FORM = "narrowed+stripped"
 #: before the search has timed a fine-tuning, an epoch is priced at this many inference passes over the training
 #: data (forward, backward and update, plus the epoch's scoring on the samples set aside): a first fine-tuning
 #: of a ResNet that took 256 s was otherwise started with 104 s of its profile's share left, and the next
@@ -276,7 +277,8 @@ class Search:
             try:
                 shipped = self.shipped_model(model, settings, trial)
                 blob, row = measurer.measure(shipped, settings.quantization, settings.fallback,
-                                             self.outputs_for(model_key, model), phase=self.progress.phase)
+                                             self.outputs_for(model_key, model), phase=self.progress.phase,
+                                             strip=settings.compressed)
                 trial.accuracy, trial.bytes, trial.gzip_bytes = row["accuracy"], row["bytes"], row["gzip_bytes"]
                 trial.p50_ms, trial.problems, trial.ops = row["p50_ms"], row["problems"], row["ops"]
                 trial.p50_spread_ms = row.get("p50_spread_ms")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -44,7 +46,12 @@ def test_press_finds_a_gated_model_with_exact_zeros_within_the_budget(mlp_path, 
     assert chosen.narrowed == narrow.kept and narrow.removed > 0, chosen.narrowed
     shapes = _kernel_shapes(TrialCache(tmp_path / "cache").artifact(chosen.artifact_key))
     assert [w.shape[::-1] for w in narrow.model.get_weights()[::2]] == shapes
-    assert (tmp_path / "out" / "raspberry-pi-4" / "modelpress.json").is_file()
+    # and without the strings a deployed file does not need; the package (verified on writing) says so
+    from modelpress.converters.stripping import names_stripped
+
+    assert names_stripped(TrialCache(tmp_path / "cache").artifact(chosen.artifact_key))
+    notes = " ".join(json.loads((tmp_path / "out" / "raspberry-pi-4" / "modelpress.json").read_text())["notes"])
+    assert "fc1 keeps" in notes and "tensor names" in notes and "stripped" in notes
 
 
 def _kernel_shapes(blob: bytes) -> list[tuple[int, ...]]:
