@@ -38,6 +38,11 @@ from modelpress.search.trial import MARGIN_FORMULA, Trial, drop_margin, is_floor
 
 OBJECTIVES = ("size", "latency")
 CALIBRATION_SAMPLES = 300
+NARROWING_CHECK_SAMPLES = 64
+#: how a compressed candidate becomes the file shipped (part of every trial's cache key): dead units and filters
+#: removed before conversion, the strings a deployed file does not need removed after; a change here must not
+#: answer from older entries
+SHIPPED_FORM = "narrowed+stripped"
 #: before the search has timed a fine-tuning, an epoch is priced at this many inference passes over the training
 #: data (forward, backward and update, plus the epoch's scoring on the samples set aside): a first fine-tuning
 #: of a ResNet that took 256 s was otherwise started with 104 s of its profile's share left, and the next
@@ -261,7 +266,7 @@ class Search:
             trial.seconds = time.perf_counter() - started
             return trial
         key = TrialCache.key(model_key, repr(sorted(profile.get_config().items())), settings.conversion_key(),
-                             self.eval_hash, self.data_hash)
+                             self.eval_hash, self.data_hash, SHIPPED_FORM)
         record = self.cache.load_trial(key)
         if record is not None:
             trial = Trial.from_record(record, settings)
@@ -270,8 +275,10 @@ class Search:
             trial.model_key = model_key if settings.compressed else ""
             blob = None
             try:
-                blob, row = measurer.measure(model, settings.quantization, settings.fallback,
-                                             self.outputs_for(model_key, model), phase=self.progress.phase)
+                shipped = self.shipped_model(model, settings, trial)
+                blob, row = measurer.measure(shipped, settings.quantization, settings.fallback,
+                                             self.outputs_for(model_key, model), phase=self.progress.phase,
+                                             strip=settings.compressed)
                 trial.accuracy, trial.bytes, trial.gzip_bytes = row["accuracy"], row["bytes"], row["gzip_bytes"]
                 trial.p50_ms, trial.problems, trial.ops = row["p50_ms"], row["problems"], row["ops"]
                 trial.p50_spread_ms = row.get("p50_spread_ms")
@@ -283,6 +290,18 @@ class Search:
             self.cache.save_trial(key, trial.record(), blob)
         trial.artifact_key = key
         return trial
+
+    def shipped_model(self, model: Any, settings: Settings, trial: Trial) -> Any:
+        """The model a compressed candidate is converted from: its fine-tuned model with the units and filters
+        that pruning or gates left dead removed (:mod:`modelpress.compressor.narrowing`; same answers, checked on
+        the calibration samples); the source model as given otherwise. ``trial.narrowed`` records what went."""
+        if not settings.compressed:
+            return model
+        from modelpress.compressor.narrowing import narrow_model
+
+        result = narrow_model(model, sample=self.calibration[:NARROWING_CHECK_SAMPLES])
+        trial.narrowed = dict(result.kept)
+        return result.model
 
     def _finish(self, trial: Trial, started: float | None) -> Trial:
         if started is not None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from modelpress.compressor.report import accuracy as top1
 from modelpress.converters.constraints import check_constraints
+from modelpress.converters.stripping import strip_strings
 from modelpress.converters.tflite import to_tflite_bytes
 from modelpress.device_profiles import DeviceProfile
 from modelpress.files import gzip_bytes
@@ -114,12 +115,15 @@ class Measurer:
 
     def measure(self, model: Any, quantization: str, fallback: tuple[str, ...] = (),
                 reference_outputs: np.ndarray | None = None,
-                phase: Callable[[str], None] | None = None) -> tuple[bytes, dict[str, Any]]:
+                phase: Callable[[str], None] | None = None, strip: bool = False) -> tuple[bytes, dict[str, Any]]:
         """Convert ``model`` and measure it; ConversionError when the converter refuses. ``phase`` is told each
-        step as it starts (converting, scoring, timing)."""
+        step as it starts (converting, scoring, timing). With ``strip`` the file loses the strings a deployed
+        model does not need (:func:`modelpress.converters.stripping.strip_strings`) before it is measured."""
         phase = phase or (lambda text: None)
         phase(f"converting to {quantization}" + (f" ({len(fallback)} layer(s) kept wider)" if fallback else ""))
         blob = self.convert(model, quantization, fallback)
+        if strip:
+            blob = strip_strings(blob)
         graph = read_graph(blob)
         interpreter = TFLiteModel(blob, threads=1)
         want = ("float32", "float32") if fallback else io_dtypes(self.profile, quantization)

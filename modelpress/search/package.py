@@ -19,6 +19,7 @@ import numpy as np
 from modelpress.converters.artifact import Artifact
 from modelpress.converters.calibration import Samples
 from modelpress.converters.finish import Contents, Made, finish_package
+from modelpress.converters.stripping import names_stripped
 from modelpress.device_profiles import DeviceProfile
 from modelpress.model_io import load_model
 from modelpress.search.measure import io_dtypes
@@ -32,8 +33,8 @@ def _tensor_errors(blob: bytes, model: Any, profile: DeviceProfile, trial: Trial
     from modelpress.converters import quantizer
 
     quantized = trial.settings.quantization in quantizer.MODES and not trial.settings.fallback
-    if not quantized or profile.quantizes_with != "litert" or not quantizer.available():
-        return None
+    if not quantized or profile.quantizes_with != "litert" or not quantizer.available() or names_stripped(blob):
+        return None  # a stripped file has no tensor names to match its float32 twin's by
     from modelpress.converters.tflite import to_tflite_bytes
 
     source = load_model(model)
@@ -45,7 +46,9 @@ def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile,
                   verify_x: np.ndarray, name: str, calibration: dict[str, Any], source: dict[str, Any],
                   version: str = "1", labels: list[str] | None = None,
                   sign_key: str | Path | None = None) -> Artifact:
-    """Finish ``blob`` (the trial's TFLite model) as a package at ``out``, written atomically."""
+    """Finish ``blob`` (the trial's TFLite model) as a package at ``out``, written atomically, verified against
+    ``model`` (for a compressed candidate, its wide fine-tuned model: ``blob`` was converted from the narrowed
+    copy, :meth:`modelpress.search.engine.Search.shipped_model`, and stripped of its internal names)."""
     from modelpress.tflite_interpreter import TFLiteModel
 
     keras = load_model(model)
@@ -63,6 +66,13 @@ def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile,
     settings = trial.settings
     notes = [f"chosen by modelpress press: {trial.describe()} ({settings.family}); accuracy {trial.accuracy:.2%} on "
              f"held-out data, drop {trial.drop_points:+.2f} pt against the source"]
+    if trial.narrowed:
+        notes.append("units and filters left dead by the compression removed before conversion (each one's constant "
+                     "output folded into the next layer's bias; same answers): " +
+                     ", ".join(f"{layer} keeps {units}" for layer, units in trial.narrowed.items()))
+    if names_stripped(blob):
+        notes.append("internal tensor names, the file's description and the converter's metadata stripped (signature "
+                     "and I/O names kept): no per-tensor comparison with float32, which matches tensors by name")
     if settings.fallback:
         notes.append(f"int8 with {len(settings.fallback)} layer(s) kept in float or int16 activations (per-layer "
                      "fallback; int16x8: marks int16): " + ", ".join(settings.fallback))

@@ -74,6 +74,7 @@ class Trial:
     why_not: str = ""                                   # filled when the search ends: why it was not chosen
     worker: str = ""                                    # where it ran when not in the driver: host:pid (Ray node)
     epoch_seconds: float | None = None                  # a worker's fine-tuning time per epoch, for the budget
+    narrowed: dict[str, int] = field(default_factory=dict)  # layer -> units left after dead ones were removed
 
     @property
     def passed(self) -> bool:
@@ -99,7 +100,7 @@ class Trial:
                 "constraints": {"passed": not self.problems and self.error is None, "problems": self.problems},
                 "within_budget": self.within_budget, "error": self.error, "seconds": round(self.seconds, 2),
                 "cached": self.cached, "ops": self.ops, "why_not": self.why_not,
-                "worker": self.worker or None}
+                "worker": self.worker or None, "narrowed": self.narrowed or None}
 
     def record(self) -> dict[str, Any]:
         """What the cache keeps (measurements, not the profile-specific verdict on the budget)."""
@@ -115,4 +116,5 @@ class Trial:
                     profile=data["profile"])
         trial.problems = list(data.get("constraints", {}).get("problems", []))
         trial.ops = list(data.get("ops") or [])
+        trial.narrowed = dict(data.get("narrowed") or {})
         return trial

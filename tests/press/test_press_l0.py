@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -36,3 +38,32 @@ def test_press_finds_a_gated_model_with_exact_zeros_within_the_budget(mlp_path, 
     fc1 = np.asarray(model.get_layer("fc1").kernel)
     assert (fc1 == 0).mean() >= 0.5  # exact zeros, from gates that closed during training
     assert [w.shape for w in model.get_weights()] == [w.shape for w in load_model(mlp_path).model.get_weights()]
+    # what ships is that model without the units its gates left dead (same answers, checked in the package's
+    # verification against the fine-tuned model): the artifact's kernels have the narrowed widths
+    from modelpress.compressor.narrowing import narrow_model
+
+    narrow = narrow_model(model)
+    assert chosen.narrowed == narrow.kept and narrow.removed > 0, chosen.narrowed
+    shapes = _kernel_shapes(TrialCache(tmp_path / "cache").artifact(chosen.artifact_key))
+    assert [w.shape[::-1] for w in narrow.model.get_weights()[::2]] == shapes
+    # and without the strings a deployed file does not need; the package (verified on writing) says so
+    from modelpress.converters.stripping import names_stripped
+
+    assert names_stripped(TrialCache(tmp_path / "cache").artifact(chosen.artifact_key))
+    notes = " ".join(json.loads((tmp_path / "out" / "raspberry-pi-4" / "modelpress.json").read_text())["notes"])
+    assert "fc1 keeps" in notes and "tensor names" in notes and "stripped" in notes
+
+
+def _kernel_shapes(blob: bytes) -> list[tuple[int, ...]]:
+    """The (out, in) shapes of a .tflite's fully connected weights, in graph order, read from the flatbuffer."""
+    import tflite
+
+    model = tflite.Model.GetRootAsModel(blob, 0)
+    graph = model.Subgraphs(0)
+    shapes = []
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) == tflite.BuiltinOperator.FULLY_CONNECTED:
+            shapes.append(tuple(int(d) for d in graph.Tensors(op.Inputs(1)).ShapeAsNumpy()))
+    return shapes
