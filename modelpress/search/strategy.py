@@ -32,9 +32,12 @@ other, judged by the same choice rule. Free slots in a batch carry candidates of
 sequential search runs later whatever happens before (2:4 sparsity, the first slimming point). One worker runs
 exactly the sequential order, in the driver.
 
-A latency objective runs ``slim`` right after the cheap steps. Compressed candidates use the smallest
-quantization that passed on the source; when even that failed, they are skipped (compression only loses
-accuracy from there).
+A latency objective runs ``slim`` right after the cheap steps, and where int8 timed no faster than another
+quantization that passed (:func:`modelpress.search.choice.int8_buys_speed`: XNNPACK's float32 kernels beat int8 on
+an AVX2 host without VNNI) it skips the fallback and QAT too, which only rescue int8: slimming gets the time. For
+size, compressed candidates use the profile's own quantization where it passed, else the smallest that passed;
+for latency, the fastest that passed (latencies within the noise tie, broken by accuracy, then size). When none
+passed on the source, they are skipped (compression only loses accuracy from there).
 
     Strategy(search, profile, measurer).run()
 """
@@ -46,7 +49,7 @@ from collections.abc import Callable
 
 from modelpress.device_profiles import DeviceProfile
 from modelpress.errors import ModelpressError
-from modelpress.search import space
+from modelpress.search import choice, space
 from modelpress.search.measure import Measurer
 from modelpress.search.space import Settings
 from modelpress.search.trial import Trial, is_floor
@@ -133,9 +136,10 @@ class Strategy:
 
     def run(self) -> None:
         self.quantize()
-        if self.wanted("fallback"):
+        rescue = self.options.objective != "latency" or self._int8_buys_speed()
+        if rescue and self.wanted("fallback"):
             self.fallback_search()
-        if self.wanted("qat"):
+        if rescue and self.wanted("qat"):
             self.qat_search()
         base = self._pick_quantization()
         self.compact = self._compact_storage()
@@ -258,10 +262,32 @@ class Strategy:
                     "compressed candidates end with a QAT step")
                 return
 
+    def _int8_buys_speed(self) -> bool:
+        """Latency objective: whether int8 timed faster than the other passing quantizations (else the fallback
+        and QAT, which only rescue int8, are skipped and slimming comes next)."""
+        if choice.int8_buys_speed(self.search.result.trials, self.profile.name):
+            return True
+        int8 = self._int8()
+        if self.wanted("fallback") or self.wanted("qat"):
+            self.search.result.notes.append(
+                f"{self.profile.name}: int8 timed no faster than the fastest other quantization that passed "
+                f"({int8.p50_ms if int8 else 0.0:.4f} ms) on this host, so its float fallback and quantization-aware "
+                "training were skipped: the latency search went to slimming (channels removed) instead")
+        return False
+
     def _pick_quantization(self) -> Trial | None:
+        """The quantization compressed candidates use: the profile's own where it passed (size objective), the
+        fastest passer for a latency objective (latencies within the noise tie, broken by accuracy, then size)."""
         mine = [t for t in self.search.result.trials if t.profile == self.profile.name and t.passed]
         if not mine:
             return None
+        if self.options.objective == "latency":
+            plain = [t for t in mine if t.settings.family in ("quantize", "fallback", "qat") and t.p50_ms]
+            if plain:
+                best = choice.fastest(plain)
+                self.quant, self.fallback = best.settings.quantization, best.settings.fallback
+                self.qat_tail = best.settings.family == "qat"
+                return best
         own = [t for t in mine if t.settings.quantization == self.profile.quantization and not t.settings.fallback
                and (not t.settings.compressed or t.settings.family == "qat")]
         best = own[0] if own else min(mine, key=lambda t: (t.gzip_bytes or 0, len(t.settings.fallback)))

@@ -9,24 +9,9 @@ import modelpress
 pytestmark = pytest.mark.integration
 
 
-def _loud(mlp_path, tmp_path):
-    """fc1 gets one unit 1000x louder (fc2 reads it 1000x softer: the float model is unchanged), so int8's single
-    activation scale for fc1's output wipes out every other unit."""
-    from modelpress.model_io import load_model
-
-    model = load_model(mlp_path).model
-    w1, b1 = model.get_layer("fc1").get_weights()
-    w2, b2 = model.get_layer("fc2").get_weights()
-    w1[:, 0], b1[0], w2[0, :] = w1[:, 0] * 1000, b1[0] * 1000, w2[0, :] / 1000
-    model.get_layer("fc1").set_weights([w1, b1])
-    model.get_layer("fc2").set_weights([w2, b2])
-    path = tmp_path / "loud.keras"
-    model.save(path)
-    return path
-
-
-def test_int8_missing_on_cortex_m_leads_to_qat_trials_of_two_lengths(mlp_path, data_dir, tmp_path):
-    result = modelpress.press(_loud(mlp_path, tmp_path), "cortex-m", data_dir / "data.npz", out=tmp_path / "out",
+def test_int8_missing_on_cortex_m_leads_to_qat_trials_of_two_lengths(loud_mlp_path, data_dir, tmp_path):
+    """The loud MLP (conftest): one fc1 unit 1000x louder, so int8's activation scale for fc1 wipes out the rest."""
+    result = modelpress.press(loud_mlp_path, "cortex-m", data_dir / "data.npz", out=tmp_path / "out",
                               max_drop=1.0, epochs=1, families=["qat"], use_cache=False, progress=False)
     trials = result.search.trials
     int8 = trials[0]
