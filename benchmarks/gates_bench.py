@@ -1,0 +1,107 @@
+"""L0 gates at high sparsity on LeNet-300-100 (Fashion-MNIST), outside press: how small the shipped int4 file gets
+(narrowed, stripped) and what accuracy costs, with and without distillation from the source during gate training.
+
+Each row: a recipe (L0 gates of strength λ on weights, or on weights + hidden units + input pixels, for the gate
+epochs, then one epoch on the int4 grid) run by the compressor on the baseline that ``press_bench.py`` trained
+(``--baseline``; same split: the first 6,000 training images for validation, the next ``--train-samples`` to
+train), converted to int4 as press converts for raspberry-pi-4, then as press ships it: narrowed
+(:mod:`modelpress.compressor.narrowing`) and stripped (:mod:`modelpress.converters.stripping`). Accuracy on the
+10,000 test images and the 6,000 validation images; gzip of the whole .tflite.
+
+    .venv/bin/python benchmarks/gates_bench.py --baseline <work>/baselines/mlp-18000-40.keras \
+        --strength 75 --groups weights+units+inputs --distill none 0.5 --out benchmarks/results/gates_bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _accuracy(predict, x: np.ndarray, y: np.ndarray) -> float:
+    out = np.concatenate([np.asarray(predict(x[i:i + 500])) for i in range(0, len(x), 500)])
+    return float((out.argmax(1) == y).mean())
+
+
+def run(args) -> list[dict]:
+    import keras
+
+    from modelpress.compressor.data import Dataset, selection_split
+    from modelpress.compressor.finetune import FineTune
+    from modelpress.compressor.narrowing import narrow_model
+    from modelpress.compressor.pipeline import run_recipe
+    from modelpress.compressor.recipe import Recipe, Step
+    from modelpress.converters.stripping import strip_strings
+    from modelpress.device_profiles import load_profile
+    from modelpress.files import gzip_bytes
+    from modelpress.search.measure import Measurer
+    from modelpress.testing.datasets import fashion_mnist
+    from modelpress.tflite_interpreter import TFLiteModel
+
+    full, _ = fashion_mnist()
+    n_val = len(full["x_train"]) // 10
+    x, y = full["x_train"][n_val:n_val + args.train_samples], full["y_train"][n_val:n_val + args.train_samples]
+    xv, yv = full["x_train"][:n_val], full["y_train"][:n_val]
+    xt, yt = full["x_val"], full["y_val"]
+    source = keras.models.load_model(args.baseline)
+    base_test, base_val = _accuracy(source, xt, yt), _accuracy(source, xv, yv)
+    measurer = Measurer(load_profile("raspberry-pi-4"), xv, yv, x[:300])
+    rows = []
+    for strength in args.strength:
+        for distill in args.distill:
+            alpha = None if distill == "none" else float(distill)
+            steps = [Step.from_config({"type": "l0", "strength": strength, "epochs": args.gate_epochs,
+                                       "groups": args.groups}),
+                     Step.from_config({"type": "qat", "bits": 4, "epochs": 1})]
+            tune = FineTune(epochs=3, batch_size=64, distill=None if alpha is None else {"alpha": alpha})
+            started = time.time()
+            model, _, _ = run_recipe(source, "keras3", Recipe(name="gates", steps=steps, finetune=tune),
+                                     selection_split(Dataset(x, y, xv, yv)))
+            seconds = time.time() - started
+            narrow = narrow_model(model, sample=x[:64])
+            wide_blob = measurer.convert(model, "int4")
+            blob = strip_strings(measurer.convert(narrow.model, "int4"))
+            run_int4 = TFLiteModel(blob).predict
+            kernels = [np.asarray(w) for w in model.get_weights()[::2]]
+            row = {"strength": strength, "groups": args.groups, "distill_alpha": alpha, "gate_epochs": args.gate_epochs,
+                   "weights_left": int(sum(np.count_nonzero(k) for k in kernels)),
+                   "units_kept": narrow.kept, "gzip_kb_wide": gzip_bytes(wide_blob) / 1024,
+                   "gzip_kb": gzip_bytes(blob) / 1024, "test": _accuracy(lambda b, f=run_int4: f([b])[0], xt, yt),
+                   "val": _accuracy(lambda b, f=run_int4: f([b])[0], xv, yv), "seconds": round(seconds, 1)}
+            row["drop_test"] = round((base_test - row["test"]) * 100, 2)
+            row["drop_val"] = round((base_val - row["val"]) * 100, 2)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return [{"baseline": str(args.baseline), "baseline_test": base_test, "baseline_val": base_val,
+             "train_samples": args.train_samples}] + rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, required=True, help="press_bench.py's converged LeNet-300-100")
+    parser.add_argument("--train-samples", type=int, default=18000)
+    parser.add_argument("--strength", type=float, nargs="+", default=[75.0])
+    parser.add_argument("--groups", default="weights+units+inputs")
+    parser.add_argument("--gate-epochs", type=int, default=30)
+    parser.add_argument("--distill", nargs="+", default=["none", "0.5"], help="'none' or distillation alphas")
+    parser.add_argument("--out", type=Path, default=RESULTS / "gates_bench.json")
+    args = parser.parse_args(argv)
+    rows = run(args)
+    args.out.write_text(json.dumps({"benchmark": "gates", "argv": sys.argv[1:] if argv is None else argv,
+                                    "rows": rows}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
