@@ -1,4 +1,4 @@
-"""L0 gates at high sparsity on LeNet-300-100 (Fashion-MNIST), outside press: how small the shipped int4 file gets
+"""L0 gates at high sparsity on the LeNets (Fashion-MNIST), outside press: how small the shipped int4 file gets
 (narrowed, stripped) and what accuracy costs, with and without distillation from the source during gate training.
 
 Each row: a recipe (L0 gates of strength λ on weights, or on weights + hidden units + input pixels, for the gate
@@ -9,7 +9,10 @@ train), converted to int4 as press converts for raspberry-pi-4, then as press sh
 10,000 test images and the 6,000 validation images; gzip of the whole .tflite.
 
     .venv/bin/python benchmarks/gates_bench.py --baseline <work>/baselines/mlp-18000-40.keras \
-        --strength 75 --groups weights+units+inputs --distill none 0.5 --out benchmarks/results/gates_bench.json
+        --strength 50 75 --groups weights --distill none 0.5 --out benchmarks/results/gates_bench.json
+    # LeNet-5 (press_bench.py --models cnn --train-samples 6000): gates trained 10 epochs, a cheaper L0
+    .venv/bin/python benchmarks/gates_bench.py --baseline <work>/baselines/cnn-6000-40.keras --train-samples 6000 \
+        --strength 25 40 75 130 --gate-epochs 10 --groups weights --distill none --out FILE
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ def run(args) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", type=Path, required=True, help="press_bench.py's converged LeNet-300-100")
+    parser.add_argument("--baseline", type=Path, required=True, help="press_bench.py's converged LeNet (.keras)")
     parser.add_argument("--train-samples", type=int, default=18000)
     parser.add_argument("--strength", type=float, nargs="+", default=[75.0])
     parser.add_argument("--groups", default="weights+units+inputs")
