@@ -88,3 +88,44 @@ def test_latency_search_skips_int8_rescue_and_slims_in_the_fastest_passing_quant
     assert base.settings.quantization in ("float16", "none")
     assert {t.settings.quantization for t in slims} == {base.settings.quantization}
     assert any("int8 timed no faster" in note for note in result.search.notes)
+
+
+class _Table:
+    """A search stand-in for the bisection alone: each (slim ratio, epochs) has a fixed validation drop, as the
+    ResNet's latency search measured them (budget 1 pt; margins of ~0.36 pt folded into the drops)."""
+
+    def __init__(self, objective: str, drops: dict[tuple[float, int], float]):
+        from types import SimpleNamespace
+
+        from modelpress.search.engine import SearchOptions
+
+        self.options = SearchOptions(max_drop=1.0, objective=objective)
+        self.epochs, self.drops, self.asked = 3, drops, []
+        self.executor = SimpleNamespace(workers=1)
+
+    def trial(self, profile, measurer, settings: Settings) -> Trial:
+        key = (settings.steps[0]["ratio"], settings.epochs)
+        self.asked.append(key)
+        drop = self.drops[key]
+        return Trial(profile=RPI, settings=settings, accuracy=0.9 - drop / 100, drop_points=drop, margin_points=0.0,
+                     within_budget=drop <= 1.0)
+
+
+@pytest.mark.parametrize("objective, order", [
+    # latency: slim 40% missed narrowly; its longer fine-tuning comes at once, before the finer step (35%)
+    ("latency", [(0.5, 3), (0.5, 6), (0.3, 3), (0.4, 3), (0.4, 6)]),
+    # size: the sequential order (finer steps first, one retry of the lowest failure above the best at the end)
+    ("size", [(0.5, 3), (0.3, 3), (0.4, 3), (0.35, 3), (0.4, 6)]),
+])
+def test_a_latency_bisection_retries_a_narrow_miss_before_finer_steps(objective, order):
+    from modelpress.device_profiles import load_profile
+    from modelpress.search import space
+    from modelpress.search.strategy import Strategy
+
+    drops = {(0.5, 3): 1.9, (0.5, 6): 1.4, (0.3, 3): 0.8, (0.4, 3): 1.01, (0.4, 6): 0.7, (0.35, 3): 0.9}
+    search = _Table(objective, drops)
+    strategy = Strategy(search, load_profile(RPI), measurer=None)
+    strategy.quant = "none"
+    best = strategy.bisect(lambda r, e: Settings("slim", space.slim_steps(r), e or 3, "none"), 0.1, 0.9, 0.5, 0.1)
+    assert search.asked == order
+    assert best == 0.4
