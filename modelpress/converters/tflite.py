@@ -96,6 +96,9 @@ def export_signature(source: LoadedModel, dest: Path, input_shapes: dict[str, li
         return dest
     model = source.model
 
+    # plain Python on Python values (no tensor-dependent control flow): AutoGraph has nothing to convert, and
+    # trying printed a "could not transform ... will run it as-is" warning on every conversion
+    @tf.autograph.experimental.do_not_convert
     def serve(*xs):
         from modelpress.model_io import _inputs_struct
 
