@@ -23,14 +23,8 @@ none of the profile's constraints), every pruned or gated candidate ends with it
 the bisections judge the artifact that would ship. Its shared values need no clustering after it.
 7. ``prune-mn``: 2:4 sparsity.  8. ``slim``: structured channel removal, bisection on the ratio.
 
-With more than one worker (local processes or a Ray cluster), the strategy submits what can run at once: every
-quantization of step 1 together; in a gallop the next w points (1, 2, 4, ...); in a bisection k-ary points taken
-from the sequential bisection tree below the point it needs next (the point, then both halves' midpoints, ...:
-with 3 workers an interval's quartiles), so that the sequential path through them is already measured and the
-search takes exactly the sequential decisions; the points off that path are measured candidates like any
-other, judged by the same choice rule. Free slots in a batch carry candidates of independent branches that the
-sequential search runs later whatever happens before (2:4 sparsity, the first slimming point). One worker runs
-exactly the sequential order, in the driver.
+With more than one worker the strategy submits what can run at once (:mod:`modelpress.search.bisection` says
+which points a gallop or a bisection batches, and why the search still takes exactly the sequential decisions).
 
 A latency objective runs ``slim`` right after the cheap steps, and where int8 timed no faster than another
 quantization that passed (:func:`modelpress.search.choice.int8_buys_speed`: XNNPACK's float32 kernels beat int8 on
@@ -50,6 +44,7 @@ from collections.abc import Callable
 from modelpress.device_profiles import DeviceProfile
 from modelpress.errors import ModelpressError
 from modelpress.search import choice, space
+from modelpress.search.bisection import gallop_points, tree_points
 from modelpress.search.measure import Measurer
 from modelpress.search.space import Settings
 from modelpress.search.trial import Trial, is_floor
@@ -412,40 +407,3 @@ class Strategy:
 
 def _key(settings: Settings) -> tuple:
     return settings.family, settings.compression_key(), settings.conversion_key()
-
-
-def gallop_points(k: int, n: int) -> list[int]:
-    """The galloping sequence from ``k`` on: ``gallop_points(1, 10)`` is [1, 2, 4, 8, 10]."""
-    points = [k]
-    while points[-1] < n:
-        points.append(min(2 * points[-1], n))
-    return points
-
-
-def _next_point(lo: float, hi: float, resolution: float, discrete: bool) -> float | None:
-    """Where :meth:`Strategy.bisect` goes within (lo, hi), or None where it stops."""
-    if (hi - lo <= 1) if discrete else (hi - lo < resolution):
-        return None
-    x = (lo + hi) // 2 if discrete else round((lo + hi) / 2, 4)
-    return x + 1 if discrete and x == lo else x
-
-
-def tree_points(x: float, lo: float, hi: float, count: int, resolution: float, discrete: bool = False) -> list:
-    """Up to ``count`` points the bisection may visit after ``x`` (interval lo..hi), nearest first: both
-    outcomes' next points, then theirs (breadth first), so a batch holds the path the search will take::
-
-        tree_points(0.5, 0.0, 1.0, 2, 0.1)      # [0.75, 0.25]: after a pass, after a failure
-        tree_points(0.5, 0.0, 1.0, 6, 0.1)      # + 0.875, 0.625, 0.375, 0.125
-    """
-    found: list = []
-    level = [(x, lo, hi)]
-    while level and len(found) < count:
-        below = []
-        for at, low, high in level:
-            for a, b in ((at, high), (low, at)):  # x passed: (x, hi); x failed: (lo, x)
-                nxt = _next_point(a, b, resolution, discrete)
-                if nxt is not None:
-                    below.append((nxt, a, b))
-        found.extend(point for point, _, _ in below)
-        level = below
-    return found[:count]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+from modelpress.search.bisection import gallop_points, tree_points
 from modelpress.search.executor import ProcessPool, WorkerDied, default_workers, threads_per_worker
-from modelpress.search.strategy import gallop_points, tree_points
 
 
 def test_two_workers_run_trials_in_other_processes_and_choose_as_the_sequential_search(tmp_path, mlp_path,
