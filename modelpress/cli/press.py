@@ -34,8 +34,8 @@ COLUMNS = [("profile", "profile"), ("chosen", "variant"), ("top-1", "accuracy", 
 @click.option("--epochs", type=click.IntRange(1), help="Fine-tuning epochs per candidate (default: from the data "
                                                        "size).")
 @click.option("--only", "families", multiple=True, metavar="BRANCH",
-              help="Search only these branches (repeatable): quantize, fallback, prune, prune-layerwise, cluster, "
-                   "prune-mn, slim.")
+              help="Search only these branches (repeatable): quantize, fallback, qat, prune, prune-layerwise, l0, "
+                   "cluster, prune-mn, slim.")
 @click.option("--unsafe", is_flag=True, help="Load .keras files with safe mode off (trusted files only).")
 @click.option("--workers", type=click.IntRange(1), metavar="N",
               help="Trials at once, each in a worker process of its own (default: one per GPU, else one per 4 "
@@ -54,8 +54,9 @@ def press(model: str, profiles: tuple[str, ...], data: str, max_drop: float, obj
           trial_cpus: float | None, trial_gpus: float, sign_key: str | None) -> None:
     """Find the smallest (or fastest) model for each device within an accuracy budget, automatically.
 
-    Tries quantizations (with per-layer float fallback), pruning (global and per layer), 2:4 sparsity,
-    clustering and structured slimming; converts every candidate for the profile, checks its
+    Tries quantizations (with per-layer float fallback, and quantization-aware training where int8
+    misses), pruning (global and per layer), L0 gates (exact zeros learnt under a penalty), 2:4
+    sparsity, clustering and structured slimming; converts every candidate for the profile, checks its
     constraints, and scores it on held-out data.
 
     \b

@@ -28,13 +28,14 @@ from modelpress.search.trial import Trial
 VERIFY_SAMPLES = 1000
 
 
-def _tensor_errors(blob: bytes, model: Any, profile: DeviceProfile, trial: Trial, x: np.ndarray):
-    """LiteRT's quantizer's per-tensor comparison with the float32 model, for a candidate it quantized."""
+def _tensor_errors(blob: bytes, model: Any, profile: DeviceProfile, trial: Trial, x: np.ndarray, stripped: bool):
+    """LiteRT's quantizer's per-tensor comparison with the float32 model, for a candidate it quantized (not for a
+    ``stripped`` file: it has no tensor names to match its float32 twin's by)."""
     from modelpress.converters import quantizer
 
     quantized = trial.settings.quantization in quantizer.MODES and not trial.settings.fallback
-    if not quantized or profile.quantizes_with != "litert" or not quantizer.available() or names_stripped(blob):
-        return None  # a stripped file has no tensor names to match its float32 twin's by
+    if not quantized or profile.quantizes_with != "litert" or not quantizer.available() or stripped:
+        return None
     from modelpress.converters.tflite import to_tflite_bytes
 
     source = load_model(model)
@@ -54,6 +55,7 @@ def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile,
     keras = load_model(model)
     x = np.asarray(verify_x[:VERIFY_SAMPLES], dtype=np.float32)
     verification = Samples({keras.input_specs()[0].name: x}, "held-out split of --data")
+    stripped = names_stripped(blob)
 
     def make(folder: Path) -> Made:
         path = folder / "model.tflite"
@@ -61,7 +63,7 @@ def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile,
         interpreter = TFLiteModel(blob, threads=1)
         outputs = interpreter.predict([x])
         return Made(path, {d["name"]: out for d, out in zip(interpreter.output_details, outputs)},
-                    tensor_errors=_tensor_errors(blob, model, profile, trial, x))
+                    tensor_errors=_tensor_errors(blob, model, profile, trial, x, stripped))
 
     settings = trial.settings
     notes = [f"chosen by modelpress press: {trial.describe()} ({settings.family}); accuracy {trial.accuracy:.2%} on "
@@ -70,7 +72,7 @@ def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile,
         notes.append("units and filters left dead by the compression removed before conversion (each one's constant "
                      "output folded into the next layer's bias; same answers): " +
                      ", ".join(f"{layer} keeps {units}" for layer, units in trial.narrowed.items()))
-    if names_stripped(blob):
+    if stripped:
         notes.append("internal tensor names, the file's description and the converter's metadata stripped (signature "
                      "and I/O names kept): no per-tensor comparison with float32, which matches tensors by name")
     if settings.fallback:
