@@ -106,8 +106,24 @@ class ModelpressGroup(click.Group):
             ctx.exit(UNEXPECTED_EXIT)
 
 
+#: what TensorFlow's and Keras's Python loggers say that asks nothing of the user: a Keras 2 .h5 saved without an
+#: optimizer ("... was *not* compiled. Compile it manually.": modelpress never trains the loaded copy as is), and
+#: AutoGraph declining to convert a function that then runs as plain Python, as it was meant to
+HARMLESS_LOGS = ("No training configuration found in the save file", "AutoGraph could not transform")
+
+
+class _DropHarmless(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not any(words in text for words in HARMLESS_LOGS)
+
+
 def quiet_tensorflow() -> None:
     """Keep TensorFlow's C++ start-up chatter, and Keras warnings that need no action, off the terminal."""
+    for name in ("absl", "tensorflow"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropHarmless) for f in logger.filters):
+            logger.addFilter(_DropHarmless())
     # a compiled model saved after fine-tuning reloads without its optimizer slots: harmless for inference
     warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
