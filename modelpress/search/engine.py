@@ -368,7 +368,9 @@ class Search:
                 self.progress.close()
 
 def _training_text(settings: Settings) -> str:
-    """What the progress line says while ``settings``'s model trains (QAT named as such)."""
+    """What the progress line says while ``settings``'s model trains, named by its first step: QAT, L0 gates'
+    training, else fine-tuning (a pruned candidate that ends on the int4 grid is still fine-tuning)."""
     epochs = sum(s.get("epochs", settings.epochs) for s in settings.steps if s["type"] != "int8")
-    what = "quantization-aware training" if any(s["type"] == "qat" for s in settings.steps) else "fine-tuning"
+    first = settings.steps[0]["type"] if settings.steps else ""
+    what = {"qat": "quantization-aware training", "l0": "training"}.get(first, "fine-tuning")
     return f"{what} {settings.describe()}: {epochs} epoch(s)"

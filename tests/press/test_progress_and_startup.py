@@ -18,6 +18,21 @@ def test_the_progress_line_names_each_phase_as_it_runs(runner, cli, tmp_path, da
     assert "fine-tuning" not in result.stdout
 
 
+def test_the_progress_line_names_training_by_its_first_step():
+    """A pruned or gated candidate ends on the int4 grid (a short QAT step): it is still fine-tuning or gate
+    training, not quantization-aware training (a new user's run said "quantization-aware training L0 gates")."""
+    from modelpress.search.engine import _training_text
+    from modelpress.search.space import Settings, l0_steps
+
+    grid = {"type": "qat", "bits": 4, "epochs": 1}
+    pruned = Settings("prune", ({"type": "prune", "sparsity": 0.9}, grid), epochs=3, quantization="int4")
+    gated = Settings("l0", (*l0_steps(17.8, 3, 18000), grid), epochs=3, quantization="int4")
+    qat = Settings("qat", ({"type": "qat", "epochs": 4},), epochs=4)
+    assert _training_text(pruned).startswith("fine-tuning prune 90%") and "4 epoch(s)" in _training_text(pruned)
+    assert _training_text(gated).startswith("training L0 gates") and "31 epoch(s)" in _training_text(gated)
+    assert _training_text(qat).startswith("quantization-aware training")
+
+
 def test_press_json_records_worker_start_up_with_two_workers(tmp_path, mlp_path, data_dir):
     import modelpress
 
