@@ -65,6 +65,16 @@ def int8_buys_speed(trials: list[Trial], profile: str) -> bool:
     return (int8.p50_ms or 0.0) < (lead.p50_ms or 0.0) and not latency_tied(lead, int8)
 
 
+def faster_than_passers(trial: Trial, trials: list[Trial], profile: str) -> bool:
+    """Whether ``trial`` timed faster, above the noise, than the fastest of ``profile``'s passers (True when none
+    passed or it was not timed: nothing to beat)."""
+    passers = [t for t in trials if t.profile == profile and t.passed and t.p50_ms]
+    if not passers or trial.p50_ms is None:
+        return True
+    lead = fastest(passers)
+    return trial.p50_ms < (lead.p50_ms or 0.0) and not latency_tied(lead, trial)
+
+
 def best_trial(trials: list[Trial], profile: str, objective: str) -> Trial | None:
     """The passer ``objective`` prefers among ``profile``'s trials, or None."""
     passers = [t for t in trials if t.profile == profile and t.passed]

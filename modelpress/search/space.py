@@ -28,6 +28,8 @@ L0_EPOCH_FACTOR = 3  # L0 gate training runs at least this many times a pruning 
 # (λ=60: 98.5% exact zeros after 30 epochs; λ=15.4: 92.7% after 18)
 L0_SAMPLES = 540_000
 L0_MAX_FACTOR = 10  # ... and at most this many times (a small data set would otherwise train for hundreds)
+#: soft targets of the source model mixed into a distilled candidate's fine-tuning (FineTune's defaults)
+DISTILL = {"alpha": 0.5, "temperature": 4.0}
 
 
 def quantizations_for(hardware: str, litert: bool = False) -> tuple[str, ...]:
@@ -53,6 +55,7 @@ class Settings:
     fallback: tuple[str, ...] = ()
     label: str = ""
     batch_size: int = field(default=32, compare=False)
+    distill: bool = False  # fine-tuning mixes in the source model's soft targets (DISTILL)
 
     @property
     def compressed(self) -> bool:
@@ -66,7 +69,7 @@ class Settings:
         parts = [_step_text(s) + (f" ({s['epochs']} ep)" if "epochs" in s and s["type"] in ("l0", "qat") else "")
                  for s in self.steps]
         if parts and not (self.steps[-1]["type"] in ("l0", "qat") and "epochs" in self.steps[-1]):
-            parts[-1] += f" ({self.epochs} ep)"
+            parts[-1] += f" ({self.epochs} ep{', distilled' if self.distill else ''})"
         int16 = sum(f.startswith("int16x8:") for f in self.fallback)
         kept = [f"{len(self.fallback) - int16} layer(s) float"] if len(self.fallback) > int16 else []
         kept += [f"{int16} layer(s) int16 activations"] if int16 else []
@@ -82,8 +85,10 @@ class Settings:
         return json.dumps({"quantization": self.quantization, "fallback": list(self.fallback)}, sort_keys=True)
 
     def finetune(self) -> FineTune:
-        """How this candidate fine-tunes: the compressor's defaults (a small decaying rate, best epoch kept)."""
-        return FineTune(epochs=self.epochs, batch_size=self.batch_size)
+        """How this candidate fine-tunes: the compressor's defaults (a small decaying rate, best epoch kept), mixing
+        in the source's soft targets where ``distill``."""
+        return FineTune(epochs=self.epochs, batch_size=self.batch_size,
+                        distill=dict(DISTILL) if self.distill else None)
 
     def recipe(self) -> Recipe:
         """The compressor recipe for this candidate's compression (``RecipeError`` if there is none)."""
@@ -94,7 +99,8 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "label": self.describe(), "steps": list(self.steps), "epochs": self.epochs,
-                "batch_size": self.batch_size, "quantization": self.quantization, "fallback": list(self.fallback)}
+                "batch_size": self.batch_size, "distill": self.distill, "quantization": self.quantization,
+                "fallback": list(self.fallback)}
 
 
 def _step_text(step: dict[str, Any]) -> str:

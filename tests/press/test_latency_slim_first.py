@@ -92,9 +92,10 @@ def test_latency_search_skips_int8_rescue_and_slims_in_the_fastest_passing_quant
 
 class _Table:
     """A search stand-in for the bisection alone: each (slim ratio, epochs) has a fixed validation drop, as the
-    ResNet's latency search measured them (budget 1 pt; margins of ~0.36 pt folded into the drops)."""
+    ResNet's latency search measured them (budget 1 pt; margins of ~0.36 pt folded into the drops). A slimmed
+    candidate times 1 - ratio ms; ``passers`` are the profile's passing trials before slimming (none by default)."""
 
-    def __init__(self, objective: str, drops: dict[tuple[float, int], float]):
+    def __init__(self, objective: str, drops: dict[tuple[float, int], float], passers: list[Trial] = ()):
         from types import SimpleNamespace
 
         from modelpress.search.engine import SearchOptions
@@ -102,30 +103,96 @@ class _Table:
         self.options = SearchOptions(max_drop=1.0, objective=objective)
         self.epochs, self.drops, self.asked = 3, drops, []
         self.executor = SimpleNamespace(workers=1)
+        self.result = SimpleNamespace(trials=list(passers))
 
     def trial(self, profile, measurer, settings: Settings) -> Trial:
         key = (settings.steps[0]["ratio"], settings.epochs)
         self.asked.append(key)
         drop = self.drops[key]
-        return Trial(profile=RPI, settings=settings, accuracy=0.9 - drop / 100, drop_points=drop, margin_points=0.0,
-                     within_budget=drop <= 1.0)
+        trial = Trial(profile=RPI, settings=settings, accuracy=0.9 - drop / 100, drop_points=drop, margin_points=0.0,
+                      within_budget=drop <= 1.0, p50_ms=round(1.0 - key[0], 4), p50_spread_ms=0.001)
+        self.result.trials.append(trial)
+        return trial
 
 
-@pytest.mark.parametrize("objective, order", [
-    # latency: slim 40% missed narrowly; its longer fine-tuning comes at once, before the finer step (35%)
-    ("latency", [(0.5, 3), (0.5, 6), (0.3, 3), (0.4, 3), (0.4, 6)]),
-    # size: the sequential order (finer steps first, one retry of the lowest failure above the best at the end)
-    ("size", [(0.5, 3), (0.3, 3), (0.4, 3), (0.35, 3), (0.4, 6)]),
-])
-def test_a_latency_bisection_retries_a_narrow_miss_before_finer_steps(objective, order):
+def _slim_bisection(objective: str, drops: dict, passers: list[Trial] = ()) -> tuple[float | None, list]:
     from modelpress.device_profiles import load_profile
     from modelpress.search import space
     from modelpress.search.strategy import Strategy
 
-    drops = {(0.5, 3): 1.9, (0.5, 6): 1.4, (0.3, 3): 0.8, (0.4, 3): 1.01, (0.4, 6): 0.7, (0.35, 3): 0.9}
-    search = _Table(objective, drops)
+    search = _Table(objective, drops, passers)
     strategy = Strategy(search, load_profile(RPI), measurer=None)
     strategy.quant = "none"
     best = strategy.bisect(lambda r, e: Settings("slim", space.slim_steps(r), e or 3, "none"), 0.1, 0.9, 0.5, 0.1)
-    assert search.asked == order
+    return best, search.asked
+
+
+@pytest.mark.parametrize("objective, order", [
+    # latency: slim 40% missed narrowly; its longer fine-tuning comes at once, before the finer step (35%); slim 50%
+    # recovered 0.5 pt from 3 to 6 epochs, enough that 12 might bring it in
+    ("latency", [(0.5, 3), (0.5, 6), (0.5, 12), (0.3, 3), (0.4, 3), (0.4, 6)]),
+    # size: the sequential order (finer steps first, one retry of the lowest failure above the best at the end)
+    ("size", [(0.5, 3), (0.3, 3), (0.4, 3), (0.35, 3), (0.4, 6)]),
+])
+def test_a_latency_bisection_retries_a_narrow_miss_before_finer_steps(objective, order):
+    drops = {(0.5, 3): 1.9, (0.5, 6): 1.4, (0.5, 12): 1.2, (0.3, 3): 0.8, (0.4, 3): 1.01, (0.4, 6): 0.7,
+             (0.35, 3): 0.9}
+    best, asked = _slim_bisection(objective, drops)
+    assert asked == order
     assert best == 0.4
+
+
+def test_a_fast_point_that_misses_widely_gets_its_fine_tuning_length_searched_and_kept():
+    """MobileNetV2's shape: distilled slim 50% 4.5 pt over at 3 epochs (not narrow, not hopeless), 1.9 at 6, within
+    the budget at 12; the points above it then fine-tune 12 epochs too. Before the rule the miss at 3 epochs sent the
+    bisection down to slim 30%, 20%, ... at 3 epochs, and the 1.9x point was never trained longer."""
+    drops = {(0.5, 3): 4.5, (0.5, 6): 1.9, (0.5, 12): 0.9, (0.7, 12): 3.0, (0.6, 12): 1.5}
+    best, asked = _slim_bisection("latency", drops)
+    assert asked == [(0.5, 3), (0.5, 6), (0.5, 12), (0.7, 12), (0.6, 12)]
+    assert best == 0.5
+
+
+def test_the_length_ladder_stops_where_a_doubling_recovers_too_little():
+    # 3 -> 6 epochs recovered 0.5 of 5.0 pt: 12 would not come within 2 pt even at that gain, so no 12-epoch trial
+    drops = {(0.5, 3): 5.0, (0.5, 6): 4.5, (0.3, 3): 0.8, (0.4, 3): 2.5, (0.4, 6): 0.9}
+    best, asked = _slim_bisection("latency", drops)
+    assert asked == [(0.5, 3), (0.5, 6), (0.3, 3), (0.4, 3), (0.4, 6)]
+    assert best == 0.4
+
+
+def test_no_longer_fine_tuning_for_a_point_no_faster_than_a_passer():
+    """A passer already times 0.45 ms: slim 50% (0.5 ms) cannot win however long it trains; nor can a hopeless miss
+    (8 pt over at 3 epochs, as undistilled slim 50% was)."""
+    drops = {(0.5, 3): 4.5, (0.3, 3): 0.8, (0.4, 3): 2.5, (0.35, 3): 3.0}
+    passer = _quantized("none", 0.45, spread=0.001)
+    best, asked = _slim_bisection("latency", drops, [passer])
+    assert asked == [(0.5, 3), (0.3, 3), (0.4, 3), (0.35, 3)]
+    assert best == 0.3
+    drops = {(0.5, 3): 8.0, (0.3, 3): 0.8, (0.4, 3): 0.9}
+    assert _slim_bisection("latency", drops) == (0.4, [(0.5, 3), (0.3, 3), (0.4, 3)])
+
+
+@pytest.mark.integration
+def test_a_latency_search_spends_nothing_on_families_that_keep_every_channel(mlp_path, data_dir, tmp_path,
+                                                                               monkeypatch):
+    """Pruning, L0 gates, clustering and 2:4 sparsity leave every channel in place, and TFLite runs their zeros,
+    shared values and int4 codes with the dense kernels (MobileNetV2's prune 90% + int4 trial took 191 s of its 600 s
+    latency budget to time 0.245 ms against float32's 0.112). Slimming, the one family that changes the computation,
+    fine-tunes distilled from the source."""
+    from modelpress.search.strategy import SAME_SPEED
+
+    _host_where_int8_is_slow(monkeypatch)
+    result = modelpress.press(mlp_path, RPI, data_dir / "data.npz", out=tmp_path / "all", max_drop=3.0,
+                              objective="latency", epochs=1, workers=1, use_cache=False, progress=False,
+                              packages=False)
+    families = {t.settings.family for t in result.search.trials}
+    assert "slim" in families and not families & set(SAME_SPEED)
+    assert any("skipped for latency" in note for note in result.search.notes)
+    slims = [t for t in result.search.trials if t.settings.family == "slim"]
+    assert all(t.settings.distill and "distilled" in t.describe() for t in slims)
+    # named in --families, they run all the same
+    named = modelpress.press(mlp_path, RPI, data_dir / "data.npz", out=tmp_path / "named", max_drop=3.0,
+                             objective="latency", epochs=1, workers=1, use_cache=False, progress=False,
+                             packages=False, families=["quantize", "prune"])
+    assert "prune" in {t.settings.family for t in named.search.trials}
+    assert not any(t.settings.distill for t in named.search.trials)
