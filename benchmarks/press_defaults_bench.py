@@ -85,7 +85,9 @@ def main(argv=None) -> int:
                                                                            "drop_vs_stronger")]))
     print(f"press with no flags: {result['press_seconds']:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, default=str))
+    text = json.dumps(result, indent=1, default=str)  # this machine's folders are no reader's business
+    text = text.replace(str(args.work), "<work>").replace(str(args.baseline.parent), "<baselines>")
+    args.out.write_text(text)
     print(f"saved {args.out}")
     return 0
 
