@@ -34,19 +34,21 @@ def within_reach(shorter_drop: float | None, longer_drop: float | None, bound: f
     return longer_drop - (shorter_drop - longer_drop) <= bound
 
 
-def lengthen(run: Callable[[int], Any], trial: Any, current: int, base: int, near: float) -> tuple[Any, int]:
+def lengthen(run: Callable[[int], Any], trial: Any, current: int, base: int, near: float,
+             affords: Callable[[int], bool] = lambda epochs: True) -> tuple[Any, int]:
     """A missed candidate's fine-tuning length searched: ``run(epochs)`` at ``LENGTHS`` times ``base`` (those over
     ``current``) until one passes, the budget ends (``run`` gives None: returns None), or a doubling recovers too
-    little for the next to come within ``near`` points (:func:`within_reach`). Returns the last trial and its
-    epochs::
+    little for the next to come within ``near`` points (:func:`within_reach`). Where the time left cannot pay for
+    the whole ladder (``affords(epochs)``: that many epochs of fine-tuning fit) but can for its longest rung, only
+    that one runs: the shorter rungs would fail where it fails. Returns the last trial and its epochs::
 
         lengthen(lambda e: search.trial(make(0.5, e)), failed_at_3, 3, 3, 2.0)     # (trial at 6 or 12 ep, 6 or 12)
     """
+    rungs = [factor * base for factor in LENGTHS if factor * base > current]
+    if len(rungs) > 1 and not affords(sum(rungs)) and affords(rungs[-1]):
+        rungs = rungs[-1:]
     shorter, epochs = None, current
-    for factor in LENGTHS:
-        longer = factor * base
-        if longer <= current:
-            continue
+    for longer in rungs:
         if shorter is not None and not within_reach(shorter.drop_points, trial.drop_points, near):
             break
         result = run(longer)

@@ -31,8 +31,9 @@ quantization that passed (:func:`modelpress.search.choice.int8_buys_speed`: XNNP
 an AVX2 host without VNNI) it skips the fallback and QAT too, which only rescue int8: slimming gets the time. It
 skips the families that keep every channel (``SAME_SPEED``: zeros, shared values and int4 codes run at the dense
 speed) unless ``--families`` names them, and a slimming point faster than every passer that misses (not hopelessly)
-gets its fine-tuning length searched (2x, then 4x the base epochs, :func:`~modelpress.search.bisection.within_reach`);
-a length that passes is kept for the points after it. Slimming fine-tunes distilled from the source. For
+gets its fine-tuning length searched (2x, then 4x the base epochs, or 4x alone where the time left pays for no
+more: :func:`~modelpress.search.bisection.lengthen`); a length that passes is kept for the points after it.
+Slimming fine-tunes distilled from the source. For
 size, compressed candidates use the profile's own quantization where it passed, else the smallest that passed;
 for latency, the fastest that passed (latencies within the noise tie, broken by accuracy, then size). When none
 passed on the source, they are skipped (compression only loses accuracy from there).
@@ -60,6 +61,9 @@ L0_LOG10 = (0.0, 2.5, 1.25)
 HOPELESS = 4.0  # a trial this many budgets (plus 2 points) over ends its branch's way down
 # they keep every channel: TFLite runs their zeros, shared values and int4 codes with the dense kernels (MobileNetV2,
 # one thread: prune 90% + int4 0.245 ms against float32's 0.112), so a latency search spends no time on them
+#: a ladder's rungs cost their fine-tuning and a fifth more for slimming, conversion and scoring (MobileNetV2 slim 50%,
+#: 3 epochs: 78 s a trial where its epochs took ~22 s each)
+LADDER_OVERHEAD = 1.2
 SAME_SPEED = ("prune", "prune-layerwise", "l0", "cluster", "prune-mn")
 
 
@@ -338,7 +342,8 @@ class Strategy:
                 and choice.faster_than_passers(trial, self.search.result.trials, self.profile.name))
 
     def lengthen(self, make: Callable[[int], Settings], trial: Trial, current: int) -> tuple[Trial | None, int]:
-        return lengthen(lambda epochs: self.trial(make(epochs)), trial, current, self.search.epochs, self.near())
+        return lengthen(lambda epochs: self.trial(make(epochs)), trial, current, self.search.epochs, self.near(),
+                        lambda epochs: LADDER_OVERHEAD * self.search.epoch_cost() * epochs <= self.search.time_left())
 
     # -- 3-7: compression --------------------------------------------------------------------------------
     def prune(self) -> None:

@@ -95,7 +95,8 @@ class _Table:
     ResNet's latency search measured them (budget 1 pt; margins of ~0.36 pt folded into the drops). A slimmed
     candidate times 1 - ratio ms; ``passers`` are the profile's passing trials before slimming (none by default)."""
 
-    def __init__(self, objective: str, drops: dict[tuple[float, int], float], passers: list[Trial] = ()):
+    def __init__(self, objective: str, drops: dict[tuple[float, int], float], passers: list[Trial] = (),
+                 seconds_left: float = float("inf")):
         from types import SimpleNamespace
 
         from modelpress.search.engine import SearchOptions
@@ -104,6 +105,13 @@ class _Table:
         self.epochs, self.drops, self.asked = 3, drops, []
         self.executor = SimpleNamespace(workers=1)
         self.result = SimpleNamespace(trials=list(passers))
+        self.seconds_left = seconds_left
+
+    def epoch_cost(self) -> float:
+        return 20.0  # seconds, MobileNetV2's epoch on 18k images
+
+    def time_left(self) -> float:
+        return self.seconds_left
 
     def trial(self, profile, measurer, settings: Settings) -> Trial:
         key = (settings.steps[0]["ratio"], settings.epochs)
@@ -115,12 +123,13 @@ class _Table:
         return trial
 
 
-def _slim_bisection(objective: str, drops: dict, passers: list[Trial] = ()) -> tuple[float | None, list]:
+def _slim_bisection(objective: str, drops: dict, passers: list[Trial] = (),
+                    seconds_left: float = float("inf")) -> tuple[float | None, list]:
     from modelpress.device_profiles import load_profile
     from modelpress.search import space
     from modelpress.search.strategy import Strategy
 
-    search = _Table(objective, drops, passers)
+    search = _Table(objective, drops, passers, seconds_left)
     strategy = Strategy(search, load_profile(RPI), measurer=None)
     strategy.quant = "none"
     best = strategy.bisect(lambda r, e: Settings("slim", space.slim_steps(r), e or 3, "none"), 0.1, 0.9, 0.5, 0.1)
@@ -150,6 +159,13 @@ def test_a_fast_point_that_misses_widely_gets_its_fine_tuning_length_searched_an
     best, asked = _slim_bisection("latency", drops)
     assert asked == [(0.5, 3), (0.5, 6), (0.5, 12), (0.7, 12), (0.6, 12)]
     assert best == 0.5
+
+
+def test_with_time_for_one_rung_only_the_ladder_goes_straight_to_its_longest():
+    """300 s left at 20 s an epoch: 6 + 12 epochs (360 s) do not fit, 12 do; 6 would fail where 12 fails."""
+    drops = {(0.5, 3): 4.5, (0.5, 12): 0.9, (0.7, 12): 3.0, (0.6, 12): 1.5}
+    assert _slim_bisection("latency", drops, seconds_left=300.0) == (0.5, [(0.5, 3), (0.5, 12), (0.7, 12),
+                                                                           (0.6, 12)])
 
 
 def test_the_length_ladder_stops_where_a_doubling_recovers_too_little():
