@@ -137,8 +137,9 @@ def choose(search: Any, profile: DeviceProfile) -> None:
     fix = (f"loosen --max-drop to {needed:.2f} or more (its drop plus a margin of "
            f"{closest.margin_points or 0.0:.2f} pt, one standard error)" if not closest.problems else
            f"it breaks the profile's constraints ({'; '.join(closest.problems)}); pick a larger device profile")
-    stopped = " The time budget ended the search early; a larger --time-budget may find more." \
-        if search.result.stopped else ""
+    stopped = "" if not search.result.stopped else " The search was interrupted; a rerun continues from the cache." \
+        if search.result.stopped.startswith("interrupted") else \
+        " The time budget ended the search early; a larger --time-budget may find more."
     search.result.messages.append(
         f"{name}: none of {len(mine)} candidates kept {budget} against the source's "
         f"{search.reference_accuracy:.2%} on {len(search.data.x_val)} held-out samples. The closest was "

@@ -17,6 +17,9 @@ profile once they are in, in :mod:`modelpress.search.choice`.
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,6 +120,7 @@ class Search:
                                  "TFLite artifacts, so pick a profile whose formats include tflite")
         self.model, self.flavor, self.data, self.profiles, self.options = model, flavor, data, profiles, options
         self.cache = cache or TrialCache()
+        self.interrupted = False  # Ctrl-C: no trial starts after it
         self.calibration = data.x_train[:CALIBRATION_SAMPLES]
         n = len(data.x_train)
         self.epochs = options.epochs or int(np.clip(round(60000 / max(n, 1)), 3, 8))
@@ -159,7 +163,10 @@ class Search:
         return self.epoch_seconds or TRAINING_COST_FACTOR * self.inference_seconds * len(self.data.x_train)
 
     def affordable(self, settings: Settings) -> bool:
-        """False (and the search marked stopped) when the trial would likely end past the time budget."""
+        """False (and the search marked stopped) when the trial would likely end past the time budget, or the
+        user pressed Ctrl-C."""
+        if self.interrupted:
+            return False
         left = self.time_left()
         cost = 0.0
         if settings.compressed and not self._compressed_cached(settings):
@@ -242,7 +249,7 @@ class Search:
         allowed: list[bool] = []
         for settings in batch:
             allowed.append((not allowed or allowed[-1]) and self.affordable(settings))
-        allowed = [ok or is_floor(settings) for ok, settings in zip(allowed, batch)]
+        allowed = [ok or (is_floor(settings) and not self.interrupted) for ok, settings in zip(allowed, batch)]
         runnable = [settings for ok, settings in zip(allowed, batch) if ok]
         if len(runnable) == 1 and self.executor.workers == 1:
             done = [self.measure_trial(profile, measurer, runnable[0])]
@@ -340,32 +347,72 @@ class Search:
 
         self.start = time.perf_counter()
         self.executor = make_executor(self)
+        previous = _catch_ctrl_c(self)
         try:
             self._run_profiles(Strategy)
             self.result.execution = self.executor.describe()
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+                sys.unraisablehook = sys.__unraisablehook__
             self.executor.close()
         self.result.seconds = time.perf_counter() - self.start
         self.result.cache = {"folder": str(self.cache.folder), "hits": self.cache.hits, "misses": self.cache.misses}
         return self.result
 
     def _run_profiles(self, Strategy: Any) -> None:  # noqa: N803 - a class, imported late by run()
-        for index, profile in enumerate(self.profiles):
+        for profile_index, profile in enumerate(self.profiles):
+            if self.interrupted:  # Ctrl-C: the profiles after it get no trial, and say so
+                choose(self, profile)
+                continue
             if self.options.time_budget is not None:
                 # an equal share of what is left: a profile that finishes early leaves its time to the next ones,
                 # and none starts with nothing because an earlier one spent the whole budget
                 now = time.perf_counter()
                 left = self.options.time_budget - (now - self.start)
-                share = max(left, 0.0) / (len(self.profiles) - index)
+                share = max(left, 0.0) / (len(self.profiles) - profile_index)
                 self.slice_end = now + share
                 self.result.slices[profile.name] = round(share, 1)
             measurer = self.measurer(profile)
             self.progress.start(profile.name)
             try:
                 Strategy(self, profile, measurer).run()
-                choose(self, profile)
+            except KeyboardInterrupt:
+                # Ctrl-C ends the search, not the run: the trial under way is lost, every measured one is kept
+                # and chosen from (a user stopping an hour-long search wants its best so far, not a traceback)
+                self.interrupted = True
+                self.executor.abort()
             finally:
                 self.progress.close()
+            if self.interrupted:  # also where TensorFlow swallowed the KeyboardInterrupt (in a __del__)
+                self.result.stopped = (f"interrupted (Ctrl-C) after {time.perf_counter() - self.start:.0f} s: the "
+                                       f"choice is among the {len(self.result.trials)} trial(s) measured by then; "
+                                       "a rerun takes them from the cache")
+            choose(self, profile)
+
+def _catch_ctrl_c(search: Search) -> Any:
+    """From now on the first Ctrl-C marks ``search`` interrupted (and raises KeyboardInterrupt, which ends the
+    trial under way), a second one aborts as usual. The previous handler, to restore; None off the main thread
+    (the API called from a thread: Python delivers signals to the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def first(signum: int, frame: Any) -> None:
+        search.interrupted = True
+        signal.signal(signal.SIGINT, previous)
+        raise KeyboardInterrupt
+
+    def unraisable(info: Any, hook: Any = sys.unraisablehook) -> None:
+        # the interrupt landing in a finalizer (TensorFlow's __del__s) would print "Exception ignored ...
+        # Traceback"; the search still ends at the next trial, so there is nothing to show
+        if info.exc_type is not KeyboardInterrupt:
+            hook(info)
+
+    signal.signal(signal.SIGINT, first)
+    sys.unraisablehook = unraisable
+    return previous
+
 
 def _training_text(settings: Settings) -> str:
     """What the progress line says while ``settings``'s model trains, named by its first step: QAT, L0 gates'

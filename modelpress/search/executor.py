@@ -92,6 +92,9 @@ class InProcess:
     def describe(self) -> dict[str, Any]:
         return {"kind": "in-process", "workers": 1}
 
+    def abort(self) -> None:
+        """Ctrl-C: nothing runs elsewhere (the trial under way was interrupted in this process)."""
+
     def close(self) -> None:
         pass
 
@@ -150,6 +153,15 @@ class ProcessPool:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def abort(self) -> None:
+        """Stop now (the user pressed Ctrl-C): queued payloads cancelled, running workers terminated."""
+        if self._pool is not None:
+            processes = list((getattr(self._pool, "_processes", None) or {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
+            self._pool = None
+
 
 def _call_trial(payload: tuple) -> Any:
     from modelpress.search.worker import run_trial
@@ -196,6 +208,9 @@ class LocalWorkers(Batches):
         return {"kind": "processes", "workers": self.workers, "threads_per_worker": self.threads,
                 "gpus": self.gpus, "worker_restarts": self.pool.restarts, **self.offered(),
                 **startup_summary(self.startups)}
+
+    def abort(self) -> None:
+        self.pool.abort()
 
     def close(self) -> None:
         self.pool.close()

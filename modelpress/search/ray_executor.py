@@ -78,7 +78,7 @@ class RayWorkers(Batches):
 
     def run(self, search: Any, profile: Any, measurer: Any, batch: list) -> list:
         self.count(batch)
-        refs = [self.task.remote(self.context, profile.get_config(), settings) for settings in batch]
+        refs = self.in_flight = [self.task.remote(self.context, profile.get_config(), settings) for settings in batch]
         trials = []
         for settings, ref in zip(batch, refs):
             try:
@@ -99,6 +99,11 @@ class RayWorkers(Batches):
         return {"kind": "ray", "address": self.address, "workers": self.workers, "trial_cpus": self.cpus,
                 "trial_gpus": self.gpus, "nodes_used": sorted(n for n in self.nodes if n),
                 "cluster_nodes": self.cluster_nodes, **self.offered()}
+
+    def abort(self) -> None:
+        """Ctrl-C: the batch's tasks still running on the cluster are cancelled."""
+        for ref in getattr(self, "in_flight", []):
+            self.ray.cancel(ref, force=True)
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

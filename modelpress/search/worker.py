@@ -19,6 +19,7 @@ import atexit
 import dataclasses
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -73,7 +74,9 @@ def limit_threads(threads: int, gpu: str | None = None) -> None:
 
 
 def start(context: dict[str, Any], slot: Any = None) -> None:
-    """Process-pool initializer: cap threads (one GPU per worker when there are GPUs), then build the search."""
+    """Process-pool initializer: cap threads (one GPU per worker when there are GPUs), then build the search.
+    Ctrl-C reaches the whole process group; the driver alone answers it (it ends the search and terminates us)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gpu = None
     if slot is not None and context["gpus"]:
         with slot.get_lock():
