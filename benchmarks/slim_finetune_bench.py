@@ -8,7 +8,7 @@ samples set aside, never on the validation split that scores it) and reports, pe
 top-1 on press's validation split (what press would judge) and on the test set, the drop against the baseline on
 each, the speed-up over the baseline timed in interleaved rounds, and the seconds of fine-tuning::
 
-    .venv/bin/python benchmarks/slim_finetune_bench.py --baseline WORK/baselines/mobilenet-18000-24.keras \
+    .venv/bin/python benchmarks/slim_finetune_bench.py --baseline <work>/baselines/mobilenet-18000-24.keras \
         --train-samples 18000 --ratios 0.5 0.4 --epochs 6 12 --distill off on \
         --out benchmarks/results/slim_finetune_mobilenet.json
 
@@ -89,7 +89,9 @@ def main(argv=None) -> int:
     print(f"baseline {args.baseline.name}: val {base['val_accuracy']:.2%}, test {base['test_accuracy']:.2%}; {name}",
           flush=True)
     rows: list[dict] = json.loads(args.out.read_text())["rows"] if args.append and args.out.is_file() else []
-    document = {"benchmark": "slim_finetune_bench", "argv": sys.argv[1:], "machine": machine_info(),
+    document = {"benchmark": "slim_finetune_bench",  # this machine's folders are no reader's business
+                "argv": [a.replace(str(args.baseline.parent), "<baselines>") for a in sys.argv[1:]],
+                "machine": machine_info(),
                 "data": f"{name}; trained on {len(tuning.x_train)} (+{len(tuning.x_val)} set aside to pick the "
                         f"epoch), validation {len(x_val)}, test {len(test[0])}",
                 "baseline": base, "rows": rows}
