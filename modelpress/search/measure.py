@@ -115,10 +115,14 @@ class Measurer:
 
     def measure(self, model: Any, quantization: str, fallback: tuple[str, ...] = (),
                 reference_outputs: np.ndarray | None = None,
-                phase: Callable[[str], None] | None = None, strip: bool = False) -> tuple[bytes, dict[str, Any]]:
+                phase: Callable[[str], None] | None = None, strip: bool = False,
+                slower_than_ms: float | None = None) -> tuple[bytes, dict[str, Any]]:
         """Convert ``model`` and measure it; ConversionError when the converter refuses. ``phase`` is told each
         step as it starts (converting, scoring, timing). With ``strip`` the file loses the strings a deployed
-        model does not need (:func:`modelpress.converters.stripping.strip_strings`) before it is measured."""
+        model does not need (:func:`modelpress.converters.stripping.strip_strings`) before it is measured. With
+        ``slower_than_ms`` it is timed first, and one that runs slower than that even at its fastest is not
+        scored (``row["not_scored"]`` says why): a latency search cannot choose it, and scoring a slow int16x8
+        ResNet on 6,000 samples took 234 s of a 10-minute budget."""
         phase = phase or (lambda text: None)
         phase(f"converting to {quantization}" + (f" ({len(fallback)} layer(s) kept wider)" if fallback else ""))
         blob = self.convert(model, quantization, fallback)
@@ -131,6 +135,15 @@ class Measurer:
                                      interpreter.output_specs(), want)
         if fallback and self.profile.hardware in ("edgetpu", "mcu"):
             problems.append(f"{len(fallback)} layer(s) in float: {self.profile.hardware} runs full-integer models only")
+        if slower_than_ms is not None:
+            phase(f"timing latency ({self.threads} thread(s))")
+            p50, spread = self.latency_ms(blob)
+            if p50 - spread > slower_than_ms:
+                return blob, {"accuracy": None, "bytes": len(blob), "gzip_bytes": gzip_bytes(blob),
+                              "problems": problems,
+                              "ops": list(dict.fromkeys(graph.ops)), "p50_ms": p50, "p50_spread_ms": spread,
+                              "not_scored": f"not scored: {p50:.3f} ms (± {spread:.3f}) is slower than float32's "
+                                            f"{slower_than_ms:.3f} ms, so a latency search cannot choose it"}
         phase(f"scoring on {len(self.x_val)} held-out samples")
         outputs = self.outputs(blob, self.x_val)
         if reference_outputs is not None and reference_outputs.ndim == 2 and reference_outputs.shape[1] > 1:

@@ -55,6 +55,8 @@ class Settings:
     fallback: tuple[str, ...] = ()
     label: str = ""
     batch_size: int = field(default=32, compare=False)
+    #: latency search: not scored when it times slower than this (float32's p50 + spread, ms); not in any key
+    slower_than_ms: float | None = field(default=None, compare=False)
     distill: bool = False  # fine-tuning mixes in the source model's soft targets (DISTILL)
 
     @property

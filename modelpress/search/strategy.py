@@ -43,6 +43,7 @@ passed on the source, they are skipped (compression only loses accuracy from the
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -187,6 +188,14 @@ class Strategy:
         batch = [Settings("quantize", quantization=quant)
                  for quant in space.quantizations_for(self.profile.hardware, self.profile.quantizes_with == "litert")
                  if self.wanted("quantize") or quant == "int8"]
+        first = next((s for s in batch if s.quantization == "none"), None)
+        if self.options.objective == "latency" and first is not None:
+            # float32 first: what times slower than it is not scored (scoring a slow int16x8 took minutes)
+            reference = self.trial(first)
+            batch = [s for s in batch if s is not first]
+            if reference is not None and reference.passed and reference.p50_ms:
+                gate = reference.p50_ms + (reference.p50_spread_ms or 0.0)
+                batch = [dataclasses.replace(s, slower_than_ms=gate) for s in batch]
         if self.width > 1:
             self.trials(batch)
             return

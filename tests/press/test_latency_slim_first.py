@@ -212,3 +212,38 @@ def test_a_latency_search_spends_nothing_on_families_that_keep_every_channel(mlp
                              packages=False, families=["quantize", "prune"])
     assert "prune" in {t.settings.family for t in named.search.trials}
     assert not any(t.settings.distill for t in named.search.trials)
+
+
+@pytest.mark.integration
+def test_a_latency_search_scores_no_quantization_slower_than_float32(mlp_path, data_dir, tmp_path, monkeypatch):
+    """float32 is timed first; every other quantization is timed before it is scored, and one slower than float32
+    even at its fastest is not scored (a latency search cannot choose it: scoring the ResNet's int16x8 on 6,000
+    samples took 234 s of a 10-minute budget). A size search scores them all."""
+    from modelpress.search.measure import Measurer
+    from modelpress.tflite_graph import read_graph
+
+    _host_where_int8_is_slow(monkeypatch)
+    scored: list[str] = []
+    outputs = Measurer.outputs
+
+    def counting(self, blob: bytes, x):
+        scored.append(read_graph(blob).quantization)
+        return outputs(self, blob, x)
+
+    monkeypatch.setattr(Measurer, "outputs", counting)
+    result = modelpress.press(mlp_path, RPI, data_dir / "data.npz", out=tmp_path / "lat", max_drop=3.0,
+                              objective="latency", workers=1, cache=tmp_path / "cache", progress=False,
+                              packages=False, families=["quantize"])
+    quantized = [t for t in result.search.trials if t.settings.family == "quantize"]
+    assert quantized[0].settings.quantization == "none"
+    slow = {t.settings.quantization: t for t in quantized if t.settings.quantization in ("int8", "int4", "dynamic",
+                                                                                         "int16x8")}
+    assert slow and all(t.accuracy is None and t.error.startswith("not scored") and t.p50_ms for t in slow.values())
+    assert not set(scored) & set(slow) and {"none", "float16"} <= set(scored)
+    assert result.search.chosen["raspberry-pi-4"].settings.quantization in ("none", "float16")
+    scored.clear()
+    sized = modelpress.press(mlp_path, RPI, data_dir / "data.npz", out=tmp_path / "size", max_drop=3.0,
+                             objective="size", workers=1, cache=tmp_path / "cache", progress=False, packages=False,
+                             families=["quantize"])
+    # the size search scores every quantization: none of the latency search's unscored trials came from the cache
+    assert set(slow) <= set(scored) and all(t.accuracy is not None for t in sized.search.trials)
