@@ -13,6 +13,10 @@ train), converted to int4 as press converts for raspberry-pi-4, then as press sh
     # LeNet-5 (press_bench.py --models cnn --train-samples 6000): gates trained 10 epochs, a cheaper L0
     .venv/bin/python benchmarks/gates_bench.py --baseline <work>/baselines/cnn-6000-40.keras --train-samples 6000 \
         --strength 25 40 75 130 --gate-epochs 10 --groups weights --distill none --out FILE
+    # after the gates: recovery with the zeros held (5 / 15 epochs at a tenth of the rate, distilled), and the int4
+    # grid per output channel or per kernel (stored tensorwise); the gates train once per λ, each variant from them
+    .venv/bin/python benchmarks/gates_bench.py --baseline <work>/baselines/mlp-18000-40.keras --strength 50 75 \
+        --groups weights --distill none --recover 0 5 15 --granularity channel tensor --out FILE
 """
 
 from __future__ import annotations
@@ -81,9 +85,10 @@ def run(args) -> list[dict]:
     rows = []
     tuning = selection_split(Dataset(x, y, xv, yv))
     for strength in args.strength:
-        for distill in args.distill:
+        for distill, rate in itertools.product(args.distill, args.rates):
             alpha = None if distill == "none" else float(distill)
-            tune = FineTune(epochs=3, batch_size=64, distill=None if alpha is None else {"alpha": alpha})
+            tune = FineTune(epochs=3, batch_size=64, learning_rate=rate,
+                            distill=None if alpha is None else {"alpha": alpha})
             started = time.time()
             gated, _, _ = run_recipe(source, "keras3", Recipe(name="gates", finetune=tune, steps=[Step.from_config(
                 {"type": "l0", "strength": strength, "epochs": args.gate_epochs, "groups": args.groups})]), tuning)
@@ -97,7 +102,7 @@ def run(args) -> list[dict]:
                 started = time.time()
                 model, records, _ = run_recipe(gated, "keras3", Recipe(name="after", steps=steps, finetune=tune),
                                                tuning, teacher=source)
-                row = {"strength": strength, "groups": args.groups, "distill_alpha": alpha,
+                row = {"strength": strength, "groups": args.groups, "distill_alpha": alpha, "rate": rate,
                        "gate_epochs": args.gate_epochs, "recover_epochs": recover,
                        "recover_rate": args.recover_rate if recover else None,
                        "recover_alpha": args.recover_alpha if recover else None,
@@ -131,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the int4 grid the last epoch trains onto: a scale per output channel or per kernel")
     parser.add_argument("--grid-rate", type=float, nargs="+", default=[1.0],
                         help="the int4 grid epoch's peak rate, a share of the fine-tuning rate")
+    parser.add_argument("--rates", type=float, nargs="+", default=[None],
+                        help="fine-tuning's peak rate, the weights' during gate training (default: the model's own)")
     parser.add_argument("--out", type=Path, default=RESULTS / "gates_bench.json")
     args = parser.parse_args(argv)
     rows = run(args)
