@@ -13,11 +13,16 @@ train), converted to int4 as press converts for raspberry-pi-4, then as press sh
     # LeNet-5 (press_bench.py --models cnn --train-samples 6000): gates trained 10 epochs, a cheaper L0
     .venv/bin/python benchmarks/gates_bench.py --baseline <work>/baselines/cnn-6000-40.keras --train-samples 6000 \
         --strength 25 40 75 130 --gate-epochs 10 --groups weights --distill none --out FILE
+    # after the gates: recovery with the zeros held (5 / 15 epochs at a tenth of the rate, distilled), and the int4
+    # grid per output channel or per kernel (stored tensorwise); the gates train once per λ, each variant from them
+    .venv/bin/python benchmarks/gates_bench.py --baseline <work>/baselines/mlp-18000-40.keras --strength 50 75 \
+        --groups weights --distill none --recover 0 5 15 --granularity channel tensor --out FILE
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -36,20 +41,37 @@ def _accuracy(predict, x: np.ndarray, y: np.ndarray) -> float:
     return float((out.argmax(1) == y).mean())
 
 
+def _shipped(model, measurer, x, xt, yt, xv, yv) -> dict:
+    """Size and accuracy of ``model`` as press ships it: narrowed, int4, stripped."""
+    from modelpress.compressor.narrowing import narrow_model
+    from modelpress.converters.quantizer import tensor_grid_fits
+    from modelpress.converters.stripping import strip_strings
+    from modelpress.files import gzip_bytes
+    from modelpress.tflite_interpreter import TFLiteModel
+
+    narrow = narrow_model(model, sample=x[:64])
+    wide_blob = measurer.convert(model, "int4")
+    float_blob = measurer.convert(narrow.model, "none")
+    blob = strip_strings(measurer.convert(narrow.model, "int4"))
+    run_int4 = TFLiteModel(blob).predict
+    kernels = [np.asarray(w) for w in model.get_weights()[::2]]
+    return {"weights_left": int(sum(np.count_nonzero(k) for k in kernels)), "units_kept": narrow.kept,
+            "tensorwise": tensor_grid_fits(float_blob), "gzip_kb_wide": gzip_bytes(wide_blob) / 1024,
+            "gzip_kb": gzip_bytes(blob) / 1024, "test": _accuracy(lambda b, f=run_int4: f([b])[0], xt, yt),
+            "val": _accuracy(lambda b, f=run_int4: f([b])[0], xv, yv)}
+
+
 def run(args) -> list[dict]:
     import keras
 
     from modelpress.compressor.data import Dataset, selection_split
     from modelpress.compressor.finetune import FineTune
-    from modelpress.compressor.narrowing import narrow_model
     from modelpress.compressor.pipeline import run_recipe
     from modelpress.compressor.recipe import Recipe, Step
-    from modelpress.converters.stripping import strip_strings
     from modelpress.device_profiles import load_profile
     from modelpress.files import gzip_bytes
     from modelpress.search.measure import Measurer
     from modelpress.testing.datasets import fashion_mnist
-    from modelpress.tflite_interpreter import TFLiteModel
 
     full, _ = fashion_mnist()
     n_val = len(full["x_train"]) // 10
@@ -59,32 +81,41 @@ def run(args) -> list[dict]:
     source = keras.models.load_model(args.baseline)
     base_test, base_val = _accuracy(source, xt, yt), _accuracy(source, xv, yv)
     measurer = Measurer(load_profile("raspberry-pi-4"), xv, yv, x[:300])
+    float_kb = gzip_bytes(measurer.convert(source, "none")) / 1024
     rows = []
+    tuning = selection_split(Dataset(x, y, xv, yv))
     for strength in args.strength:
-        for distill in args.distill:
+        for distill, rate in itertools.product(args.distill, args.rates):
             alpha = None if distill == "none" else float(distill)
-            steps = [Step.from_config({"type": "l0", "strength": strength, "epochs": args.gate_epochs,
-                                       "groups": args.groups}),
-                     Step.from_config({"type": "qat", "bits": 4, "epochs": 1})]
-            tune = FineTune(epochs=3, batch_size=64, distill=None if alpha is None else {"alpha": alpha})
+            tune = FineTune(epochs=3, batch_size=64, learning_rate=rate,
+                            distill=None if alpha is None else {"alpha": alpha})
             started = time.time()
-            model, _, _ = run_recipe(source, "keras3", Recipe(name="gates", steps=steps, finetune=tune),
-                                     selection_split(Dataset(x, y, xv, yv)))
-            seconds = time.time() - started
-            narrow = narrow_model(model, sample=x[:64])
-            wide_blob = measurer.convert(model, "int4")
-            blob = strip_strings(measurer.convert(narrow.model, "int4"))
-            run_int4 = TFLiteModel(blob).predict
-            kernels = [np.asarray(w) for w in model.get_weights()[::2]]
-            row = {"strength": strength, "groups": args.groups, "distill_alpha": alpha, "gate_epochs": args.gate_epochs,
-                   "weights_left": int(sum(np.count_nonzero(k) for k in kernels)),
-                   "units_kept": narrow.kept, "gzip_kb_wide": gzip_bytes(wide_blob) / 1024,
-                   "gzip_kb": gzip_bytes(blob) / 1024, "test": _accuracy(lambda b, f=run_int4: f([b])[0], xt, yt),
-                   "val": _accuracy(lambda b, f=run_int4: f([b])[0], xv, yv), "seconds": round(seconds, 1)}
-            row["drop_test"] = round((base_test - row["test"]) * 100, 2)
-            row["drop_val"] = round((base_val - row["val"]) * 100, 2)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            gated, _, _ = run_recipe(source, "keras3", Recipe(name="gates", finetune=tune, steps=[Step.from_config(
+                {"type": "l0", "strength": strength, "epochs": args.gate_epochs, "groups": args.groups})]), tuning)
+            gate_seconds = time.time() - started
+            gated_val = _accuracy(gated, xv, yv)  # float, gates stripped: before recovery and the int4 grid
+            for recover, granularity, grid_rate in itertools.product(args.recover, args.granularity, args.grid_rate):
+                steps = [Step.from_config({"type": "recover", "epochs": recover, "rate": args.recover_rate,
+                                           "alpha": args.recover_alpha})] if recover else []
+                steps.append(Step.from_config({"type": "qat", "bits": 4, "epochs": 1, "granularity": granularity,
+                                               "rate": grid_rate}))
+                started = time.time()
+                model, records, _ = run_recipe(gated, "keras3", Recipe(name="after", steps=steps, finetune=tune),
+                                               tuning, teacher=source)
+                row = {"strength": strength, "groups": args.groups, "distill_alpha": alpha, "rate": rate,
+                       "gate_epochs": args.gate_epochs, "recover_epochs": recover,
+                       "recover_rate": args.recover_rate if recover else None,
+                       "recover_alpha": args.recover_alpha if recover else None,
+                       "recover_best_epoch": records[0].get("best_epoch") if recover else None,
+                       "granularity": granularity, "grid_rate": grid_rate,
+                       "drop_val_gated_float": round((base_val - gated_val) * 100, 2),
+                       "seconds": round(gate_seconds + time.time() - started, 1),
+                       **_shipped(model, measurer, x, xt, yt, xv, yv)}
+                row["drop_test"] = round((base_test - row["test"]) * 100, 2)
+                row["drop_val"] = round((base_val - row["val"]) * 100, 2)
+                row["x_smaller"] = round(float_kb / row["gzip_kb"], 1)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     return [{"baseline": str(args.baseline), "baseline_test": base_test, "baseline_val": base_val,
              "train_samples": args.train_samples}] + rows
 
@@ -97,6 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", default="weights+units+inputs")
     parser.add_argument("--gate-epochs", type=int, default=30)
     parser.add_argument("--distill", nargs="+", default=["none", "0.5"], help="'none' or distillation alphas")
+    parser.add_argument("--recover", type=int, nargs="+", default=[0],
+                        help="epochs of recovery fine-tuning with the zeros held, after the gates (0: none)")
+    parser.add_argument("--recover-rate", type=float, default=0.1, help="its peak, a share of the fine-tuning rate")
+    parser.add_argument("--recover-alpha", type=float, default=0.5, help="its distillation weight (0: none)")
+    parser.add_argument("--granularity", nargs="+", default=["channel"], choices=("channel", "tensor"),
+                        help="the int4 grid the last epoch trains onto: a scale per output channel or per kernel")
+    parser.add_argument("--grid-rate", type=float, nargs="+", default=[1.0],
+                        help="the int4 grid epoch's peak rate, a share of the fine-tuning rate")
+    parser.add_argument("--rates", type=float, nargs="+", default=[None],
+                        help="fine-tuning's peak rate, the weights' during gate training (default: the model's own)")
     parser.add_argument("--out", type=Path, default=RESULTS / "gates_bench.json")
     args = parser.parse_args(argv)
     rows = run(args)

@@ -4,6 +4,7 @@ estimator, as a fine-tuning hook (tfmot, which does QAT for tf_keras models, can
     hook = WeightFakeQuant(model)                  # every Dense / Conv kernel
     finetune(model, data, settings, "keras3", hooks=[hook])
     hook = WeightFakeQuant(model, bits=4)          # the int4 grid: 15 shared values per output channel
+    hook = WeightFakeQuant(model, bits=4, per_tensor=True)   # 15 shared values per kernel (tensorwise int4)
 
 With ``bits=4`` the hook is weight sharing on the grid LiteRT's int4 weights use (per output channel, symmetric,
 scale = max|w| / 7), for both Keras flavours: at the end the kernels are written as their round trip, so the
@@ -29,15 +30,17 @@ LEVELS = 127.0
 BITS = (8, 4)
 
 
-def int8_round_trip(kernel: np.ndarray, bits: int = 8) -> np.ndarray:
+def int8_round_trip(kernel: np.ndarray, bits: int = 8, per_tensor: bool = False) -> np.ndarray:
     """``kernel`` quantized to ``bits`` per output channel (the last axis; DepthwiseConv2D: the last two) and
-    back, symmetric in [-(2^(bits-1)-1), 2^(bits-1)-1] (what TFLite's int8 and LiteRT's int4 weights store)::
+    back, symmetric in [-(2^(bits-1)-1), 2^(bits-1)-1] (what TFLite's int8 and LiteRT's int4 weights store);
+    ``per_tensor``: one scale for the whole kernel (LiteRT's tensorwise int4)::
 
         int8_round_trip(np.array([[0.5, -1.0], [0.25, 0.1]]))   # steps of 0.5/127 and 1.0/127 per column
         int8_round_trip(np.array([[0.5, -1.0], [0.25, 0.1]]), bits=4)   # steps of 0.5/7 and 1.0/7
+        int8_round_trip(np.array([[0.5, -1.0], [0.25, 0.1]]), bits=4, per_tensor=True)   # steps of 1.0/7
     """
     levels = LEVELS if bits == 8 else float(2 ** (bits - 1) - 1)
-    axes = tuple(range(kernel.ndim - 1))
+    axes = tuple(range(kernel.ndim)) if per_tensor else tuple(range(kernel.ndim - 1))
     scale = np.max(np.abs(kernel), axis=axes, keepdims=True) / levels
     scale = np.where(scale > 0, scale, 1.0)
     return (np.clip(np.round(kernel / scale), -levels, levels) * scale).astype(kernel.dtype)
@@ -50,8 +53,8 @@ class WeightFakeQuant:
     #: on float accuracy would keep epoch 0 and undo it, so fine-tuning keeps its last epoch
     select_best = False
 
-    def __init__(self, model: Any, bits: int = 8):
-        self.bits = int(bits)
+    def __init__(self, model: Any, bits: int = 8, per_tensor: bool = False):
+        self.bits, self.per_tensor = int(bits), bool(per_tensor)
         self.variables = [kernel_variable(layer) for layer in kernel_layers(model)]
         self._master: list[np.ndarray] = []
         self._quantized: list[np.ndarray] = []
@@ -61,7 +64,7 @@ class WeightFakeQuant:
 
     def before_step(self, step: int) -> None:
         self._master = [variable_value(v) for v in self.variables]
-        self._quantized = [int8_round_trip(w, self.bits) for w in self._master]
+        self._quantized = [int8_round_trip(w, self.bits, self.per_tensor) for w in self._master]
         for variable, value in zip(self.variables, self._quantized):
             variable.assign(value)
 
@@ -75,4 +78,4 @@ class WeightFakeQuant:
     def strip(self) -> None:
         """Write each kernel as its round trip: the weights the conversion will store, exactly."""
         for variable in self.variables:
-            variable.assign(int8_round_trip(variable_value(variable), self.bits))
+            variable.assign(int8_round_trip(variable_value(variable), self.bits, self.per_tensor))

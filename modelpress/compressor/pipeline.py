@@ -9,6 +9,7 @@ native for both. Zeros made by an earlier pruning step are kept through later fi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ from modelpress.compressor.regularizers import Penalty
 from modelpress.compressor.schedules import make_schedule
 from modelpress.compressor.structured import slim_model
 
+DISTILL_TEMPERATURE = 4.0  # a recover step's soft targets, as the fine-tuning default
 PTQ_NOTE = ("Keras 3 model: tfmot cannot wrap Keras 3 models, so its qat step fake-quantizes the kernels to int8 "
             "(per channel, straight-through gradients) while it trains; activation ranges come from calibration at "
             "the int8 conversion")
@@ -39,16 +41,19 @@ def _kernel_sparsity(model: Any) -> float:
 
 
 class _Runner:
-    def __init__(self, flavor: str, data: Dataset, settings: FineTune, teacher: Any, quiet: bool):
+    def __init__(self, flavor: str, data: Dataset, settings: FineTune, teacher: Any, quiet: bool, source: Any = None):
         self.flavor, self.data, self.settings, self.teacher, self.quiet = flavor, data, settings, teacher, quiet
+        self.source = source  # the uncompressed model, for a recover step's distillation
         self.notes: list[str] = []
 
     def steps_for(self, epochs: int) -> int:
         return int(np.ceil(len(self.data.x_train) / self.settings.batch_size)) * epochs
 
-    def tune(self, model, step: Step, hooks=(), penalty=None, gates=None) -> dict[str, Any]:
+    def tune(self, model, step: Step, hooks=(), penalty=None, gates=None, rate: float = 1.0) -> dict[str, Any]:
         epochs = self.epochs(step)
-        history = finetune(model, self.data, self.settings, self.flavor, hooks=list(hooks), penalty=penalty,
+        settings = self.settings if rate == 1.0 else \
+            dataclasses.replace(self.settings, learning_rate=self.settings.learning_rate * rate)
+        history = finetune(model, self.data, settings, self.flavor, hooks=list(hooks), penalty=penalty,
                            teacher=self.teacher, gates=gates, quiet=self.quiet, desc=step.type, epochs=epochs)
         return {"epochs": epochs, "loss": history["loss"], "val_accuracy": history["val_accuracy"],
                 "val_epoch": history["val_epoch"], "best_epoch": history["best_epoch"]}
@@ -117,6 +122,24 @@ class _Runner:
                       f"{len(gates.layers)} layer(s), {info['epochs']} epoch(s): {share:.1%} of their weights " \
                       "exactly zero" + "".join(f", {n} {k} removed" for k, n in info["removed"].items()), info
 
+    def recover(self, model, step: Step):
+        """Fine-tune with every zero held (the mask cannot change, so neither can the size), from a share of the
+        rate decaying to 0, distilled from the source, the best epoch on the validation split kept."""
+        p = step.params
+        settings = dataclasses.replace(self.settings, learning_rate=self.settings.learning_rate * p["rate"],
+                                       restore_best=True, schedule="cosine",
+                                       distill={"alpha": p["alpha"], "temperature": DISTILL_TEMPERATURE}
+                                       if p["alpha"] > 0 and self.source is not None else None)
+        epochs = self.epochs(step)
+        history = finetune(model, self.data, settings, self.flavor, hooks=[pruning.KeepZeros(model)],
+                           teacher=self.source if settings.distill else None, quiet=self.quiet, desc="recover",
+                           epochs=epochs)
+        info = {"epochs": epochs, "loss": history["loss"], "val_accuracy": history["val_accuracy"],
+                "val_epoch": history["val_epoch"], "best_epoch": history["best_epoch"]}
+        how = f", distilled (alpha {p['alpha']:g})" if settings.distill else ""
+        return model, f"recover: {epochs} epoch(s) with the zeros held, from {settings.learning_rate:.3g} decaying " \
+                      f"to 0{how}, best epoch on the validation split ({history['best_epoch']}) kept", info
+
     def slim(self, model, step: Step):
         p = step.params
         result = slim_model(model, p["ratio"], p["criterion"], self.flavor)
@@ -150,11 +173,13 @@ class _Runner:
         if step.params.get("bits", 8) == 4:  # weight sharing on the int4 grid: the native hook, both flavours
             from modelpress.compressor.fake_quant import WeightFakeQuant
 
-            hook = WeightFakeQuant(model, bits=4)
-            info = self.tune(model, step, [hook, pruning.KeepZeros(model)])
+            per_tensor = step.params.get("granularity") == "tensor"
+            hook = WeightFakeQuant(model, bits=4, per_tensor=per_tensor)
+            info = self.tune(model, step, [hook, pruning.KeepZeros(model)], rate=step.params.get("rate", 1.0))
             hook.strip()
             zeros = _kernel_sparsity(model)
-            return model, f"qat: weights trained on the int4 grid (15 shared values per output channel, " \
+            where = "kernel" if per_tensor else "output channel"
+            return model, f"qat: weights trained on the int4 grid (15 shared values per {where}, " \
                           f"straight-through), {info['epochs']} epoch(s); {zeros:.1%} of the kernels zero", info
         if self.flavor != "tf_keras":
             from modelpress.compressor.fake_quant import WeightFakeQuant
@@ -182,9 +207,10 @@ def run_recipe(model: Any, flavor: str, recipe: Recipe, data: Dataset, *, quiet:
                teacher: Any = None) -> tuple[Any, list[dict[str, Any]], list[str]]:
     """Apply every step of ``recipe`` to a copy of ``model``; returns (model, step records, notes)."""
     settings = recipe.finetune.for_model(model)
-    if settings.distill is not None and teacher is None:
+    distills = any(step.type == "recover" and step.params["alpha"] > 0 for step in recipe.steps)
+    if (settings.distill is not None or distills) and teacher is None:
         teacher = clone_model(model, flavor)
-    runner = _Runner(flavor, data, settings, teacher if settings.distill is not None else None, quiet)
+    runner = _Runner(flavor, data, settings, teacher if settings.distill is not None else None, quiet, teacher)
     current = clone_model(model, flavor)
     records = []
     for step in recipe.steps:

@@ -86,6 +86,16 @@ def _bits(value):
     return int(value)
 
 
+def _share(name):
+    def check(value):
+        value = _non_negative(name)(value)
+        if not 0 < value <= 1 and not (name == "alpha" and value == 0):
+            none = " (0: no distillation)" if name == "alpha" else ""
+            raise RecipeError(f"{name} {value} must be in (0, 1]{none}")
+        return value
+    return check
+
+
 _EPOCHS = ("epochs", lambda v: _positive_int("epochs", 0)(v), None)
 # step type -> {parameter: (validator, default)}; "required" when the default is ...
 STEP_TYPES: dict[str, dict[str, tuple[Any, Any]]] = {
@@ -100,7 +110,9 @@ STEP_TYPES: dict[str, dict[str, tuple[Any, Any]]] = {
     "slim": {"ratio": (_fraction("ratio"), ...), "criterion": (_choice("criterion", ("l2", "bn")), "l2")},
     "cluster": {"clusters": (_positive_int("clusters", 2), ...), "preserve_sparsity": (bool, False),
                 "layers": (_names, None)},
-    "qat": {"bits": (_bits, 8)},
+    "recover": {"rate": (_share("rate"), 0.1), "alpha": (_share("alpha"), 0.5)},
+    "qat": {"bits": (_bits, 8), "granularity": (_choice("granularity", ("channel", "tensor")), "channel"),
+            "rate": (_share("rate"), 1.0)},
     "int8": {},
 }
 STEP_HELP = {
@@ -111,7 +123,12 @@ STEP_HELP = {
           "joined by +): exact zeros where gates close, whole hidden units and input features with units/inputs",
     "slim": "remove channels physically (ratio, criterion l2|bn)",
     "cluster": "k-means weight sharing (clusters, preserve_sparsity)",
-    "qat": "quantization-aware training (bits 8: int8, tfmot for tf_keras models; bits 4: weights on the int4 grid)",
+    "recover": "fine-tuning with every zero held at zero (the size cannot grow), distilled from the source model "
+               "(alpha, 0 = none), from a share of the fine-tuning rate (rate) decaying to 0, the best epoch on the "
+               "validation split kept",
+    "qat": "quantization-aware training (bits 8: int8, tfmot for tf_keras models; bits 4: weights on the int4 grid, "
+           "granularity channel: a scale per output channel, tensor: one per kernel; rate: a share of the fine-tuning "
+           "rate)",
     "int8": "full-integer int8 at conversion (reported sizes and accuracy use it)",
 }
 
@@ -141,6 +158,9 @@ class Step:
             else:
                 checked[name] = default
         self.params = checked
+        if self.type == "qat" and checked["granularity"] == "tensor" and checked["bits"] != 4:
+            raise RecipeError("qat granularity 'tensor' needs bits 4 (one int4 scale per kernel); int8 QAT is per "
+                              "channel")
         if self.epochs is not None:
             _positive_int("epochs", 0)(self.epochs)
 

@@ -18,6 +18,8 @@ What each mode asks of the quantizer:
   fully connected layer's input width to be a multiple of 32 and costs a scale per block, which a sparse
   (pruned) layer pays for mostly empty blocks; where either holds, fully connected layers stay channelwise
   too (LeNet-300-100's 784 inputs; a pruned layer whose blocks are mostly empty).
+- ``int4`` of weights already on a tensorwise int4 grid (a ``qat`` step with ``granularity: tensor``): one scale
+  and zero point per kernel instead of per output channel, which stores those weights exactly and in fewer bytes.
 - ``mixed``: a :class:`~modelpress.converters.mixed_precision.LayerPrecision` recipe.
 
 Calibration keeps each tensor's overall min and max. The quantizer's own default averages the ranges of
@@ -64,7 +66,8 @@ def _modules():
     return calibrator, qtyping, quantizer, recipe_manager, qsv_utils
 
 
-def _add(manager, qtyping, precision: str, regex: str, hardware: str, blockwise: bool = True) -> None:
+def _add(manager, qtyping, precision: str, regex: str, hardware: str, blockwise: bool = True,
+         tensorwise: bool = False) -> None:
     """Add ``precision`` for the layers ``regex`` matches to a RecipeManager."""
     ops = qtyping.TFLOperationName
     if precision == "float":
@@ -74,11 +77,36 @@ def _add(manager, qtyping, precision: str, regex: str, hardware: str, blockwise:
     elif precision == "dynamic":
         manager.add_dynamic_config(regex, ops.ALL_SUPPORTED, 8)
     elif precision == "int4":
-        manager.add_weight_only_config(regex, ops.ALL_SUPPORTED, 4)
-        if hardware == "cpu" and blockwise:
+        granularity = qtyping.QuantGranularity["TENSORWISE" if tensorwise else "CHANNELWISE"]
+        manager.add_weight_only_config(regex, ops.ALL_SUPPORTED, 4, granularity)
+        if hardware == "cpu" and blockwise and not tensorwise:
             manager.add_dynamic_config(regex, ops.FULLY_CONNECTED, 4, qtyping.QuantGranularity[BLOCK])
     else:
         raise ConversionError(f"unknown precision {precision!r} for LiteRT's quantizer")
+
+
+def _kernels(float_model: bytes):
+    """(builtin operator, weight shape, float32 values or None) of every fully connected and convolution weight."""
+    import tflite
+
+    model = tflite.Model.GetRootAsModel(float_model, 0)
+    codes = [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+             for i in range(model.OperatorCodesLength())]
+    kinds = (tflite.BuiltinOperator.FULLY_CONNECTED, tflite.BuiltinOperator.CONV_2D,
+             tflite.BuiltinOperator.DEPTHWISE_CONV_2D)
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            if codes[op.OpcodeIndex()] not in kinds or op.InputsLength() < 2:
+                continue
+            weight = graph.Tensors(op.Inputs(1))
+            shape = weight.ShapeAsNumpy() if weight.ShapeLength() else np.array([0])
+            data = model.Buffers(weight.Buffer()).DataAsNumpy()
+            values = None
+            if weight.Type() == tflite.TensorType.FLOAT32 and not isinstance(data, int) and len(data):
+                values = np.frombuffer(data.tobytes(), dtype=np.float32)
+            yield codes[op.OpcodeIndex()], shape, values
 
 
 def blockwise_fits(float_model: bytes, block: int = 32, dense: float = 0.5) -> bool:
@@ -87,31 +115,40 @@ def blockwise_fits(float_model: bytes, block: int = 32, dense: float = 0.5) -> b
     blocks would each still store a scale)."""
     import tflite
 
-    model = tflite.Model.GetRootAsModel(float_model, 0)
-    codes = [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
-             for i in range(model.OperatorCodesLength())]
-    for g in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(g)
-        for o in range(graph.OperatorsLength()):
-            op = graph.Operators(o)
-            if codes[op.OpcodeIndex()] != tflite.BuiltinOperator.FULLY_CONNECTED or op.InputsLength() < 2:
-                continue
-            weight = graph.Tensors(op.Inputs(1))
-            shape = weight.ShapeAsNumpy() if weight.ShapeLength() else np.array([0])
-            if int(shape[-1]) % block:
-                return False
-            data = model.Buffers(weight.Buffer()).DataAsNumpy()
-            if weight.Type() == tflite.TensorType.FLOAT32 and not isinstance(data, int) and len(data):
-                values = np.frombuffer(data.tobytes(), dtype=np.float32)
-                if np.count_nonzero(values) <= dense * values.size:
-                    return False
+    for code, shape, values in _kernels(float_model):
+        if code != tflite.BuiltinOperator.FULLY_CONNECTED:
+            continue
+        if int(shape[-1]) % block:
+            return False
+        if values is not None and np.count_nonzero(values) <= dense * values.size:
+            return False
     return True
 
 
+def tensor_grid_fits(float_model: bytes, bits: int = 4, tolerance: float = 1e-3) -> bool:
+    """Whether every fully connected and convolution weight of ``float_model`` already lies on a tensorwise int4
+    grid (``k * max|w| / 7`` with whole ``k``: what a ``qat`` step with ``granularity: tensor`` leaves). Tensorwise
+    int4 then stores those weights exactly with one scale and one zero point a kernel, where channelwise int4
+    stores one of each per output channel and would round them again."""
+    levels = float(2 ** (bits - 1) - 1)
+    found = False
+    for _, _, values in _kernels(float_model):
+        if values is None:
+            return False
+        found = True
+        top = float(np.abs(values).max()) if values.size else 0.0
+        if top > 0:
+            steps = values.astype(np.float64) / (top / levels)
+            if np.abs(steps - np.round(steps)).max() > tolerance:
+                return False
+    return found
+
+
 def build_recipe(mode: str, hardware: str = "cpu", layers: LayerPrecision | None = None,
-                 blockwise: bool = True) -> list[dict[str, Any]]:
+                 blockwise: bool = True, tensorwise: bool = False) -> list[dict[str, Any]]:
     """The quantizer's recipe (a list of JSON-ready dicts) for a mode, or for a per-layer recipe;
-    ``blockwise=False`` keeps int4 fully connected weights channelwise on CPU too."""
+    ``blockwise=False`` keeps int4 fully connected weights channelwise on CPU too; ``tensorwise=True`` gives
+    int4 weights one scale per kernel."""
     _, qtyping, _, recipe_manager, _ = _modules()
     if mode not in MODES:
         raise ConversionError(f"LiteRT's quantizer has no mode {mode!r}; modes: {', '.join(MODES)}")
@@ -119,9 +156,9 @@ def build_recipe(mode: str, hardware: str = "cpu", layers: LayerPrecision | None
         raise ConversionError("quantization 'mixed' needs a layer precision recipe (layer_precision=...)")
     manager = recipe_manager.RecipeManager()
     plan = layers if mode == "mixed" else LayerPrecision(default=mode)
-    _add(manager, qtyping, plan.default, ".*", hardware, blockwise)
+    _add(manager, qtyping, plan.default, ".*", hardware, blockwise, tensorwise)
     for pattern, precision in plan.layers:
-        _add(manager, qtyping, precision, pattern, hardware, blockwise)
+        _add(manager, qtyping, precision, pattern, hardware, blockwise, tensorwise)
     # the device takes and returns float32: a scope of its own, added last, so that it wins
     for op in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
         manager.add_quantization_config("^", op, None, "no_quantize")
@@ -149,7 +186,9 @@ def quantize_flatbuffer(float_model: bytes, mode: str, calibration: dict[str, np
                         layers: LayerPrecision | None = None, hardware: str = "cpu", threads: int = 1) -> bytes:
     """Quantize a float32 flatbuffer; ConversionError with the quantizer's reason when it refuses."""
     _, _, quantizer, _, _ = _modules()
-    recipe = build_recipe(mode, hardware, layers, blockwise=hardware != "cpu" or blockwise_fits(float_model))
+    tensorwise = mode == "int4" and tensor_grid_fits(float_model)
+    recipe = build_recipe(mode, hardware, layers, blockwise=hardware != "cpu" or blockwise_fits(float_model),
+                          tensorwise=tensorwise)
     captured = io.StringIO()  # its progress bars and reports
     try:
         with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):

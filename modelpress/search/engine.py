@@ -43,9 +43,9 @@ OBJECTIVES = ("size", "latency")
 CALIBRATION_SAMPLES = 300
 NARROWING_CHECK_SAMPLES = 64
 #: how a compressed candidate becomes the file shipped (part of every trial's cache key): dead units and filters
-#: removed before conversion, the strings a deployed file does not need removed after; a change here must not
-#: answer from older entries
-SHIPPED_FORM = "narrowed+stripped"
+#: removed before conversion, the strings a deployed file does not need removed after, int4 weights that lie on one
+#: grid per kernel stored tensorwise; a change here must not answer from older entries
+SHIPPED_FORM = "narrowed+stripped+int4-tensorwise-on-a-tensor-grid"
 #: before the search has timed a fine-tuning, an epoch is priced at this many inference passes over the training
 #: data (forward, backward and update, plus the epoch's scoring on the samples set aside): a first fine-tuning
 #: of a ResNet that took 256 s was otherwise started with 104 s of its profile's share left, and the next

@@ -123,7 +123,7 @@ class Strategy:
 
     def settings(self, family: str, steps: tuple, epochs: int | None = None) -> Settings:
         if self.compact and family in space.COMPACT_FAMILIES:
-            steps = (*steps, space.int4_grid_step(epochs or self.search.epochs))
+            steps = (*steps, space.int4_grid_step(epochs or self.search.epochs, family))
             return Settings(family, steps, epochs or self.search.epochs, "int4", batch_size=self.search.batch_size)
         if self.qat_tail:
             steps = (*steps, dict(space.QAT_STEP))
