@@ -211,6 +211,13 @@ def _decibels(ratio: float) -> float | None:
     return None if not math.isfinite(ratio) or ratio <= 0 else round(10.0 * math.log10(ratio), 2)
 
 
+def signature_inputs(model: bytes) -> list[str]:
+    """The input names of ``model``'s serving signature, in order (the names its validation keys samples by)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return list(Interpreter(model_content=model).get_signature_runner(SIGNATURE).get_input_details())
+
+
 def _signature_outputs(model: bytes) -> dict[str, str]:
     """{internal tensor name: the signature's output name} (``StatefulPartitionedCall:0`` -> ``probs``)."""
     from ai_edge_litert.interpreter import Interpreter

@@ -11,6 +11,7 @@ compile, the firmware half of an MCU / NPU package, labels, manifest.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from modelpress.search.measure import io_dtypes
 from modelpress.search.trial import Trial
 
 VERIFY_SAMPLES = 1000
+log = logging.getLogger(__name__)
 
 
 def _tensor_errors(blob: bytes, model: Any, profile: DeviceProfile, trial: Trial, x: np.ndarray, stripped: bool):
@@ -40,7 +42,12 @@ def _tensor_errors(blob: bytes, model: Any, profile: DeviceProfile, trial: Trial
 
     source = load_model(model)
     float_model = to_tflite_bytes(source, "none")
-    return quantizer.tensor_errors(float_model, blob, {source.input_specs()[0].name: x[:8]})
+    try:  # keyed by the float32 file's own signature input, which the quantizer's validation looks up
+        return quantizer.tensor_errors(float_model, blob, {quantizer.signature_inputs(float_model)[0]: x[:8]})
+    except Exception as err:  # noqa: BLE001 - a diagnostic: it must never cost the package a search produced
+        log.warning("per-tensor comparison with float32 skipped for %s: LiteRT's quantizer's validation failed "
+                    "(%s: %s)", trial.describe(), type(err).__name__, err)
+        return None
 
 
 def write_package(trial: Trial, blob: bytes, model: Any, profile: DeviceProfile, out: str | Path, *,

@@ -34,6 +34,25 @@ def test_press_tries_int4_and_reports_per_tensor_errors(mlp_path, data_dir, tmp_
     assert "tensors the quantization changed most" in (result.out / "report" / "report.md").read_text()
 
 
+def test_a_failing_per_tensor_comparison_never_costs_the_package(mlp_path, data_dir, tmp_path, monkeypatch, caplog):
+    """The per-tensor comparison is a diagnostic: when LiteRT's validation raises (a benchmark's run died writing
+    its package on ``KeyError: 'keras_tensor'``), the package is written without it and a warning says why."""
+    from modelpress.converters import quantizer
+
+    def broken(*args, **kwargs):
+        raise KeyError("keras_tensor")
+
+    monkeypatch.setattr(quantizer, "tensor_errors", broken)
+    with caplog.at_level("WARNING", logger="modelpress.search.package"):
+        result = modelpress.press(mlp_path, ["raspberry-pi-4"], data_dir / "data.npz", out=tmp_path / "out",
+                                  max_drop=2.0, families=["quantize"], cache=tmp_path / "cache", progress=False)
+    manifest = modelpress.read_manifest(result.packages["raspberry-pi-4"])
+    assert manifest.quantization == result.search.chosen["raspberry-pi-4"].settings.quantization
+    assert not manifest.fidelity.get("tensors")
+    assert any("per-tensor comparison with float32 skipped" in r.getMessage() and "KeyError" in r.getMessage()
+               for r in caplog.records)
+
+
 def test_per_layer_branch_keeps_layers_in_int16_or_float_through_the_quantizer(mlp_path, data_dir, tmp_path):
     # the same function with one fc1 unit scaled up 1000x (and its fc2 weights down): fc1's output range
     # grows 1000-fold, so int8 activations lose the other units; int16 (or float) for fc1 brings them back
