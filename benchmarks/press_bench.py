@@ -37,10 +37,13 @@ they are compared with post-training int8 only (``--builtins`` adds recipes).
     .venv/bin/python benchmarks/press_bench.py --models resnet --train-samples 12000 --max-epochs 18 \
         --epochs 3 --time-budget 5m --latency-time-budget 10m --out benchmarks/results/press_bench_modern_resnet.json
     .venv/bin/python benchmarks/press_bench.py --rescore benchmarks/results/press_bench_modern_resnet.json  # targets
-    # MobileNetV2's latency search needs its slim 50% fine-tuned 12 epochs (~400 s on a shared core): 20 minutes
+    # the latency searches need their slim 50% fine-tuned 12 epochs (~400-470 s on a shared core): 20 minutes
     .venv/bin/python benchmarks/press_bench.py --models mobilenet --train-samples 18000 --max-epochs 24 --epochs 3 \
         --time-budget 5m --latency-time-budget 20m --profiles raspberry-pi-4 \
         --out benchmarks/results/press_bench_modern_mobilenet_rpi4_r2.json
+    .venv/bin/python benchmarks/press_bench.py --models resnet --train-samples 12000 --max-epochs 18 --epochs 3 \
+        --time-budget 5m --latency-time-budget 20m --profiles raspberry-pi-4 \
+        --out benchmarks/results/press_bench_modern_resnet_rpi4_r3.json
 
 ``--train-samples`` trains (baseline and fine-tuning) on that many images after the validation split: a
 LeNet-5 epoch on all 54,000 takes ~90 s on 2 cores, a ResNet epoch on 6,000 ~30 s, a MobileNetV2 epoch on 12,000
