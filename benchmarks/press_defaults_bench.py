@@ -31,6 +31,7 @@ from modelpress.latency import machine_info  # noqa: E402
 from modelpress.tables import text_table  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+MARKER = ".press_defaults_bench"
 
 
 def run(args) -> dict:
@@ -41,9 +42,12 @@ def run(args) -> dict:
     full, name = fashion_mnist()
     data = _split(full, train_samples=args.train_samples)
     work = args.work
-    if work.exists():
+    if work.exists() and any(work.iterdir()):
+        if not (work / MARKER).is_file():  # never empty a folder this bench did not make
+            raise SystemExit(f"{work} holds files this bench did not write; pass an empty or new --work folder")
         shutil.rmtree(work)  # a fresh cache and output: nothing carried over from an earlier run
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / MARKER).write_text("press_defaults_bench.py empties this folder on its next run\n")
     np.savez(work / "data.npz", **data)
     baseline = keras.models.load_model(args.baseline)
     ref = Reference(baseline, (full["x_val"], full["y_val"]), args.runs)
@@ -77,7 +81,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train-samples", type=int, default=18000, help="as the baseline was trained")
     parser.add_argument("--profile", default="raspberry-pi-4")
     parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/press_defaults"), help="emptied first")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/press_defaults"),
+                        help="emptied first (only if this bench made it)")
     parser.add_argument("--out", type=Path, default=RESULTS / "press_defaults.json")
     args = parser.parse_args(argv)
     result = run(args)
