@@ -40,6 +40,12 @@ def _kernel_sparsity(model: Any) -> float:
     return float(sum((v == 0).sum() for v in values) / max(sum(v.size for v in values), 1))
 
 
+def _record(epochs: int, history: dict[str, Any]) -> dict[str, Any]:
+    """What a fine-tuning step reports: its epochs, the loss and validation curves, the epoch it kept."""
+    return {"epochs": epochs, "loss": history["loss"], "val_accuracy": history["val_accuracy"],
+            "val_epoch": history["val_epoch"], "best_epoch": history["best_epoch"]}
+
+
 class _Runner:
     def __init__(self, flavor: str, data: Dataset, settings: FineTune, teacher: Any, quiet: bool, source: Any = None):
         self.flavor, self.data, self.settings, self.teacher, self.quiet = flavor, data, settings, teacher, quiet
@@ -55,8 +61,7 @@ class _Runner:
             dataclasses.replace(self.settings, learning_rate=self.settings.learning_rate * rate)
         history = finetune(model, self.data, settings, self.flavor, hooks=list(hooks), penalty=penalty,
                            teacher=self.teacher, gates=gates, quiet=self.quiet, desc=step.type, epochs=epochs)
-        return {"epochs": epochs, "loss": history["loss"], "val_accuracy": history["val_accuracy"],
-                "val_epoch": history["val_epoch"], "best_epoch": history["best_epoch"]}
+        return _record(epochs, history)
 
     def epochs(self, step: Step) -> int:
         return self.settings.epochs if step.epochs is None else step.epochs
@@ -134,8 +139,7 @@ class _Runner:
         history = finetune(model, self.data, settings, self.flavor, hooks=[pruning.KeepZeros(model)],
                            teacher=self.source if settings.distill else None, quiet=self.quiet, desc="recover",
                            epochs=epochs)
-        info = {"epochs": epochs, "loss": history["loss"], "val_accuracy": history["val_accuracy"],
-                "val_epoch": history["val_epoch"], "best_epoch": history["best_epoch"]}
+        info = _record(epochs, history)
         how = f", distilled (alpha {p['alpha']:g})" if settings.distill else ""
         return model, f"recover: {epochs} epoch(s) with the zeros held, from {settings.learning_rate:.3g} decaying " \
                       f"to 0{how}, best epoch on the validation split ({history['best_epoch']}) kept", info
