@@ -248,5 +248,6 @@ def _document(search: Any, outcome: Any, source: Any, dataset: Any, options: Any
                         "families": list(options.families) if options.families else None},
             "met": outcome.met, "messages": outcome.messages, "notes": outcome.notes, "stopped": outcome.stopped,
             "seconds": round(outcome.seconds, 1), "phases_s": outcome.phases, "time_slices_s": outcome.slices,
+            "priced_epoch_s": outcome.priced_epoch_seconds, "priced_trial_s": outcome.priced_trial_seconds,
             "cache": outcome.cache, "execution": outcome.execution, "profiles": profiles,
             "trials": [t.to_dict() for t in outcome.trials]}

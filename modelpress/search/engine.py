@@ -46,11 +46,14 @@ NARROWING_CHECK_SAMPLES = 64
 #: removed before conversion, the strings a deployed file does not need removed after, int4 weights that lie on one
 #: grid per kernel stored tensorwise; a change here must not answer from older entries
 SHIPPED_FORM = "narrowed+stripped+int4-tensorwise-on-a-tensor-grid"
-#: before the search has timed a fine-tuning, an epoch is priced at this many inference passes over the training
-#: data (forward, backward and update, plus the epoch's scoring on the samples set aside): a first fine-tuning
-#: of a ResNet that took 256 s was otherwise started with 104 s of its profile's share left, and the next
-#: profile got none
+#: where training steps cannot be timed (or there is no time budget), an epoch is priced at this many inference
+#: passes over the training data (forward, backward and update, plus the epoch's scoring on the samples set
+#: aside): a first fine-tuning of a ResNet that took 256 s was otherwise started with 104 s of its profile's share
+#: left, and the next profile got none; under load it also priced one 4x too high (pricing.py times steps instead)
 TRAINING_COST_FACTOR = 4
+#: training steps are timed (seconds: 44 s for a MobileNetV2's tracing on a loaded host) only for a trial whose
+#: inference-priced cost is within this factor of the time left: that guess was 0.44x to 4x what trials took
+PRICE_WITHIN = 4
 
 
 @dataclass
@@ -99,6 +102,9 @@ class SearchResult:
     cache: dict[str, Any] = field(default_factory=dict)
     #: seconds spent per named phase ("raspberry-pi-4: fallback ranking"), added up over the search
     phases: dict[str, float] = field(default_factory=dict)
+    #: one fine-tuning epoch's price before any was timed (seconds; timed on a few steps), when there was a budget
+    priced_epoch_seconds: float | None = None
+    priced_trial_seconds: float | None = None  # ... and what a fine-tuning trial pays once (copying, tracing)
     #: per profile, the share of the time budget it was given (seconds), when there was a budget
     slices: dict[str, float] = field(default_factory=dict)
     #: how trials ran: in this process, in local worker processes, or on a Ray cluster (and its nodes)
@@ -136,6 +142,8 @@ class Search:
         self.models: dict[str, Any] = {}
         self.outputs: dict[str, np.ndarray] = {}
         self.epoch_seconds: float | None = None
+        self.priced_epoch: float | None = None  # an epoch's price before any fine-tuning here was timed
+        self.priced_trial = 0.0  # ... and what a trial pays once (copy, tracing)
         self.start = 0.0
         self.result = SearchResult(reference={"accuracy": self.reference_accuracy, "samples": int(len(data.x_val)),
                                               "what": "the source model as given (Keras, float32) on the held-out "
@@ -158,9 +166,42 @@ class Search:
         """Add ``seconds`` to a named phase's cost (written to press.json)."""
         self.result.phases[name] = round(self.result.phases.get(name, 0.0) + seconds, 3)
 
-    def epoch_cost(self) -> float:
-        """Seconds one fine-tuning epoch likely takes: as timed in this search, else priced from inference."""
-        return self.epoch_seconds or TRAINING_COST_FACTOR * self.inference_seconds * len(self.data.x_train)
+    def epoch_cost(self, price: bool = True) -> float:
+        """Seconds one fine-tuning epoch likely takes: as timed in this search; before that, under a time budget,
+        timed once on a few training steps of the source (:mod:`~modelpress.search.pricing`; not with ``price``
+        False); else priced from inference."""
+        if self.epoch_seconds:
+            return self.epoch_seconds
+        guess = TRAINING_COST_FACTOR * self.inference_seconds * len(self.data.x_train)
+        if self.options.time_budget is None or not price:  # nothing is refused for its cost: why time it
+            return self.priced_epoch or guess
+        if self.priced_epoch is None:
+            self.priced_epoch, self.priced_trial = self._price_epoch(guess)
+        return self.priced_epoch
+
+    def trial_overhead(self) -> float:
+        """Seconds a fine-tuning trial spends once (copying, tracing), as priced; 0 once one is timed (its time
+        per epoch includes them)."""
+        return 0.0 if self.epoch_seconds else self.priced_trial
+
+    def _price_epoch(self, guess: float) -> tuple[float, float]:
+        from modelpress.compressor.data import selection_split
+        from modelpress.search.pricing import epoch_seconds
+
+        started = time.perf_counter()
+        self.progress.phase("timing a few training steps (to price fine-tuning against the time budget)")
+        tuning = selection_split(self.data)
+        try:
+            price, once = epoch_seconds(self.model, self.flavor, tuning, self.batch_size,
+                                        self.inference_seconds * len(tuning.x_val))
+        except Exception as error:  # noqa: BLE001 - a price is an estimate: the trials themselves report failures
+            self.result.notes.append(f"fine-tuning priced from inference time ({guess:.0f} s an epoch): timing "
+                                     f"training steps failed ({type(error).__name__}: {error})")
+            price, once = guess, 0.0
+        self.record_phase("pricing fine-tuning", time.perf_counter() - started)
+        self.result.priced_epoch_seconds = round(price, 2)
+        self.result.priced_trial_seconds = round(once, 2)
+        return price, once
 
     def affordable(self, settings: Settings) -> bool:
         """False (and the search marked stopped) when the trial would likely end past the time budget, or the
@@ -171,7 +212,9 @@ class Search:
         cost = 0.0
         if settings.compressed and not self._compressed_cached(settings):
             epochs = sum(s.get("epochs", settings.epochs) for s in settings.steps if s["type"] != "int8")
-            cost = self.epoch_cost() * epochs
+            cost = self.epoch_cost(price=False) * epochs
+            if cost * PRICE_WITHIN > left:  # the guess cannot tell: timing training steps costs seconds, so only now
+                cost = self.epoch_cost() * epochs + self.trial_overhead()
         if left <= 0 or cost > left:
             elapsed = time.perf_counter() - self.start
             if left > 0:
