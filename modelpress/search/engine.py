@@ -323,13 +323,13 @@ class Search:
             trial.profile, trial.cached = profile.name, True
         else:
             trial.model_key = model_key if settings.compressed else ""
-            blob = None
+            blob, not_scored = None, None
             try:
                 shipped = self.shipped_model(model, settings, trial)
                 blob, row = measurer.measure(shipped, settings.quantization, settings.fallback,
                                              self.outputs_for(model_key, model), phase=self.progress.phase,
                                              strip=settings.compressed, slower_than_ms=settings.slower_than_ms)
-                trial.error = row.get("not_scored")
+                trial.error = not_scored = row.get("not_scored")
                 trial.accuracy, trial.bytes, trial.gzip_bytes = row["accuracy"], row["bytes"], row["gzip_bytes"]
                 trial.p50_ms, trial.problems, trial.ops = row["p50_ms"], row["problems"], row["ops"]
                 trial.p50_spread_ms = row.get("p50_spread_ms")
@@ -338,7 +338,7 @@ class Search:
                 trial.error = str(err)
             trial.seconds = time.perf_counter() - started
             trial.artifact_key = key
-            if not row_not_scored(trial):  # a timing against one run's float32 is no result for another run
+            if not not_scored:  # a timing against one run's float32 is no result for another run
                 self.cache.save_trial(key, trial.record(), blob)
         trial.artifact_key = key
         return trial
@@ -434,10 +434,6 @@ class Search:
                                        f"choice is among the {len(self.result.trials)} trial(s) measured by then; "
                                        "a rerun takes them from the cache")
             choose(self, profile)
-
-def row_not_scored(trial: Trial) -> bool:
-    return (trial.error or "").startswith("not scored:")
-
 
 def _catch_ctrl_c(search: Search) -> Any:
     """From now on the first Ctrl-C marks ``search`` interrupted (and raises KeyboardInterrupt, which ends the
