@@ -17,6 +17,11 @@ train), converted to int4 as press converts for raspberry-pi-4, then as press sh
     # grid per output channel or per kernel (stored tensorwise); the gates train once per λ, each variant from them
     .venv/bin/python benchmarks/gates_bench.py --baseline <work>/baselines/mlp-18000-40.keras --strength 50 75 \
         --groups weights --distill none --recover 0 5 15 --granularity channel tensor --out FILE
+    # on all 48k training images (press_bench.py --train-samples 48000 --max-epochs 60): press trains the gates
+    # 12 epochs there (space.l0_steps: L0_SAMPLES / 48,000), at the strengths its bisection visits
+    .venv/bin/python benchmarks/gates_bench.py --baseline <work>/baselines/mlp-48000-60.keras --train-samples 48000 \
+        --strength 36.5174 52.3299 74.9894 --gate-epochs 12 --groups weights --distill none --granularity tensor \
+        --rates 0.001 0.003 --out benchmarks/results/gates_bench_48k.json
 """
 
 from __future__ import annotations
@@ -141,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "gates_bench.json")
     args = parser.parse_args(argv)
     rows = run(args)
-    args.out.write_text(json.dumps({"benchmark": "gates", "argv": sys.argv[1:] if argv is None else argv,
-                                    "rows": rows}, indent=2))
+    text = json.dumps({"benchmark": "gates", "argv": sys.argv[1:] if argv is None else argv, "rows": rows}, indent=2)
+    args.out.write_text(text.replace(str(args.baseline.parent), "<baselines>"))  # no folder of this machine
     print(f"wrote {args.out}")
     return 0
 
