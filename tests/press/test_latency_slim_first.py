@@ -188,6 +188,15 @@ def test_no_longer_fine_tuning_for_a_point_no_faster_than_a_passer():
     assert _slim_bisection("latency", drops, seconds_left=200.0) == (0.4, [(0.5, 3), (0.3, 3), (0.4, 3)])
 
 
+def test_a_latency_search_retries_no_narrow_miss_that_cannot_beat_a_passer():
+    """A passer already times 0.1 ms, faster than any slimming level here: slim 40% missing by 1.2 pt is not worth
+    a longer fine-tuning (it retried MobileNetV2's slim 75% at 6 epochs after it had missed at 12)."""
+    drops = {(0.5, 3): 1.5, (0.3, 3): 0.8, (0.4, 3): 1.2, (0.35, 3): 0.9, (0.4, 6): 0.5}
+    passer = _quantized("none", 0.1, spread=0.001)
+    assert _slim_bisection("latency", drops, [passer]) == (0.35, [(0.5, 3), (0.3, 3), (0.4, 3), (0.35, 3)])
+    assert _slim_bisection("size", drops) == (0.4, [(0.5, 3), (0.3, 3), (0.4, 3), (0.35, 3), (0.4, 6)])  # one retry
+
+
 def test_time_left_after_the_bisection_goes_to_the_lowest_miss_trained_longer():
     """MobileNetV2's second run: slim 50% lost 9.3 pt at 3 distilled epochs (hopeless at that length, so not trained
     longer before the finer steps), slim 30% and 40% passed at 6, and the search ended with 10 of its 20 minutes
