@@ -61,7 +61,11 @@ def _host_where_int8_is_slow(monkeypatch) -> dict[str, int]:
         calls[mode] = calls.get(mode, 0) + 1
         return table[mode], 0.01
 
+    def interleaved(blobs: list[bytes], sample, threads: int, runs: int = 0, rounds: int = 0) -> list:
+        return [latency_ms(None, blob) for blob in blobs]  # the choice's re-timing: the same host, not this one
+
     monkeypatch.setattr(Measurer, "latency_ms", latency_ms)
+    monkeypatch.setattr("modelpress.search.measure.interleaved_latency", interleaved)
     return calls
 
 
