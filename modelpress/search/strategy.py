@@ -315,6 +315,10 @@ class Strategy:
         if discrete:
             lo, hi = lo - 1, hi + 1  # open bounds: lo known passing, hi known failing
         top, missed = hi, None
+
+        def closed() -> bool:
+            return (hi - lo <= 1) if discrete else (hi - lo < resolution)
+
         while True:
             trial = self.probe(make(x, length), lambda x=x, lo=lo, hi=hi, e=length: [
                 make(j, e) for j in tree_points(x, lo, hi, self.width - 1, resolution, discrete)])
@@ -334,14 +338,14 @@ class Strategy:
                 near = self.narrow_miss(trial)
                 if best is None and self.hopeless(trial) and x < start:
                     return None
-            if (hi - lo <= 1) if discrete else (hi - lo < resolution):
+            if closed():
                 longer = self.time_left_for(fail_at, missed, retried, length, make, best)
                 if longer is None:
                     break
                 # the lowest miss passed when trained longer: the points above it were judged at the shorter
                 # length, so the bisection goes on above it at the longer one
                 best, lo, hi, length, fail_at, near, missed = fail_at, fail_at, top, longer, None, False, None
-                if (hi - lo <= 1) if discrete else (hi - lo < resolution):
+                if closed():
                     break
             x = (lo + hi) // 2 if discrete else round((lo + hi) / 2, 4)
             if discrete and x == lo:
@@ -363,14 +367,9 @@ class Strategy:
         the base length), gets the ladder. MobileNetV2 slim 50% lost 9.3 pt at 3 distilled epochs on one baseline
         and 3.6 on another, where 12 epochs passed at -2.5 pt: the drop at the base length says little of the
         longest. Returns the epochs that passed, or None."""
-        if missed is None or x is None or self.options.objective != "latency" or missed.error or missed.problems:
-            return None
-        current = length or self.search.epochs
-        longest = LENGTHS[-1] * self.search.epochs
-        if (x in retried or (best is not None and x <= best) or longest <= current
-                or missed.drop_points is None
-                or not choice.faster_than_passers(missed, self.search.result.trials, self.profile.name)
-                or LADDER_OVERHEAD * self.search.epoch_cost() * longest > self.search.time_left()):
+        current, longest = length or self.search.epochs, LENGTHS[-1] * self.search.epochs
+        if (missed is None or x is None or x in retried or (best is not None and x <= best) or longest <= current
+                or not self.could_win(missed) or not self.affords(longest)):
             return None
         retried.add(x)
         longer, epochs = self.lengthen(lambda e: make(x, e), missed, current)
@@ -380,13 +379,23 @@ class Strategy:
         """Latency: a miss on the budget alone, not hopeless, faster above the noise than every passer (ResNet slim
         40% missed by 0.01 pt at 3 epochs and the budget ended on slim 35% before a retry; MobileNetV2 slim 50%
         missed by 4.2 pt at 6 epochs, 1.9x faster)."""
+        return self.could_win(trial) and not self.hopeless(trial)
+
+    def could_win(self, trial: Trial) -> bool:
+        """Latency: a miss on the budget alone (no error, no broken constraint) faster above the noise than every
+        passer, so that a longer fine-tuning could make it the choice."""
         return (self.options.objective == "latency" and not trial.error and not trial.problems
-                and trial.drop_points is not None and not self.hopeless(trial)
+                and trial.drop_points is not None
                 and choice.faster_than_passers(trial, self.search.result.trials, self.profile.name))
+
+    def affords(self, epochs: int) -> bool:
+        """Whether the time left pays for that many epochs of fine-tuning, with a trial's slimming, conversion and
+        scoring (``LADDER_OVERHEAD``)."""
+        return LADDER_OVERHEAD * self.search.epoch_cost() * epochs <= self.search.time_left()
 
     def lengthen(self, make: Callable[[int], Settings], trial: Trial, current: int) -> tuple[Trial | None, int]:
         return lengthen(lambda epochs: self.trial(make(epochs)), trial, current, self.search.epochs, self.near(),
-                        lambda epochs: LADDER_OVERHEAD * self.search.epoch_cost() * epochs <= self.search.time_left())
+                        self.affords)
 
     # -- 3-7: compression --------------------------------------------------------------------------------
     def prune(self) -> None:
