@@ -107,10 +107,9 @@ class ModelpressGroup(click.Group):
 
 
 #: what TensorFlow's and Keras's Python loggers say that asks nothing of the user: a Keras 2 .h5 saved without an
-#: optimizer ("... was *not* compiled. Compile it manually.": modelpress never trains the loaded copy as is), and
-#: AutoGraph declining to convert a function that then runs as plain Python, as it was meant to
-#: Keras / TensorFlow log lines that ask nothing of the user: a model saved without (or with an old) optimizer says
-#: so on loading, but modelpress never resumes a model's optimizer (fine-tuning builds its own)
+#: optimizer ("... was *not* compiled. Compile it manually.") or with one today's Keras cannot restore (modelpress
+#: never resumes a loaded model's optimizer: fine-tuning builds its own), and AutoGraph declining to convert a
+#: function that then runs as plain Python, as it was meant to
 HARMLESS_LOGS = ("No training configuration found in the save file", "AutoGraph could not transform",
                  "Error in loading the saved optimizer state")
 

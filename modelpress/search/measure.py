@@ -135,15 +135,15 @@ class Measurer:
                                      interpreter.output_specs(), want)
         if fallback and self.profile.hardware in ("edgetpu", "mcu"):
             problems.append(f"{len(fallback)} layer(s) in float: {self.profile.hardware} runs full-integer models only")
-        if slower_than_ms is not None:
+        row: dict[str, Any] = {"accuracy": None, "bytes": len(blob), "gzip_bytes": gzip_bytes(blob),
+                               "problems": problems, "ops": list(dict.fromkeys(graph.ops))}
+        if slower_than_ms is not None:  # timed first: one slower than float32 even at its fastest is not scored
             phase(f"timing latency ({self.threads} thread(s))")
-            p50, spread = self.latency_ms(blob)
+            row["p50_ms"], row["p50_spread_ms"] = p50, spread = self.latency_ms(blob)
             if p50 - spread > slower_than_ms:
-                return blob, {"accuracy": None, "bytes": len(blob), "gzip_bytes": gzip_bytes(blob),
-                              "problems": problems,
-                              "ops": list(dict.fromkeys(graph.ops)), "p50_ms": p50, "p50_spread_ms": spread,
-                              "not_scored": f"not scored: {p50:.3f} ms (± {spread:.3f}) is slower than float32's "
-                                            f"{slower_than_ms:.3f} ms, so a latency search cannot choose it"}
+                row["not_scored"] = (f"not scored: {p50:.3f} ms (± {spread:.3f}) is slower than float32's "
+                                     f"{slower_than_ms:.3f} ms, so a latency search cannot choose it")
+                return blob, row
         phase(f"scoring on {len(self.x_val)} held-out samples")
         outputs = self.outputs(blob, self.x_val)
         if reference_outputs is not None and reference_outputs.ndim == 2 and reference_outputs.shape[1] > 1:
@@ -151,11 +151,10 @@ class Measurer:
             if agreement < self.profile.min_top1_agreement:
                 problems.append(f"top-1 agreement with its Keras model is {agreement:.2%}, below the profile's "
                                 f"{self.profile.min_top1_agreement:.0%} floor")
-        row = {"accuracy": top1(self.y_val, outputs), "bytes": len(blob),
-               "gzip_bytes": gzip_bytes(blob),
-               "problems": problems, "ops": list(dict.fromkeys(graph.ops))}
-        phase(f"timing latency ({self.threads} thread(s))")
-        row["p50_ms"], row["p50_spread_ms"] = self.latency_ms(blob)
+        row["accuracy"] = top1(self.y_val, outputs)
+        if "p50_ms" not in row:  # not timed above
+            phase(f"timing latency ({self.threads} thread(s))")
+            row["p50_ms"], row["p50_spread_ms"] = self.latency_ms(blob)
         if self.source_correct is not None:
             mine = correct(self.y_val, outputs)
             row.update(worse=int(np.sum(self.source_correct & ~mine)), better=int(np.sum(~self.source_correct & mine)))
