@@ -236,7 +236,8 @@ def _press_rows(name: str, model, data: dict, ref: Reference, args, budget: floa
         spend = (args.latency_time_budget or args.time_budget) if goal == "latency" else args.time_budget
         result = modelpress.press(model, group, data, out=work / name / "+".join(group), max_drop=budget,
                                   objective=goal, time_budget=spend, cache=work / "cache",
-                                  epochs=args.epochs, families=args.families, progress=sys.stderr.isatty())
+                                  epochs=args.epochs, families=args.families, progress=sys.stderr.isatty(),
+                                  confidence=args.confidence)
         seconds = time.time() - started
         document = json.loads(Path(result.press_json).read_text())
         for profile in group:
@@ -442,6 +443,7 @@ def main(argv=None) -> int:
                         "with --quick)")
     parser.add_argument("--epochs", type=int, help="press's fine-tuning epochs per candidate (default: press's "
                         "own, from the data size)")
+    parser.add_argument("--confidence", type=float, help="press's --confidence (default: one standard error)")
     parser.add_argument("--rescore", type=Path, metavar="FILE", help="recompute a saved result's targets and table "
                         "from its rows, run nothing")
     args = parser.parse_args(argv)
@@ -460,7 +462,8 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"benchmark": "press", "quick": args.quick, "time_budget": args.time_budget,
                        "latency_time_budget": args.latency_time_budget or args.time_budget,
-                       "argv": sys.argv[1:] if argv is None else list(argv), "models": chosen,
+                       "confidence": args.confidence, "argv": sys.argv[1:] if argv is None else list(argv),
+                       "models": chosen,
                        "load_average_end": list(os.getloadavg()), "machine": machine_info(), "threads": 1,
                        "runs": args.runs,
                        "seconds": round(time.time() - started, 1), "targets": found, "references": REFERENCES,

@@ -22,7 +22,12 @@ COLUMNS = [("profile", "profile"), ("chosen", "variant"), ("top-1", "accuracy", 
               help=".npz with x_train / y_train (fine-tuning, calibration) and x_val / y_val (held out: every "
                    "accuracy figure; 10% of the training data when absent).")
 @click.option("--max-drop", type=float, default=1.0, show_default=True,
-              help="Accuracy points the result may lose against MODEL on the held-out data.")
+              help="Accuracy points the result may lose against MODEL on the held-out data (a candidate fits "
+                   "when its drop plus a margin of --confidence's standard errors does).")
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), metavar="P",
+              help="How sure a candidate must be that its drop on unseen data fits --max-drop (one-sided): 0.95 "
+                   "adds 1.645 standard errors of the measured drop. Default: one standard error (about 0.84). "
+                   "Ask for more when the result will be checked on a second, independent set.")
 @click.option("--objective", type=click.Choice(["size", "latency"]), default="size", show_default=True,
               help="What to minimise among the candidates within the budget.")
 @click.option("--time-budget", metavar="DURATION", help="Stop starting trials after this long (90s, 20m, 1h).")
@@ -48,7 +53,7 @@ COLUMNS = [("profile", "profile"), ("chosen", "variant"), ("top-1", "accuracy", 
 @click.option("--trial-gpus", type=click.FloatRange(min=0), default=0.0, metavar="N",
               help="GPUs per trial on Ray (fractions share a GPU; default 0).")
 @sign_key_option
-def press(model: str, profiles: tuple[str, ...], data: str, max_drop: float, objective: str,
+def press(model: str, profiles: tuple[str, ...], data: str, max_drop: float, confidence: float | None, objective: str,
           time_budget: str | None, out: str, cache: str | None, no_cache: bool, epochs: int | None,
           families: tuple[str, ...], unsafe: bool, workers: int | None, ray_address: str | None,
           trial_cpus: float | None, trial_gpus: float, sign_key: str | None) -> None:
@@ -72,7 +77,7 @@ def press(model: str, profiles: tuple[str, ...], data: str, max_drop: float, obj
     result = run_press(model, list(profiles), data, out=out, max_drop=max_drop, objective=objective,
                        time_budget=time_budget, cache=cache, use_cache=not no_cache, epochs=epochs,
                        families=list(families) or None, safe_mode=not unsafe, workers=workers, ray=ray_address,
-                       trial_cpus=trial_cpus, trial_gpus=trial_gpus,
+                       trial_cpus=trial_cpus, trial_gpus=trial_gpus, confidence=confidence,
                        echo=lambda line: click.echo(line, err=True), sign_key=sign_key)
     click.echo(text_table(result.rows(), COLUMNS))
     click.echo(f"\nwrote {result.press_json} and {result.report}")

@@ -134,8 +134,11 @@ def choose(search: Any, profile: DeviceProfile) -> None:
                                     "see the errors in press.json")
         return
     needed = closest.drop_points + (closest.margin_points or 0.0)
+    z = search.result.reference.get("margin_z", 1.0)
+    errors = ("one standard error" if z == 1.0 else
+              f"{z:g} standard errors at --confidence {search.options.confidence:g}")
     fix = (f"loosen --max-drop to {needed:.2f} or more (its drop plus a margin of "
-           f"{closest.margin_points or 0.0:.2f} pt, one standard error)" if not closest.problems else
+           f"{closest.margin_points or 0.0:.2f} pt, {errors})" if not closest.problems else
            f"it breaks the profile's constraints ({'; '.join(closest.problems)}); pick a larger device profile")
     stopped = "" if not search.result.stopped else " The search was interrupted; a rerun continues from the cache." \
         if search.result.stopped.startswith("interrupted") else \

@@ -9,8 +9,8 @@
 Every candidate is converted for the profile, checked against its constraints and scored on the held-out
 split (``x_val`` / ``y_val``, never used for fine-tuning or calibration); the drop is measured against the
 source model as given, and a candidate passes the budget only if its drop plus a safety margin of one
-standard error of that drop fits (:func:`modelpress.search.trial.drop_margin`): a candidate that fits on the
-validation samples by less than their noise would likely miss on other data.
+standard error of that drop (z of them at a ``confidence``) fits (:func:`modelpress.search.trial.drop_margin`): a
+candidate that fits on the validation samples by less than their noise would likely miss on other data.
 Which candidates are tried, in which order, is in :mod:`modelpress.search.strategy`; which one is chosen per
 profile once they are in, in :mod:`modelpress.search.choice`.
 """
@@ -37,7 +37,7 @@ from modelpress.search.launch import make_executor
 from modelpress.search.measure import Measurer, correct
 from modelpress.search.progress import Progress
 from modelpress.search.space import Settings
-from modelpress.search.trial import MARGIN_FORMULA, Trial, drop_margin, is_floor
+from modelpress.search.trial import CONFIDENCE_RANGE, MARGIN_FORMULA, Trial, drop_margin, is_floor, margin_z
 
 OBJECTIVES = ("size", "latency")
 CALIBRATION_SAMPLES = 300
@@ -72,6 +72,9 @@ class SearchOptions:
     ray: str | None = None               # run trials on a Ray cluster: "auto" or its address
     trial_cpus: float | None = None      # per-trial resources on Ray (CPUs: None = the threads per worker)
     trial_gpus: float = 0.0
+    #: how sure a pass must be that the candidate's drop on unseen data fits max_drop (one-sided); None: the
+    #: margin is one standard error (about 0.84)
+    confidence: float | None = None
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -79,6 +82,12 @@ class SearchOptions:
         if not isinstance(self.max_drop, (int, float)) or self.max_drop < 0:
             raise UsageError(f"max_drop {self.max_drop!r} must be a number of accuracy points >= 0 (0.5 = half a "
                              "point of top-1)")
+        low, high = CONFIDENCE_RANGE
+        if self.confidence is not None and not (isinstance(self.confidence, (int, float))
+                                                and low <= self.confidence <= high):
+            raise UsageError(f"confidence {self.confidence!r} must be a probability from {low} to {high} (0.95: the "
+                             "drop plus 1.645 standard errors must fit the budget; leave it out for one standard "
+                             "error, about 0.84)")
         if self.time_budget is not None and self.time_budget <= 0:
             raise UsageError(f"time budget {self.time_budget!r} must be positive (seconds)")
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
@@ -148,7 +157,8 @@ class Search:
         self.result = SearchResult(reference={"accuracy": self.reference_accuracy, "samples": int(len(data.x_val)),
                                               "what": "the source model as given (Keras, float32) on the held-out "
                                                       "split", "epochs": self.epochs,
-                                              "margin": MARGIN_FORMULA})
+                                              "margin": MARGIN_FORMULA, "margin_z": margin_z(options.confidence),
+                                              "confidence": options.confidence})
         self.progress = Progress(options.progress)
         self.slice_end: float | None = None
         self.executor: Any = InProcess()
@@ -362,8 +372,8 @@ class Search:
             self.epoch_seconds = max(self.epoch_seconds or 0.0, trial.epoch_seconds)
         if trial.accuracy is not None:
             trial.drop_points = round((self.reference_accuracy - trial.accuracy) * 100, 4)
-            trial.margin_points = drop_margin(len(self.data.y_val), trial.worse, trial.better,
-                                              self.reference_accuracy, trial.accuracy)
+            trial.margin_points = drop_margin(len(self.data.y_val), trial.worse, trial.better, self.reference_accuracy,
+                                              trial.accuracy, z=margin_z(self.options.confidence))
             trial.within_budget = trial.drop_points + trial.margin_points <= self.options.max_drop + 1e-9
         trial.id = len(self.result.trials) + 1
         self.result.trials.append(trial)

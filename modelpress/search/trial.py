@@ -6,8 +6,9 @@
     trial.to_dict()["verdict"]        # 'passed', 'over budget', 'constraints' or 'failed'
 
 The budget is checked with a safety margin: the drop measured on n held-out samples is itself a sample
-estimate, so a candidate passes only if ``drop + margin <= max_drop``, the margin being one standard error of
-the drop (:func:`drop_margin`).
+estimate, so a candidate passes only if ``drop + margin <= max_drop``, the margin being z standard errors of
+the drop (:func:`drop_margin`): one by default (about 84% sure that the drop on unseen data fits, per
+candidate), more at a higher ``confidence`` (:func:`margin_z`: 0.95 -> 1.645).
 """
 
 from __future__ import annotations
@@ -18,14 +19,31 @@ from typing import Any
 
 from modelpress.search.space import Settings
 
-MARGIN_FORMULA = ("margin = 100 * sqrt(((w + b)/n - ((w - b)/n)^2) / n): one standard error of the paired accuracy "
+MARGIN_FORMULA = ("margin = z * 100 * sqrt(((w + b)/n - ((w - b)/n)^2) / n): z standard errors of the paired accuracy "
                   "difference on the n held-out samples, w = samples the source gets right and the candidate wrong, "
-                  "b = the reverse (binomial SE sqrt((p1(1-p1) + p2(1-p2))/n) when those counts are unknown)")
+                  "b = the reverse (binomial SE sqrt((p1(1-p1) + p2(1-p2))/n) when those counts are unknown); "
+                  "z = 1 by default, else the normal quantile of the confidence asked for")
+#: the confidences press accepts: 0.5 adds no margin at all; beyond 0.999 no held-out split is large enough
+CONFIDENCE_RANGE = (0.5, 0.999)
+
+
+def margin_z(confidence: float | None = None) -> float:
+    """Standard errors in the margin: 1 when ``confidence`` is None (one-sided, about 0.84), else its normal
+    quantile (one-sided: the chance that the drop on unseen data is no larger than the budget allows)::
+
+        margin_z()        # 1.0
+        margin_z(0.95)    # 1.6449
+    """
+    if confidence is None:
+        return 1.0
+    from statistics import NormalDist
+
+    return round(NormalDist().inv_cdf(float(confidence)), 4)
 
 
 def drop_margin(n: int, worse: int | None = None, better: int | None = None, p_source: float | None = None,
-                p_candidate: float | None = None) -> float:
-    """One standard error (in accuracy points) of a drop measured on ``n`` held-out samples.
+                p_candidate: float | None = None, z: float = 1.0) -> float:
+    """``z`` standard errors (in accuracy points; one by default) of a drop measured on ``n`` held-out samples.
 
     Each sample's difference (source right - candidate right) is -1, 0 or 1; the drop is their mean, so its
     standard error is sqrt(var / n) with var = (w + b)/n - ((w - b)/n)^2 (``worse`` = w, ``better`` = b).
@@ -33,6 +51,7 @@ def drop_margin(n: int, worse: int | None = None, better: int | None = None, p_s
 
         drop_margin(6000, worse=150, better=90)                  # 0.25 (points)
         drop_margin(6000, p_source=0.90, p_candidate=0.89)       # 0.55
+        drop_margin(6000, worse=150, better=90, z=margin_z(0.95))  # 0.42
     """
     if n <= 0:
         return 0.0
@@ -41,7 +60,7 @@ def drop_margin(n: int, worse: int | None = None, better: int | None = None, p_s
     else:
         a, c = p_source or 0.0, p_candidate or 0.0
         variance = a * (1 - a) + c * (1 - c)
-    return round(100 * math.sqrt(max(variance, 0.0) / n), 4)
+    return round(z * 100 * math.sqrt(max(variance, 0.0) / n), 4)
 
 
 
@@ -62,7 +81,7 @@ class Trial:
     problems: list[str] = field(default_factory=list)  # the profile's constraints this artifact breaks
     error: str | None = None                            # compression or conversion failed
     within_budget: bool | None = None                   # drop + margin <= max_drop
-    margin_points: float | None = None                  # one standard error of the drop (drop_margin)
+    margin_points: float | None = None                  # z standard errors of the drop (drop_margin)
     worse: int | None = None                            # held-out samples the source gets right, this one wrong
     better: int | None = None                           # ... and the reverse
     seconds: float = 0.0                                # time it took (0 when read from the cache)
