@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,7 +307,9 @@ def save_model(model: Any, dest: str | Path) -> Path:
     tmpdir = Path(tempfile.mkdtemp(prefix=".modelpress-tmp-", dir=dest.parent))
     try:
         tmp = tmpdir / dest.name
-        model.save(tmp)
+        with warnings.catch_warnings():  # tf_keras calls .h5 legacy; it is the file every Keras flavour reads
+            warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
+            model.save(tmp)
         os.replace(tmp, dest)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)

@@ -108,10 +108,11 @@ class ModelpressGroup(click.Group):
 
 #: what TensorFlow's and Keras's Python loggers say that asks nothing of the user: a Keras 2 .h5 saved without an
 #: optimizer ("... was *not* compiled. Compile it manually.") or with one today's Keras cannot restore (modelpress
-#: never resumes a loaded model's optimizer: fine-tuning builds its own), and AutoGraph declining to convert a
-#: function that then runs as plain Python, as it was meant to
+#: never resumes a loaded model's optimizer: fine-tuning builds its own, and reloading a fine-tuned tf_keras
+#: candidate from press's cache, "compiled metrics have yet to be built", asks for no metrics it uses), and
+#: AutoGraph declining to convert a function that then runs as plain Python, as it was meant to
 HARMLESS_LOGS = ("No training configuration found in the save file", "AutoGraph could not transform",
-                 "Error in loading the saved optimizer state")
+                 "Error in loading the saved optimizer state", "the compiled metrics have yet to be built")
 
 
 class _DropHarmless(logging.Filter):
