@@ -159,11 +159,7 @@ class Strategy:
         base = self._pick_quantization()
         self.compact = self._compact_storage()
         if base is None:
-            self.search.result.notes.append(
-                f"{self.profile.name}: the time budget ended before a quantization within the budget was found; "
-                "compression was not tried" if self.stopped else
-                f"{self.profile.name}: the source model already misses the budget under every quantization the "
-                "device runs; compression was skipped (it only loses accuracy from there)")
+            self.search.result.notes.append(self._no_base_note())
             return
         order = [f for f in ["prune", "prune-layerwise", "l0", "cluster", "prune-mn", "slim"] if self.wanted(f)]
         if self.options.objective == "latency":
@@ -184,6 +180,21 @@ class Strategy:
                 getattr(self, family.replace("-", "_"))()
 
     # -- 1, 2: no training ----------------------------------------------------------------------------
+    def _no_base_note(self) -> str:
+        """Why compression was not tried: no quantization passed to carry it."""
+        name = self.profile.name
+        if self.stopped:
+            return f"{name}: the time budget ended before a quantization within the budget was found; compression " \
+                "was not tried"
+        untried = [q for q in space.quantizations_for(self.profile.hardware, self.profile.quantizes_with == "litert")
+                   if q != "int8"] if not self.wanted("quantize") else []
+        if untried:
+            return (f"{name}: the source model already misses the budget under int8, the only quantization tried "
+                    f"(--only left out quantize); compression was skipped (it only loses accuracy from there): add "
+                    f"--only quantize to try {', '.join(untried)} as its base")
+        return (f"{name}: the source model already misses the budget under every quantization the device runs; "
+                "compression was skipped (it only loses accuracy from there)")
+
     def quantize(self) -> None:
         batch = [Settings("quantize", quantization=quant)
                  for quant in space.quantizations_for(self.profile.hardware, self.profile.quantizes_with == "litert")

@@ -92,3 +92,4 @@ def test_the_cli_refuses_a_confidence_out_of_range(mlp_path, data_dir, tmp_path)
                                       "--confidence", "1.5", "-o", str(tmp_path / "out")])
     assert result.exit_code == 2 and "--confidence" in result.output and "0.5<=x<=0.999" in result.output
     assert not (tmp_path / "out").exists()
+
