@@ -91,7 +91,7 @@ def _deploy_made_elsewhere(model: Path, profiles: list[str], repo: Path, name: s
 
 
 def _pressed(model: Any, names: list[str], data: Any, max_drop: float, time_budget: Any, workdir: Path,
-             echo: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+             echo: Callable[[str], None], confidence: float | None = None) -> tuple[Any, dict[str, Any]]:
     """Run ``modelpress press`` for every profile; (its result, summary). BudgetError if one missed.
 
     Press only chooses here: each package is finished once, straight into the repository's staging folder
@@ -101,7 +101,7 @@ def _pressed(model: Any, names: list[str], data: Any, max_drop: float, time_budg
 
     echo(f"searching for the smallest model within {max_drop:g} accuracy point(s) for {', '.join(names)}")
     result = press(model, names, data, out=workdir / "press", max_drop=max_drop, time_budget=time_budget,
-                   progress=False, packages=False, echo=echo)
+                   progress=False, packages=False, echo=echo, confidence=confidence)
     if not result.met:
         raise BudgetError("nothing was published: " + " ".join(result.messages))
     return result, {"press": result.rows(), "max_drop": max_drop}
@@ -112,7 +112,7 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
            name: str | None = None, labels: str | Path | list[str] | None = None, image_scale: str = "0..1",
            safe_mode: bool = True, max_drop: float | None = None, time_budget: Any = None,
            out: str | Path | None = None, echo: Callable[[str], None] | None = None,
-           sign_key: str | Path | None = None) -> DeployResult:
+           sign_key: str | Path | None = None, confidence: float | None = None) -> DeployResult:
     """Compress with ``recipe`` (needs ``data``), convert for each profile, verify, publish as next versions.
 
     A ``.tflite`` file made elsewhere is packaged as it is (see :func:`modelpress.package`) for each
@@ -121,7 +121,8 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
     ``calibration`` defaults to ``data`` (its ``x_val`` / ``x_train`` arrays). Every version folder
     appears complete or not at all; a failed profile publishes nothing for that profile and raises.
     With ``max_drop`` (accuracy points, needs ``data``), ``modelpress.press`` picks each profile's smallest
-    package within that budget instead of a recipe; nothing is published when a profile has none.
+    package within that budget instead of a recipe (``confidence``: as press's); nothing is published when a
+    profile has none.
     With ``data``, every published artifact's held-out accuracy and latency are measured; ``out`` names a run
     folder for ``deploy.json`` and ``report/`` (report.md, report.html, size / latency vs accuracy plots)::
 
@@ -138,7 +139,7 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
     result = _deploy(model, profiles, repo, recipe=recipe, data=data, calibration=calibration,
                      verify_data=verify_data, name=name, labels=labels, image_scale=image_scale, safe_mode=safe_mode,
                      max_drop=max_drop, time_budget=time_budget, echo=echo or (lambda line: None),
-                     sign_key=sign_key)
+                     sign_key=sign_key, confidence=confidence)
     if data is not None and result.published:
         from modelpress.api.deploy_run import held_out, measure_artifact, write_run
 
@@ -154,7 +155,7 @@ def deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recip
 def _deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, recipe: str | None, data: Any,
             calibration: Any, verify_data: Any, name: str | None, labels: Any, image_scale: str, safe_mode: bool,
             max_drop: float | None, time_budget: Any, echo: Callable[[str], None],
-            sign_key: str | Path | None = None) -> DeployResult:
+            sign_key: str | Path | None = None, confidence: float | None = None) -> DeployResult:
     from modelpress.api.convert import convert
     from modelpress.converters.publish import check_model_name, next_version, publish_package, staging
     from modelpress.device_profiles import load_profile
@@ -167,6 +168,8 @@ def _deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, reci
         raise UsageError(f"recipe {recipe!r} fine-tunes the model: pass --data FILE.npz with x_train / y_train")
     if max_drop is not None and (recipe or data is None):
         raise UsageError("--max-drop searches for the compression itself: pass --data FILE.npz and no --recipe")
+    if confidence is not None and max_drop is None:
+        raise UsageError("--confidence sets how sure press's search must be; it needs --max-drop")
     repo = Path(repo)
     if repo.exists() and not repo.is_dir():
         raise UsageError(f"--repo {repo} is a file; pass a folder (it is created when missing)")
@@ -184,7 +187,8 @@ def _deploy(model: Any, profiles: str | Sequence[str], repo: str | Path, *, reci
             compressed_path, result.compression = _compressed(source.model, recipe, data, Path(work), echo)
             source = load_model(compressed_path, safe_mode=safe_mode)
         elif max_drop is not None:
-            pressed, result.compression = _pressed(source.model, names, data, max_drop, time_budget, Path(work), echo)
+            pressed, result.compression = _pressed(source.model, names, data, max_drop, time_budget, Path(work), echo,
+                                                   confidence)
         for profile in names:
             model_name = _model_name(name, source.name, profile, len(names) > 1)
             with staging(repo, model_name) as folder:

@@ -27,6 +27,8 @@ COLUMNS = [("model", "model"), ("version", "version"), ("profile", "profile"), (
 @click.option("--max-drop", type=float, metavar="POINTS",
               help="Let `modelpress press` find each profile's smallest package within this many accuracy "
                    "points of MODEL (needs --data; instead of --recipe).")
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), metavar="P",
+              help="With --max-drop: how sure press must be that each drop on unseen data fits (see press --help).")
 @click.option("--time-budget", metavar="DURATION", help="With --max-drop: stop the search after this long (20m).")
 @click.option("-d", "--data", type=click.Path(exists=True, dir_okay=False, path_type=str),
               help=".npz with x_train / y_train (x_val / y_val optional): fine-tuning, calibration, verification.")
@@ -44,8 +46,8 @@ COLUMNS = [("model", "model"), ("version", "version"), ("profile", "profile"), (
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @sign_key_option
 def deploy(model: str, profiles: tuple[str, ...], repo: str, recipe: str | None, max_drop: float | None,
-           time_budget: str | None, data: str | None, calibration: str | None, verify_data: str | None,
-           name: str | None, labels: str | None, out: str | None, unsafe: bool, as_json: bool,
+           confidence: float | None, time_budget: str | None, data: str | None, calibration: str | None,
+           verify_data: str | None, name: str | None, labels: str | None, out: str | None, unsafe: bool, as_json: bool,
            sign_key: str | None) -> None:
     """Publish MODEL for one or more devices as the next version(s) in a model repository.
 
@@ -69,7 +71,7 @@ def deploy(model: str, profiles: tuple[str, ...], repo: str, recipe: str | None,
         out = f"runs/deploy-{_dt.datetime.now(_dt.timezone.utc):%Y%m%d-%H%M%S}"
     result = run_deploy(model, list(profiles), repo, recipe=recipe, data=data, calibration=calibration,
                         verify_data=verify_data, name=name, labels=labels, safe_mode=not unsafe, max_drop=max_drop,
-                        time_budget=time_budget, out=out, echo=echo, sign_key=sign_key)
+                        time_budget=time_budget, out=out, echo=echo, sign_key=sign_key, confidence=confidence)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return

@@ -58,3 +58,17 @@ def test_deploy_max_drop_with_a_profile_file_publishes_press_choice_finished_for
     assert manifest.profile["name"] == "my-m4" and "chosen by modelpress press" in manifest.notes[0]
     assert manifest.mcu["arena"]["source"] == "measured on TFLite Micro"
     assert "DIGITS_TENSOR_ARENA_SIZE" in (repo / "digits" / "1" / "model_data.h").read_text()
+
+
+def test_deploy_passes_confidence_to_press_and_refuses_it_without_max_drop(runner, cli, mlp_path, data_dir,
+                                                                            tmp_path):
+    repo = tmp_path / "repo"
+    alone = runner.invoke(cli, ["deploy", str(mlp_path), "-p", "cortex-m", "-d", str(data_dir / "data.npz"),
+                                "--confidence", "0.95", "-r", str(repo)])
+    assert alone.exit_code == 2 and "needs --max-drop" in alone.output and not repo.exists()
+    result = runner.invoke(cli, ["deploy", str(mlp_path), "-p", "cortex-m", "-d", str(data_dir / "data.npz"),
+                                 "--max-drop", "1", "--confidence", "0.95", "--time-budget", "1s", "-r", str(repo),
+                                 "--name", "digits", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "(drop + 1.6449 standard error(s))" in result.output
+    assert modelpress.read_manifest(repo / "digits" / "1").version == "1"
