@@ -13,7 +13,7 @@ References, named in every row:
   (modelpress's FineTune defaults), with no compression ("drop vs control" shows what compression itself cost);
 - **drop vs stronger**: against the better of baseline and control, the drop the targets count;
 - **val drop+margin**: what press itself saw: the drop against the baseline on the validation split plus one
-  standard error (the candidate passed because this fits the budget);
+  standard error, or z of them with ``--confidence`` (the candidate passed because this fits the budget);
 - "x smaller" and speed-up are against the baseline as float32 TFLite (gzip vs gzip; one thread, one sample).
 
 press searches with the validation split as its held-out data and never sees the test set. Built-in recipes
@@ -109,7 +109,8 @@ REFERENCES = {
     "drop vs stronger": "against the better of baseline and control: the drop that counts",
     "converged check": f"baseline + {CHECK_EPOCHS} epochs at its final rate must not beat it on the test set by more "
                        "than one paired standard error (reported with the baseline row)",
-    "val drop+margin": "what press saw: drop vs the baseline on the validation split + one standard error",
+    "val drop+margin": "what press saw: drop vs the baseline on the validation split + its margin (one standard "
+                       "error; z of them with --confidence)",
     "x smaller / speed-up": "vs the baseline as float32 TFLite (gzip bytes; single-sample p50, one thread, XNNPACK on "
                             "both, timed in interleaved rounds)",
 }

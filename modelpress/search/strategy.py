@@ -319,13 +319,14 @@ class Strategy:
         failing value above the best, when it missed narrowly, gets one retry with twice the fine-tuning (at
         the end). For a latency objective a miss faster than every passer gets its fine-tuning length searched
         at once, before finer steps (:meth:`lengthen`); a length that passes is used from then on; and once the
-        bisection has closed, time left goes to the lowest miss above the best that was not trained longer
-        (:meth:`time_left_for`): if it passes, the bisection goes on above it.
+        bisection has closed, time left goes to the lowest miss above the best that could still win and was not
+        trained longer (:meth:`time_left_for`): if it passes, the bisection goes on above it.
         """
         best, x, fail_at, near, retried, length = None, start, None, False, set(), None
+        misses: dict[float, Trial] = {}
         if discrete:
             lo, hi = lo - 1, hi + 1  # open bounds: lo known passing, hi known failing
-        top, missed = hi, None
+        top = hi
 
         def closed() -> bool:
             return (hi - lo <= 1) if discrete else (hi - lo < resolution)
@@ -345,17 +346,18 @@ class Strategy:
             if passed:
                 best, lo = x, x
             else:
-                hi, fail_at, missed = x, x, trial
+                hi, fail_at, misses[x] = x, x, trial
                 near = self.narrow_miss(trial)
                 if best is None and self.hopeless(trial) and x < start:
                     return None
             if closed():
-                longer = self.time_left_for(fail_at, missed, retried, length, make, best)
-                if longer is None:
+                passed_at = self.time_left_for(misses, retried, length, make, best)
+                if passed_at is None:
                     break
-                # the lowest miss passed when trained longer: the points above it were judged at the shorter
-                # length, so the bisection goes on above it at the longer one
-                best, lo, hi, length, fail_at, near, missed = fail_at, fail_at, top, longer, None, False, None
+                # that miss passed when trained longer: the points above it were judged at the shorter length, so
+                # the bisection goes on above it at the longer one
+                best, length = passed_at
+                lo, hi, fail_at, near = best, top, None, False
                 if closed():
                     break
             x = (lo + hi) // 2 if discrete else round((lo + hi) / 2, 4)
@@ -371,20 +373,25 @@ class Strategy:
                 best = fail_at
         return best
 
-    def time_left_for(self, x: float | None, missed: Trial | None, retried: set, length: int | None,
-                      make: Callable[[float, int | None], Settings], best: float | None) -> int | None:
+    def time_left_for(self, misses: dict[float, Trial], retried: set, length: int | None,
+                      make: Callable[[float, int | None], Settings], best: float | None) -> tuple[float, int] | None:
         """Latency, once a bisection has closed: where the time left pays for the length ladder's longest rung, the
-        lowest miss above the best, faster than every passer but not yet trained longer (skipped as hopeless at
-        the base length), gets the ladder. MobileNetV2 slim 50% lost 9.3 pt at 3 distilled epochs on one baseline
-        and 3.6 on another, where 12 epochs passed at -2.5 pt: the drop at the base length says little of the
-        longest. Returns the epochs that passed, or None."""
+        lowest miss above the best that is faster than every passer and not yet trained longer (skipped as
+        hopeless at the base length, say) gets the ladder. MobileNetV2 slim 50% lost 9.3 pt at 3 distilled epochs on
+        one baseline and 3.6 on another, where 12 epochs passed at -2.5 pt: the drop at the base length says little
+        of the longest. The lowest miss of all may be no faster than a passer (slim 20% and 30% timed within the
+        noise of float32 on a busy host, while slim 50% ran 1.8x faster): the first one that could win goes.
+        Returns (that point, the epochs it passed at), or None."""
         current, longest = length or self.search.epochs, LENGTHS[-1] * self.search.epochs
-        if (missed is None or x is None or x in retried or (best is not None and x <= best) or longest <= current
-                or not self.could_win(missed) or not self.affords(longest)):
+        if longest <= current or not self.affords(longest):
+            return None
+        x = next((x for x in sorted(misses) if x not in retried and (best is None or x > best)
+                  and self.could_win(misses[x])), None)
+        if x is None:
             return None
         retried.add(x)
-        longer, epochs = self.lengthen(lambda e: make(x, e), missed, current)
-        return epochs if longer is not None and longer.passed else None
+        longer, epochs = self.lengthen(lambda e: make(x, e), misses[x], current)
+        return (x, epochs) if longer is not None and longer.passed else None
 
     def worth_longer(self, trial: Trial) -> bool:
         """Latency: a miss on the budget alone, not hopeless, faster above the noise than every passer (ResNet slim
