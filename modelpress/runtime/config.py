@@ -11,12 +11,12 @@ Every field can be set from the environment as ``MODELPRESS_<FIELD>`` (``MODELPR
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from modelpress.cpus import usable_cpus
 from modelpress.errors import UsageError
 from modelpress.layout import NAME_RULE, is_model_name
 
@@ -218,22 +218,3 @@ def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
         return str(value)
     except (TypeError, ValueError):
         raise UsageError(f"{where}: setting {f.name} = {value!r} is not a valid {kind}") from None
-
-
-def usable_cpus() -> int:
-    """The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (a container's
-    ``--cpus``) when one is set::
-
-        usable_cpus()   # 2 on a 2-core machine, or in a container limited to 2 CPUs
-    """
-    try:
-        count = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        count = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            count = min(count, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return count

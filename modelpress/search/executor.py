@@ -24,6 +24,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from modelpress.cpus import usable_cpus
+
 THREADS_PER_TRIAL = 4   # a small model's fine-tuning gains little past this many threads
 MAX_DEFAULT_WORKERS = 8
 
@@ -48,7 +50,7 @@ def default_workers(cores: int | None = None, gpus: int | None = None) -> int:
         default_workers(cores=16, gpus=0)     # 4 workers of 4 threads
         default_workers(cores=16, gpus=2)     # 2: one per GPU
     """
-    cores = cores or os.cpu_count() or 1
+    cores = cores or usable_cpus()
     gpus = len(visible_gpus()) if gpus is None else gpus
     if gpus:
         return gpus
@@ -60,7 +62,7 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
 
         threads_per_worker(2, cores=2)        # 1
     """
-    return max(1, (cores or os.cpu_count() or 1) // max(workers, 1))
+    return max(1, (cores or usable_cpus()) // max(workers, 1))
 
 
 class WorkerDied(RuntimeError):
