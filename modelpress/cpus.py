@@ -29,3 +29,12 @@ def usable_cpus() -> int:
     except (OSError, ValueError):
         pass
     return count
+
+
+def threads_for(wanted: int) -> int:
+    """A device profile's interpreter threads, capped by the usable cores (at least one): what press times
+    candidates with and the converters verify with, so neither oversubscribes a pinned or limited process::
+
+        threads_for(4)   # 2 on a 2-core machine, 1 under `taskset -c 0`
+    """
+    return max(1, min(int(wanted), usable_cpus()))

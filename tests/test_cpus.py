@@ -14,7 +14,7 @@ PROBE = """
 import json, os
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 import numpy as np
-from modelpress.cpus import usable_cpus
+from modelpress.cpus import threads_for, usable_cpus
 from modelpress.device_profiles import load_profile
 from modelpress.search.executor import default_workers, threads_per_worker
 from modelpress.search.measure import Measurer
@@ -23,7 +23,8 @@ x = np.zeros((4, 8), np.float32)
 measurer = Measurer(profile, x, np.zeros(4, np.int64), x)
 print(json.dumps({"cpus": usable_cpus(), "machine": os.cpu_count(), "profile_threads": profile.threads,
                   "timing_threads": measurer.threads, "workers": default_workers(gpus=0),
-                  "threads_per_worker": threads_per_worker(1)}))
+                  "threads_per_worker": threads_per_worker(1),
+                  "profile_capped": threads_for(profile.threads)}))
 """
 
 
@@ -36,3 +37,4 @@ def test_press_times_and_shares_out_the_cores_the_process_may_use_not_the_machin
     assert seen["machine"] >= 2 and seen["profile_threads"] >= 2           # the profile asks for more than 1 ...
     assert seen["cpus"] == 1 and seen["timing_threads"] == 1               # ... pinned to 1 core, 1 thread times
     assert seen["workers"] == 1 and seen["threads_per_worker"] == 1
+    assert seen["profile_capped"] == 1  # what the converters verify with

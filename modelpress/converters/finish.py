@@ -33,7 +33,7 @@ from modelpress.converters.calibration import Samples
 from modelpress.converters.constraints import check_constraints, raise_on
 from modelpress.converters.mcu.bundle import add_mcu_parts, is_mcu_profile
 from modelpress.converters.verify import check_fidelity, measure_outputs
-from modelpress.cpus import usable_cpus
+from modelpress.cpus import threads_for
 from modelpress.device_profiles import DeviceProfile
 from modelpress.files import file_sha256, gzip_bytes, raw_bytes
 from modelpress.manifest import LABELS_NAME, Manifest, TensorSpec, shape_text, write_manifest
@@ -132,7 +132,7 @@ def _finish(folder: Path, made: Made, contents: Contents) -> Manifest:
     profile = fidelity_floor(contents.profile, contents.quantization) if tflite else contents.profile
     if contents.max_abs_error is not None:  # the user's bound replaces the profile's (absolute and relative)
         profile = dataclasses.replace(profile, max_abs_error=contents.max_abs_error, max_relative_error=None)
-    inputs, outputs, graph, backend = _describe(model_path, max(1, min(profile.threads, usable_cpus())))
+    inputs, outputs, graph, backend = _describe(model_path, threads_for(profile.threads))
     raise_on(check_constraints(profile, raw_bytes(model_path), graph, inputs, outputs, contents.io_dtypes), profile)
     verification = contents.verification
     fidelity = measure_outputs(contents.reference, made.outputs, profile, verification.source,

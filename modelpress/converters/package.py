@@ -19,7 +19,7 @@ from modelpress.converters.isolation import run_isolated
 from modelpress.converters.quantizer import notes as quantizer_notes
 from modelpress.converters.savedmodel import export_saved_model, run_saved_model
 from modelpress.converters.tflite import convert_and_run, model_reference
-from modelpress.cpus import usable_cpus
+from modelpress.cpus import threads_for
 from modelpress.device_profiles import DeviceProfile
 from modelpress.files import raw_bytes
 from modelpress.model_io import LoadedModel
@@ -57,7 +57,7 @@ class Plan:
 
 def make_tflite(source: LoadedModel, plan: Plan, folder: Path) -> Made:
     """Convert (calibrating when int8) in a child process and run the result on the verification inputs."""
-    threads = max(1, min(plan.profile.threads, usable_cpus()))
+    threads = threads_for(plan.profile.threads)
     options = dict(quantization=plan.quantization,
                    calibration=None if plan.calibration is None else plan.calibration.inputs,
                    input_dtype=plan.input_dtype, output_dtype=plan.output_dtype, op_set=plan.profile.op_set,

@@ -373,7 +373,7 @@ class Search:
         if trial.accuracy is not None:
             trial.drop_points = round((self.reference_accuracy - trial.accuracy) * 100, 4)
             trial.margin_points = drop_margin(len(self.data.y_val), trial.worse, trial.better, self.reference_accuracy,
-                                              trial.accuracy, z=margin_z(self.options.confidence))
+                                              trial.accuracy, z=self.result.reference["margin_z"])
             trial.within_budget = trial.drop_points + trial.margin_points <= self.options.max_drop + 1e-9
         trial.id = len(self.result.trials) + 1
         self.result.trials.append(trial)

@@ -26,7 +26,7 @@ from modelpress.compressor.report import accuracy as top1
 from modelpress.converters.constraints import check_constraints
 from modelpress.converters.stripping import strip_strings
 from modelpress.converters.tflite import to_tflite_bytes
-from modelpress.cpus import usable_cpus
+from modelpress.cpus import threads_for
 from modelpress.device_profiles import DeviceProfile
 from modelpress.files import gzip_bytes
 from modelpress.latency import measure_latency
@@ -75,7 +75,7 @@ class Measurer:
         self.profile, self.x_val, self.y_val, self.calibration = profile, x_val, y_val, calibration
         self.source_correct = source_correct
         self.latency_runs = latency_runs
-        self.threads = max(1, min(profile.threads, usable_cpus()))
+        self.threads = threads_for(profile.threads)
 
     def convert(self, model: Any, quantization: str, fallback: tuple[str, ...] = ()) -> bytes:
         if fallback and self.profile.quantizes_with == "litert":
