@@ -100,6 +100,10 @@ class DataPlane:
         if unloaded:
             return (f"no model version is being served: {', '.join(sorted(unloaded))} unloaded through the "
                     "repository API, the other models' versions failed to load (see /status)")
+        with self.registry.table.lock:
+            hints = [record.layout_hint for record in self.registry.models.values() if record.layout_hint]
+        if hints:
+            return "no model version is being served: " + "; ".join(hints)
         return "no model version is being served: every version failed to load (see /status or /v2/repository/index)"
 
     def _unloaded_by_client(self, name: str) -> bool:

@@ -89,6 +89,9 @@ class VersionLoader:
         """Bring a record's view of the disk in line with its scan entry; ``known``: the record served
         before (a broken config.yaml edit then keeps the last good policy)."""
         record.folders = entry.versions
+        if entry.layout_hint and entry.layout_hint != record.layout_hint:  # said once, not at every poll
+            log.warning("model %s: %s", record.name, entry.layout_hint)
+        record.layout_hint = entry.layout_hint
         if entry.config_error and known:
             record.config_error = entry.config_error
             log.error("model %s: %s; serving on with its previous config.yaml", record.name, entry.config_error)

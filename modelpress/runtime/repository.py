@@ -156,6 +156,7 @@ class ModelEntry:
     versions: dict[int, VersionFolder]
     config_error: str | None = None
     ambiguous: dict[int, str] = field(default_factory=dict)  # version -> why it is refused (two folders name it)
+    layout_hint: str | None = None  # why a folder with no version folder serves nothing though it holds a model
 
 
 def _fingerprint(folder: Path) -> tuple | None:
@@ -238,8 +239,19 @@ def scan_repository(root: str | Path, model_name: str | None = None) -> dict[str
         except OSError as err:  # removed (or made unreadable) while we looked: gone for this scan
             log.warning("skipping %s: %s", model_dir, err.strerror or err)
             continue
-        models[model_dir.name] = ModelEntry(model_dir.name, config, versions, error, ambiguous)
+        hint = _unversioned(model_dir) if not versions and not ambiguous else None
+        models[model_dir.name] = ModelEntry(model_dir.name, config, versions, error, ambiguous, hint)
     return models
+
+
+def _unversioned(model_dir: Path) -> str | None:
+    """What to do when a model folder holds a package (or a model file) itself instead of ``<version>/``
+    folders, as ``modelpress convert --out repo/digits`` leaves it; None when it holds neither."""
+    if not (model_dir / MANIFEST_NAME).is_file() and find_model(model_dir) is None:
+        return None
+    return (f"{model_dir.name}/ holds a model package itself, not <version>/ folders: a repository serves "
+            f"<model>/<version>/, so move the package into {model_dir.name}/1/, or serve it alone with "
+            f"`modelpress serve {model_dir}`")
 
 
 def _version_folders(model_dir: Path, root: Path) -> tuple[dict[int, VersionFolder], dict[int, str]]:

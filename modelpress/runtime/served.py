@@ -115,6 +115,7 @@ class ModelRecord:
     extra: set[int] = field(default_factory=set)      # versions loaded through the API besides the policy's
     excluded: set[int] = field(default_factory=set)   # versions unloaded through the API
     reason: str | None = None          # why the model is not loaded (unloaded, evicted)
+    layout_hint: str | None = None     # its folder holds a package itself, not <version>/ folders (last scan)
     waiters: int = 0                   # requests checking it out (it is not evicted under them)
     last_used: float = 0.0             # time.monotonic() of the last checkout
     size: int = 0                      # bytes counted against the memory budget while loaded
@@ -184,4 +185,4 @@ class ModelRecord:
             return "not loaded yet: loads on its first request (memory budget)"
         if self.failed:
             return "; ".join(f"version {v} failed: {e}" for v, (_, e) in sorted(self.failed.items()))
-        return "no complete version folder yet"
+        return self.layout_hint or "no complete version folder yet"
