@@ -33,6 +33,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -66,13 +67,12 @@ def _shipped(model, measurer, x, xt, yt, xv, yv) -> dict:
             "val": _accuracy(lambda b, f=run_int4: f([b])[0], xv, yv)}
 
 
-def run(args) -> list[dict]:
+def setup(baseline: Path, train_samples: int) -> SimpleNamespace:
+    """press_bench's split (the first 6,000 training images to validate, the next ``train_samples`` to train, the
+    10,000 test images), the baseline and its accuracies, raspberry-pi-4's measurer and the float32 file's gzip KB."""
     import keras
 
     from modelpress.compressor.data import Dataset, selection_split
-    from modelpress.compressor.finetune import FineTune
-    from modelpress.compressor.pipeline import run_recipe
-    from modelpress.compressor.recipe import Recipe, Step
     from modelpress.device_profiles import load_profile
     from modelpress.files import gzip_bytes
     from modelpress.search.measure import Measurer
@@ -80,15 +80,34 @@ def run(args) -> list[dict]:
 
     full, _ = fashion_mnist()
     n_val = len(full["x_train"]) // 10
-    x, y = full["x_train"][n_val:n_val + args.train_samples], full["y_train"][n_val:n_val + args.train_samples]
+    x, y = full["x_train"][n_val:n_val + train_samples], full["y_train"][n_val:n_val + train_samples]
     xv, yv = full["x_train"][:n_val], full["y_train"][:n_val]
     xt, yt = full["x_val"], full["y_val"]
-    source = keras.models.load_model(args.baseline)
-    base_test, base_val = _accuracy(source, xt, yt), _accuracy(source, xv, yv)
+    source = keras.models.load_model(baseline)
     measurer = Measurer(load_profile("raspberry-pi-4"), xv, yv, x[:300])
-    float_kb = gzip_bytes(measurer.convert(source, "none")) / 1024
+    return SimpleNamespace(x=x, xv=xv, yv=yv, xt=xt, yt=yt, source=source, measurer=measurer,
+                           base_test=_accuracy(source, xt, yt), base_val=_accuracy(source, xv, yv),
+                           float_kb=gzip_bytes(measurer.convert(source, "none")) / 1024,
+                           tuning=selection_split(Dataset(x, y, xv, yv)))
+
+
+def scored(model, bench: SimpleNamespace) -> dict:
+    """:func:`_shipped` and the drops against the baseline (test, validation) and the x smaller of the gzip."""
+    row = _shipped(model, bench.measurer, bench.x, bench.xt, bench.yt, bench.xv, bench.yv)
+    row["drop_test"] = round((bench.base_test - row["test"]) * 100, 2)
+    row["drop_val"] = round((bench.base_val - row["val"]) * 100, 2)
+    row["x_smaller"] = round(bench.float_kb / row["gzip_kb"], 1)
+    return row
+
+
+def run(args) -> list[dict]:
+    from modelpress.compressor.finetune import FineTune
+    from modelpress.compressor.pipeline import run_recipe
+    from modelpress.compressor.recipe import Recipe, Step
+
+    bench = setup(args.baseline, args.train_samples)
+    source, tuning, xv, yv = bench.source, bench.tuning, bench.xv, bench.yv
     rows = []
-    tuning = selection_split(Dataset(x, y, xv, yv))
     for strength in args.strength:
         for distill, rate in itertools.product(args.distill, args.rates):
             alpha = None if distill == "none" else float(distill)
@@ -113,15 +132,11 @@ def run(args) -> list[dict]:
                        "recover_alpha": args.recover_alpha if recover else None,
                        "recover_best_epoch": records[0].get("best_epoch") if recover else None,
                        "granularity": granularity, "grid_rate": grid_rate,
-                       "drop_val_gated_float": round((base_val - gated_val) * 100, 2),
-                       "seconds": round(gate_seconds + time.time() - started, 1),
-                       **_shipped(model, measurer, x, xt, yt, xv, yv)}
-                row["drop_test"] = round((base_test - row["test"]) * 100, 2)
-                row["drop_val"] = round((base_val - row["val"]) * 100, 2)
-                row["x_smaller"] = round(float_kb / row["gzip_kb"], 1)
+                       "drop_val_gated_float": round((bench.base_val - gated_val) * 100, 2),
+                       "seconds": round(gate_seconds + time.time() - started, 1), **scored(model, bench)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    return [{"baseline": str(args.baseline), "baseline_test": base_test, "baseline_val": base_val,
+    return [{"baseline": str(args.baseline), "baseline_test": bench.base_test, "baseline_val": bench.base_val,
              "train_samples": args.train_samples}] + rows
 
 
