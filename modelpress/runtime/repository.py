@@ -251,7 +251,7 @@ def _unversioned(model_dir: Path) -> str | None:
         return None
     return (f"{model_dir.name}/ holds a model package itself, not <version>/ folders: a repository serves "
             f"<model>/<version>/, so move the package into {model_dir.name}/1/, or serve it alone with "
-            f"`modelpress serve {model_dir}`")
+            f"`modelpress serve <repository>/{model_dir.name}`")  # clients read it: no server path
 
 
 def _version_folders(model_dir: Path, root: Path) -> tuple[dict[int, VersionFolder], dict[int, str]]:
