@@ -100,9 +100,9 @@ def train_noise(source, data, strength: float, epochs: int, rate: float | None, 
     import keras
 
     from modelpress.compressor.finetune import FineTune, finetune
+    from modelpress.compressor.flavors import clone_model
 
-    model = keras.models.clone_model(source)
-    model.set_weights(source.get_weights())
+    model = clone_model(source, "keras3")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     vd = WeightNoise(model, strength, vd_rate)
     finetune(model, data, FineTune(epochs=epochs, batch_size=64, learning_rate=rate).for_model(source), "keras3",
@@ -114,6 +114,8 @@ def train_noise(source, data, strength: float, epochs: int, rate: float | None, 
 def train_local(source, data, strength: float, epochs: int, rate: float | None, vd_rate: float):
     import keras
     import tensorflow as tf
+
+    from modelpress.compressor.flavors import clone_model
 
     dense = [layer for layer in source.layers if type(layer).__name__ == "Dense"]
     if len(dense) != len(source.layers) - 1:
@@ -148,8 +150,7 @@ def train_local(source, data, strength: float, epochs: int, rate: float | None, 
         for start in range(0, len(x), 64):
             idx = order[start:start + 64]
             step(tf.constant(x[idx]), tf.constant(y[idx]))
-    model = keras.models.clone_model(source)
-    model.set_weights(source.get_weights())
+    model = clone_model(source, "keras3")
     for layer, theta, bias, log_sigma2 in zip([m for m in model.layers if type(m).__name__ == "Dense"], thetas,
                                               biases, log_sigma2s):
         layer.kernel.assign(np.where(np.asarray(_log_alpha(theta, log_sigma2)) < THRESHOLD, np.asarray(theta), 0.0))
